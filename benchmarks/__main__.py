@@ -1,0 +1,28 @@
+"""``python -m benchmarks mvm|rnn [options]`` (same as ``xbarsim bench mvm|rnn``)."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+_BENCHES = {
+    "mvm": ("benchmarks.mvm", "noisy MVM kernel vs clean BLAS matmul, per-cell path, plain torch, aihwkit"),
+    "rnn": ("benchmarks.rnn", "AnalogLSTM training step and inference vs torch.nn.LSTM and aihwkit"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: xbarsim bench {mvm,rnn} [options]\n")
+        for name, (_, text) in _BENCHES.items():
+            print(f"  {name:<5} {text}")
+        print("\nRun 'xbarsim bench mvm --help' for the options of one benchmark.")
+        return 0
+    if argv[0] not in _BENCHES:
+        print(f"xbarsim bench: unknown benchmark {argv[0]!r}; expected one of {', '.join(_BENCHES)}", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(_BENCHES[argv[0]][0]).main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The ``xbarsim`` console script: one entry point, one subcommand per package.
+
+    xbarsim train|sweep|deploy ...   -> models.cli      (also ``python -m models``)
+    xbarsim calibrate ...            -> calibration.cli (also ``python -m calibration``)
+    xbarsim bench mvm|rnn ...        -> benchmarks      (also ``python -m benchmarks``)
+
+Each subcommand's module is imported only when it is asked for, so ``xbarsim --help``
+is instant and ``xbarsim calibrate`` never loads torch.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+__version__ = "0.1.0"
+
+#: subcommand -> (module, function, one-line help)
+_COMMANDS = {
+    "train": ("models.cli", "train_main", "train an analog RNN with Deep Noise Injection"),
+    "sweep": ("models.cli", "sweep_main", "train over sigma_train, evaluate over sigma_val; heatmaps and summary.csv"),
+    "deploy": ("models.cli", "deploy_main", "program a trained model onto a device and evaluate over time"),
+    "calibrate": ("calibration.cli", "main", "fit a device noise model from measured data"),
+    "bench": ("benchmarks.__main__", "main", "kernel and RNN throughput benchmarks (bench mvm | bench rnn)"),
+}
+
+
+def _usage() -> str:
+    lines = [f"usage: xbarsim <command> [options]    (xbarsim {__version__})", "", "commands:"]
+    for name, (_, _, text) in _COMMANDS.items():
+        lines.append(f"  {name:<10} {text}")
+    lines += ["", "Run 'xbarsim <command> --help' for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``xbarsim <command> ...`` to the command's ``main(argv) -> int``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    name = argv[0]
+    if name not in _COMMANDS:
+        print(f"xbarsim: unknown command {name!r}; expected one of {', '.join(_COMMANDS)}", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    module, func, _ = _COMMANDS[name]
+    entry = getattr(importlib.import_module(module), func)
+    return int(entry(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
