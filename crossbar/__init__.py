@@ -1,0 +1,30 @@
+"""crossbar: memory-cell arrays (crossbars) and their noisy matrix-vector product.
+
+Program a weight matrix once (long-term noise), read it many times (short-term noise)::
+
+    >>> import numpy as np, crossbar
+    >>> cfg = crossbar.preset("pcm", adc_bits=8, tile_rows=256)
+    >>> arr = crossbar.program(np.random.default_rng(0).normal(size=(16, 32)), cfg, seed=1)
+    >>> arr.mvm(np.ones((4, 32)), t_s=3600.0).shape
+    (4, 16)
+
+numpy, numba, scipy and h5py only; never torch. See crossbar/README.md.
+"""
+from .array import ProgrammedArray, as_generator, load_programmed, mvm, program
+from .config import (
+    ADCConfig,
+    ArrayConfig,
+    DACConfig,
+    DeviceConfig,
+    Law,
+    MappingConfig,
+    OutputNoiseConfig,
+    PRESETS,
+    TileConfig,
+    preset,
+)
+
+__all__ = [
+    "ADCConfig", "ArrayConfig", "DACConfig", "DeviceConfig", "Law", "MappingConfig", "OutputNoiseConfig",
+    "PRESETS", "TileConfig", "preset", "ProgrammedArray", "program", "mvm", "load_programmed", "as_generator",
+]

@@ -1,0 +1,155 @@
+"""Every numba kernel of the crossbar: arrays and scalars in, arrays out.
+
+Kernels assume valid input (the public modules check it). They are serial (``parallel``
+off: two thread pools in one process stall each other, DESIGN.md) and cached on disk.
+Matrix products are not here: BLAS (numpy matmul) does them; these kernels do the
+elementwise work around them. Random numbers come in as filled buffers.
+Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
+
+
+@njit(**_JIT)
+def dac(x, inv_range, levels, clip, out, out_sq):
+    """DAC: ``out[b, i] = floor(clip(x[b, i] * inv_range[b], -1, 1) * L + 0.5) / L``; ``out_sq = out**2``.
+
+    Args:
+        x: (B, n) inputs.
+        inv_range: (B,) 1 / full-scale range of each input vector.
+        levels: L = 2^(bits-1) - 1 (0: no quantisation).
+        clip: saturate at +-1.
+        out, out_sq: (B, n) results; ``out_sq`` may be a (0, 0) array to skip it.
+    """
+    nb, n = x.shape
+    want_sq = out_sq.shape[0] == nb
+    inv_l = 1.0 / levels if levels > 0 else 0.0
+    for b in range(nb):
+        s = inv_range[b]
+        for i in range(n):
+            v = x[b, i] * s
+            if clip:
+                if v > 1.0:
+                    v = 1.0
+                elif v < -1.0:
+                    v = -1.0
+            if levels > 0:
+                v = math.floor(v * levels + 0.5) * inv_l
+            out[b, i] = v
+            if want_sq:
+                out_sq[b, i] = v * v
+
+
+@njit(**_JIT)
+def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
+                         acc, first, last, row_scale):
+    """One tile's partial sums: noise, ADC, digital scale, accumulation (fused, one pass).
+
+    ``u = p + sqrt(var[b, j] + out_var_b[b] * inv_s2[j]) z[b, j]``;
+    ``u = R floor(clip(u / R, -1, 1) L + 0.5) / L`` when the ADC is on;
+    ``acc[b, j] = (0 if first else acc[b, j]) + scale[j] u``; on the last tile
+    ``acc[b, j] *= row_scale[b]``.
+
+    Args:
+        p: (B, m) noiseless partial sums of this tile (normalised units).
+        var: (B, m) read-noise variance of each partial sum, or a (0, 0) array for none.
+        z: (B, m) standard normals, or a (0, 0) array when there is no noise at all.
+        out_var_b: (B,) output-noise variance per input vector (before ``inv_s2``).
+        inv_s2: (m,) 1 / scale^2 of each column (output noise expressed in tile units).
+        scale: (m,) digital scale of each column.
+        levels, out_range, clip, adc_on: the ADC (levels 0: clip only).
+        acc: (B, m) accumulator, written in place.
+        first, last: first / last tile of the sum.
+        row_scale: (B,) factor applied on the last tile (DAC range, drift compensation).
+    """
+    nb, m = p.shape
+    has_var = var.shape[0] == nb
+    has_z = z.shape[0] == nb
+    inv_r = 1.0 / out_range
+    inv_l = 1.0 / levels if levels > 0 else 0.0
+    for b in range(nb):
+        ov = out_var_b[b]
+        rs = row_scale[b]
+        for j in range(m):
+            u = p[b, j]
+            if has_z:
+                v = ov * inv_s2[j]
+                if has_var:
+                    v += var[b, j]
+                u += math.sqrt(v) * z[b, j]
+            if adc_on:
+                w = u * inv_r
+                if clip:
+                    if w > 1.0:
+                        w = 1.0
+                    elif w < -1.0:
+                        w = -1.0
+                if levels > 0:
+                    w = math.floor(w * levels + 0.5) * inv_l
+                u = w * out_range
+            c = scale[j] * u
+            if not first:
+                c += acc[b, j]
+            if last:
+                c *= rs
+            acc[b, j] = c
+
+
+@njit(**_JIT)
+def add_scaled(y, z, sigma):
+    """``y += sigma * z`` in place (the paper's output noise on the digital path)."""
+    nb, m = y.shape
+    for b in range(nb):
+        for j in range(m):
+            y[b, j] += sigma * z[b, j]
+
+
+@njit(**_JIT)
+def mean_square(y):
+    """Mean of squares of all elements, accumulated in float64."""
+    nb, m = y.shape
+    s = 0.0
+    for b in range(nb):
+        for j in range(m):
+            v = float(y[b, j])
+            s += v * v
+    return s / (nb * m)
+
+
+@njit(**_JIT)
+def mean_square_tiles(parts, scale, row_scale):
+    """Mean square of ``y0[b, j] = row_scale[b] sum_t scale[t, j] parts[t, b, j]`` (float64)."""
+    nt, nb, m = parts.shape
+    s = 0.0
+    for b in range(nb):
+        rs = float(row_scale[b])
+        for j in range(m):
+            v = 0.0
+            for t in range(nt):
+                v += float(scale[t, j]) * float(parts[t, b, j])
+            v *= rs
+            s += v * v
+    return s / (nb * m)
+
+
+def warm() -> None:
+    """Compile (or load from cache) every kernel for float32 and float64 once."""
+    for dt in (np.float32, np.float64):
+        x = np.ones((2, 3), dt)
+        r = np.ones(2, dt)
+        o = np.empty((2, 3), dt)
+        e = np.empty((0, 0), dt)
+        dac(x, r, 127, True, o, o.copy())
+        dac(x, r, 0, False, o, e)
+        s = np.ones(3, dt)
+        noise_adc_accumulate(x, x, x, r, s, s, 127, 12.0, True, True, o, True, True, r)
+        noise_adc_accumulate(x, e, e, r, s, s, 0, 12.0, False, False, o, False, False, r)
+        add_scaled(o, x, 0.5)
+        mean_square(x)
+        mean_square_tiles(x[None], s[None], r)

@@ -1,0 +1,633 @@
+"""Frozen, validated configuration of a memory-cell array: device, mapping, periphery.
+
+An :class:`ArrayConfig` describes a whole array: the memory device (:class:`DeviceConfig`),
+how weights become conductances (:class:`MappingConfig`), the input DAC
+(:class:`DACConfig`), the per-tile ADC (:class:`ADCConfig`), the tile size
+(:class:`TileConfig`) and the paper's additive output noise (:class:`OutputNoiseConfig`).
+Every config is a frozen ``kw_only`` dataclass validated in ``__post_init__``; changes go
+through :meth:`ArrayConfig.replace`; ``to_dict``/``from_dict`` give JSON (unknown keys are
+rejected with the list of valid ones).
+
+Device noise laws are :class:`Law` objects: a polynomial in the conductance (the form the
+calibration fits write) or one of the literature forms (PCM 1/f read noise, SONOS
+saturating exponential).
+
+Named presets (:data:`PRESETS`, :func:`preset`) each cite their source:
+
+=========  ==================================================================================
+ideal      no noise, no quantisation: MVM == x @ W.T to rounding
+paper      ideal device + the additive Gaussian output noise of Qin and Vucinic (2018)
+pcm        Nandakumar et al. 2019 / Joshi et al., Nat. Commun. 11, 2473 (2020), as in
+           aihwkit's ``PCMLikeNoiseModel`` (programming noise, drift, 1/f read noise)
+rram       Wan et al., Nature 608, 504 (2022), cubic programming-error fit of Extended
+           Data Fig. 3 (t = 1 s) as in CrossSim's ``RRAMWan``
+sonos      Agrawal et al., IEDM 2022 (128K devices), saturating-exponential programming
+           variability (t = 0) and read noise as in CrossSim's ``SONOS``
+=========  ==================================================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Law",
+    "DeviceConfig",
+    "MappingConfig",
+    "DACConfig",
+    "ADCConfig",
+    "TileConfig",
+    "OutputNoiseConfig",
+    "ArrayConfig",
+    "PRESETS",
+    "preset",
+]
+
+_LAW_KINDS = ("poly", "pcm_read", "sat_exp")
+_LAW_X = ("g_us", "g_norm", "ln_g_norm")
+_G_NORM_FLOOR = 1e-6  # g/g_max floor before a logarithm (aihwkit clips at a tiny value too)
+
+
+def _check_number(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+                  lo_open: bool = False, allow_none: bool = False) -> None:
+    """Raise ValueError unless ``value`` is a finite real number in the given range."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value))
+    if ok and lo is not None:
+        ok = float(value) > lo if lo_open else float(value) >= lo
+    if ok and hi is not None:
+        ok = float(value) <= hi
+    if not ok:
+        lo_txt = "-inf" if lo is None else f"{lo:g}"
+        hi_txt = "inf" if hi is None else f"{hi:g}"
+        bracket = "(" if lo_open else "["
+        none_txt = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a finite number in {bracket}{lo_txt}, {hi_txt}]{none_txt}, "
+                         f"got {value!r}")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int, *, allow_none: bool = False) -> None:
+    """Raise ValueError unless ``value`` is an int in [lo, hi] (or None when allowed)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
+        none_txt = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}]{none_txt}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
+class _Config:
+    """Shared behaviour: repr of non-default fields, dict/JSON round trip, replace."""
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            if default is dataclasses.MISSING or value != default:
+                parts.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-ready Python values (nested configs and laws as dicts)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (_Config, Law)):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def _check_keys(cls, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from :meth:`to_dict` output; unknown keys raise ValueError listing the valid ones."""
+        cls._check_keys(data)
+        return cls(**data)
+
+    def to_json(self, **kw) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), **kw)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Law(_Config):
+    """A device noise law: sigma (or mean) as a function of conductance (and time).
+
+    Kinds (``coeffs`` lowest order first, numpy.polynomial convention; result in uS, or
+    dimensionless for drift exponents):
+
+    * ``"poly"``: ``clip(sum_k c_k x^k, lo, hi)`` with ``x`` one of ``"g_us"`` (G in uS),
+      ``"g_norm"`` (G / g_max) or ``"ln_g_norm"`` (ln of G / g_max, floored at 1e-6).
+    * ``"sat_exp"``: ``clip(A (1 - exp(-x / B)), lo, hi)``, coeffs ``(A, B)``
+      (SONOS, Agrawal et al. 2022).
+    * ``"pcm_read"``: 1/f read noise accumulated since programming (Nandakumar 2019, as in
+      aihwkit)::
+
+          sigma = |G(t)| * min(c / max(g, 1e-3)^a, q_max) * sqrt(ln((t + t_read) / (2 t_read)))
+
+      coeffs ``(c, a, q_max)``, ``g = G_prog / g_max``, ``G(t)`` the drifted conductance,
+      ``t`` the physical time since programming; ``x`` is ignored.
+
+    Example:
+        >>> Law(kind="poly", coeffs=(0.26348, 1.9650, -1.1731), x="g_norm", lo=0.0)
+        Law(kind='poly', coeffs=(0.26348, 1.965, -1.1731), x='g_norm', lo=0.0)
+    """
+
+    kind: str = "poly"
+    """law form: "poly" | "sat_exp" | "pcm_read"."""
+    coeffs: tuple[float, ...] = (0.0,)
+    """coefficients (lowest order first for "poly"); units give the result in uS."""
+    x: str = "g_us"
+    """abscissa: "g_us" (uS), "g_norm" (G/g_max), "ln_g_norm" (ln(G/g_max))."""
+    lo: float | None = None
+    """lower clip of the result (None: none)."""
+    hi: float | None = None
+    """upper clip of the result (None: none)."""
+
+    def __init__(self, kind: str = "poly", coeffs=(0.0,), x: str = "g_us", lo: float | None = None,
+                 hi: float | None = None) -> None:
+        # Positional use reads like the contract: Law("poly", (a, b, c), x="g_us").
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "coeffs", tuple(float(c) for c in np.atleast_1d(np.asarray(coeffs, dtype=float)))
+                           if _is_real_sequence(coeffs) else coeffs)
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "lo", None if lo is None else lo)
+        object.__setattr__(self, "hi", None if hi is None else hi)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        _check_choice("Law.kind", self.kind, _LAW_KINDS)
+        _check_choice("Law.x", self.x, _LAW_X)
+        if not isinstance(self.coeffs, tuple) or not self.coeffs or not all(math.isfinite(c) for c in self.coeffs):
+            raise ValueError(f"Law.coeffs must be a non-empty sequence of finite numbers, got {self.coeffs!r}")
+        need = {"sat_exp": 2, "pcm_read": 3}.get(self.kind)
+        if need is not None and len(self.coeffs) != need:
+            raise ValueError(f"Law.coeffs for kind {self.kind!r} must have {need} values, got {len(self.coeffs)}")
+        if self.kind == "sat_exp" and self.coeffs[1] <= 0:
+            raise ValueError(f"Law.coeffs[1] (B) for kind 'sat_exp' must be > 0, got {self.coeffs[1]}")
+        _check_number("Law.lo", self.lo, allow_none=True)
+        _check_number("Law.hi", self.hi, allow_none=True)
+        if self.lo is not None and self.hi is not None and self.lo > self.hi:
+            raise ValueError(f"Law.lo must be <= Law.hi, got lo={self.lo}, hi={self.hi}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Law":
+        """Build from :meth:`to_dict` output; unknown keys raise ValueError."""
+        if isinstance(data, Law):
+            return data
+        cls._check_keys(data)
+        return cls(**data)
+
+    def __call__(self, g_us, *, g_max_us: float, t_s: float = 0.0, t_read_s: float = 250e-9,
+                 g_t_us=None) -> np.ndarray:
+        """Evaluate the law elementwise.
+
+        Args:
+            g_us: conductances in uS (the programmed ones for "pcm_read").
+            g_max_us: the device's maximum conductance, for the normalised abscissae.
+            t_s: physical time since programming in s ("pcm_read" only).
+            t_read_s: read duration in s ("pcm_read" only).
+            g_t_us: drifted conductances in uS ("pcm_read" only; default ``g_us``).
+
+        Returns:
+            float64 array of the law's value, shaped like ``g_us``.
+        """
+        g = np.asarray(g_us, dtype=np.float64)
+        if self.kind == "pcm_read":
+            c, a, q_max = self.coeffs
+            g_norm = np.maximum(np.abs(g) / g_max_us, 1e-3)
+            q_s = np.minimum(c / g_norm ** a, q_max)
+            ratio = (t_s + t_read_s) / (2.0 * t_read_s)
+            growth = math.sqrt(max(math.log(ratio), 0.0))
+            gt = g if g_t_us is None else np.asarray(g_t_us, dtype=np.float64)
+            value = np.abs(gt) * q_s * growth
+        else:
+            if self.x == "g_us":
+                xv = g
+            elif self.x == "g_norm":
+                xv = g / g_max_us
+            else:
+                xv = np.log(np.maximum(np.abs(g) / g_max_us, _G_NORM_FLOOR))
+            if self.kind == "poly":
+                value = np.polynomial.polynomial.polyval(xv, np.asarray(self.coeffs))
+            else:
+                amp, scale = self.coeffs
+                value = amp * (1.0 - np.exp(-xv / scale))
+            value = np.asarray(value, dtype=np.float64)
+        if self.lo is not None or self.hi is not None:
+            value = np.clip(value, self.lo, self.hi)
+        return np.broadcast_to(value, g.shape).astype(np.float64, copy=False)
+
+    def __repr__(self) -> str:  # always show kind and coeffs: a law without them says nothing
+        parts = [f"kind={self.kind!r}", f"coeffs={self.coeffs!r}"]
+        if self.x != "g_us":
+            parts.append(f"x={self.x!r}")
+        if self.lo is not None:
+            parts.append(f"lo={self.lo!r}")
+        if self.hi is not None:
+            parts.append(f"hi={self.hi!r}")
+        return f"Law({', '.join(parts)})"
+
+
+def _is_real_sequence(value: Any) -> bool:
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything not array-like is simply not a sequence here
+        return False
+    return arr.dtype.kind in "iuf" and arr.ndim <= 1
+
+
+def _as_law(name: str, value: Any) -> Law | None:
+    if value is None or isinstance(value, Law):
+        return value
+    if isinstance(value, dict):
+        return Law.from_dict(value)
+    raise ValueError(f"{name} must be a Law, a Law dict or None, got {type(value).__name__}")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class DeviceConfig(_Config):
+    """One memory device: conductance range, levels, and its noise laws (all in uS)."""
+
+    g_min_us: float = 0.0
+    """lowest programmable conductance, uS."""
+    g_max_us: float = 25.0
+    """highest programmable conductance, uS."""
+    n_levels: int | None = None
+    """number of equally spaced programmable states in [g_min, g_max] (None: analog)."""
+    prog_offset: Law | None = None
+    """mean programming error vs target G, uS (None: 0)."""
+    prog_sigma: Law | None = None
+    """standard deviation of the programming error vs target G, uS (None: 0)."""
+    read_sigma: Law | None = None
+    """standard deviation of the read noise vs G, uS, fresh on every read (None: 0)."""
+    drift_mu_nu: Law | None = None
+    """mean drift exponent nu vs target G, dimensionless (None: no drift)."""
+    drift_sigma_nu: Law | None = None
+    """spread of the drift exponent nu vs target G, dimensionless (None: 0)."""
+    t0_s: float = 20.0
+    """reference time of the first read after programming (drift starts here), s."""
+    t_read_s: float = 250e-9
+    """duration of one read (1/f read-noise bandwidth), s."""
+    stuck_min_fraction: float = 0.0
+    """fraction of cells stuck at g_min, in [0, 1]."""
+    stuck_max_fraction: float = 0.0
+    """fraction of cells stuck at g_max, in [0, 1]."""
+
+    def __post_init__(self) -> None:
+        _check_number("g_min_us", self.g_min_us, lo=0.0)
+        _check_number("g_max_us", self.g_max_us, lo=0.0, lo_open=True)
+        if self.g_max_us <= self.g_min_us:
+            raise ValueError(f"g_max_us must be > g_min_us={self.g_min_us}, got {self.g_max_us}")
+        _check_int("n_levels", self.n_levels, 2, 1 << 24, allow_none=True)
+        for name in ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu"):
+            object.__setattr__(self, name, _as_law(name, getattr(self, name)))
+        _check_number("t0_s", self.t0_s, lo=0.0, lo_open=True)
+        _check_number("t_read_s", self.t_read_s, lo=0.0, lo_open=True)
+        _check_number("stuck_min_fraction", self.stuck_min_fraction, lo=0.0, hi=1.0)
+        _check_number("stuck_max_fraction", self.stuck_max_fraction, lo=0.0, hi=1.0)
+        if self.stuck_min_fraction + self.stuck_max_fraction > 1.0:
+            raise ValueError("stuck_min_fraction + stuck_max_fraction must be <= 1, got "
+                             f"{self.stuck_min_fraction + self.stuck_max_fraction}")
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when the device adds nothing: no noise, no levels, no drift, no faults."""
+        return (self.n_levels is None and self.prog_offset is None and self.prog_sigma is None
+                and self.read_sigma is None and self.drift_mu_nu is None and self.drift_sigma_nu is None
+                and self.stuck_min_fraction == 0.0 and self.stuck_max_fraction == 0.0)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class MappingConfig(_Config):
+    """How weights become differential conductance pairs: W = s (G+ - G-) / (g_max - g_min)."""
+
+    scale: str = "column"
+    """digital scale s: "column" (per column of each tile), "tile" (per tile), "array" (one)."""
+    clip_sigma: float | None = None
+    """clip |W| at this many standard deviations of W before scaling (None: no clipping)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("weight_scale", self.scale, ("column", "tile", "array"))
+        _check_number("weight_clip_sigma", self.clip_sigma, lo=0.0, lo_open=True, allow_none=True)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class DACConfig(_Config):
+    """Input digital-to-analog converter: x_q = r * round(clip(x / r, -1, 1) * L) / L, L = 2^(bits-1) - 1."""
+
+    bits: int | None = None
+    """resolution in bits including sign (None: no quantisation)."""
+    input_range: float = 1.0
+    """full-scale input r in input units (range_mode "fixed")."""
+    range_mode: str = "fixed"
+    """"fixed" (r = input_range) or "abs_max" (r = max |x| of each input vector, digital rescale)."""
+    clip: bool = True
+    """saturate inputs outside [-r, r] (False: only quantise)."""
+
+    def __post_init__(self) -> None:
+        _check_int("dac_bits", self.bits, 2, 24, allow_none=True)
+        _check_number("dac_input_range", self.input_range, lo=0.0, lo_open=True)
+        _check_choice("dac_range_mode", self.range_mode, ("fixed", "abs_max"))
+        _check_bool("dac_clip", self.clip)
+
+    @property
+    def active(self) -> bool:
+        """True when the DAC acts: bits set (quantise, clip) or "abs_max" ranging (bits=None: no DAC)."""
+        return self.bits is not None or self.range_mode == "abs_max"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ADCConfig(_Config):
+    """Per-tile output ADC: y_q = R * round(clip(y / R, -1, 1) * L) / L, L = 2^(bits-1) - 1.
+
+    ``y`` is a tile's partial sum in normalised units: inputs divided by the DAC range,
+    conductances by (g_max - g_min), so one full-scale input on one full-scale cell gives 1
+    (aihwkit's ``out_bound`` convention).
+    """
+
+    bits: int | None = None
+    """resolution in bits including sign (None: no quantisation)."""
+    output_range: float = 12.0
+    """full-scale R of a tile's partial sum, normalised units (see class docstring)."""
+    clip: bool = True
+    """saturate partial sums outside [-R, R] (False: only quantise)."""
+
+    def __post_init__(self) -> None:
+        _check_int("adc_bits", self.bits, 2, 24, allow_none=True)
+        _check_number("adc_output_range", self.output_range, lo=0.0, lo_open=True)
+        _check_bool("adc_clip", self.clip)
+
+    @property
+    def active(self) -> bool:
+        """True when the ADC acts (bits set; bits=None: no ADC)."""
+        return self.bits is not None
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class TileConfig(_Config):
+    """Largest physical array; a bigger matrix is split into tiles, each with its own ADC."""
+
+    rows: int | None = None
+    """cells per column of one tile = inputs per tile (None: unbounded)."""
+    cols: int | None = None
+    """cells per row of one tile = outputs per tile (None: unbounded)."""
+
+    def __post_init__(self) -> None:
+        _check_int("tile_rows", self.rows, 1, 1 << 20, allow_none=True)
+        _check_int("tile_cols", self.cols, 1, 1 << 20, allow_none=True)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class OutputNoiseConfig(_Config):
+    """The paper's additive Gaussian noise on every MVM output, before the ADC, fresh per call.
+
+    Conventions (sigma_y is the standard deviation added to each output element):
+    ``"absolute"``: sigma_y = sigma (output units); ``"relative"``: sigma_y = sigma * RMS(y0)
+    with y0 the noiseless output of that call (RMS over all its elements);
+    ``"snr_db"``: sigma_y^2 = mean(y0^2) / 10^(sigma / 10).
+    """
+
+    sigma: float | None = None
+    """noise level in the units of ``convention`` (None or 0: no output noise)."""
+    convention: str = "relative"
+    """"relative" | "absolute" | "snr_db"."""
+
+    def __post_init__(self) -> None:
+        _check_choice("out_noise_convention", self.convention, ("relative", "absolute", "snr_db"))
+        if self.convention == "snr_db":
+            _check_number("out_noise_sigma", self.sigma, lo=-200.0, hi=400.0, allow_none=True)
+        else:
+            _check_number("out_noise_sigma", self.sigma, lo=0.0, allow_none=True)
+
+    @property
+    def active(self) -> bool:
+        """True when noise is added."""
+        return self.sigma is not None and (self.convention == "snr_db" or self.sigma > 0)
+
+
+#: sub-config field -> flat key prefix used by ArrayConfig.replace and preset overrides
+_SUB_PREFIX = {"device": "", "mapping": "weight_", "dac": "dac_", "adc": "adc_", "tile": "tile_",
+               "output_noise": "out_noise_"}
+_SUB_TYPES = {"device": DeviceConfig, "mapping": MappingConfig, "dac": DACConfig, "adc": ADCConfig,
+              "tile": TileConfig, "output_noise": OutputNoiseConfig}
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class ArrayConfig(_Config):
+    """A whole array: device, mapping, DAC, ADC, tiles, output noise and read switches.
+
+    Flat override keys (for :meth:`replace` and :func:`preset`) are a sub-config's field
+    name with its prefix: device fields as they are (``g_max_us``, ``read_sigma``, ...),
+    ``weight_scale``, ``weight_clip_sigma``, ``dac_bits``, ``dac_input_range``,
+    ``dac_range_mode``, ``dac_clip``, ``adc_bits``, ``adc_output_range``, ``adc_clip``,
+    ``tile_rows``, ``tile_cols``, ``out_noise_sigma``, ``out_noise_convention``, plus the
+    top-level fields below.
+
+    Example:
+        >>> cfg = ArrayConfig().replace(adc_bits=8, tile_rows=256)
+        >>> cfg.adc.bits, cfg.tile.rows
+        (8, 256)
+    """
+
+    name: str = "custom"
+    """label carried into results (preset name or "custom")."""
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    """the memory device."""
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    """weight-to-conductance mapping."""
+    dac: DACConfig = field(default_factory=DACConfig)
+    """input DAC (default: none)."""
+    adc: ADCConfig = field(default_factory=ADCConfig)
+    """per-tile ADC (default: none)."""
+    tile: TileConfig = field(default_factory=TileConfig)
+    """tile size (default: one unbounded tile)."""
+    output_noise: OutputNoiseConfig = field(default_factory=OutputNoiseConfig)
+    """the paper's additive output noise (default: none)."""
+    drift_compensation: bool = False
+    """rescale outputs by one digital factor per array estimated from a known input."""
+    read_noise_path: str = "output"
+    """"output" (fast, exact in distribution) or "per_cell" (reference, draws every cell)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty str, got {self.name!r}")
+        for key, typ in _SUB_TYPES.items():
+            value = getattr(self, key)
+            if isinstance(value, dict):
+                object.__setattr__(self, key, typ.from_dict(value))
+            elif not isinstance(value, typ):
+                raise ValueError(f"{key} must be a {typ.__name__} or a dict, got {type(value).__name__}")
+        _check_bool("drift_compensation", self.drift_compensation)
+        _check_choice("read_noise_path", self.read_noise_path, ("output", "per_cell"))
+
+    @property
+    def is_digital(self) -> bool:
+        """True when effective weights equal the weights and no periphery acts (ideal, paper)."""
+        return (self.device.is_ideal and self.mapping.clip_sigma is None and not self.dac.active
+                and not self.adc.active and not self.drift_compensation)
+
+    @classmethod
+    def flat_keys(cls) -> dict[str, tuple[str | None, str]]:
+        """Map every flat override key to (sub-config or None, field name)."""
+        keys: dict[str, tuple[str | None, str]] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in _SUB_TYPES:
+                keys[f.name] = (None, f.name)
+        for sub, typ in _SUB_TYPES.items():
+            keys[sub] = (None, sub)
+            for f in dataclasses.fields(typ):
+                keys[_SUB_PREFIX[sub] + f.name] = (sub, f.name)
+        return keys
+
+    def replace(self, **overrides) -> "ArrayConfig":
+        """A copy with flat overrides applied (see the class docstring for the keys).
+
+        Raises:
+            ValueError: on an unknown key (listing the valid ones) or an invalid value.
+        """
+        keys = self.flat_keys()
+        unknown = sorted(set(overrides) - set(keys))
+        if unknown:
+            raise ValueError(f"ArrayConfig.replace: unknown key(s) {unknown}; valid keys are {sorted(keys)}")
+        top: dict[str, Any] = {}
+        subs: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            sub, name = keys[key]
+            if sub is None:
+                top[name] = value
+            else:
+                subs.setdefault(sub, {})[name] = value
+        for sub, changes in subs.items():
+            base = top.get(sub, getattr(self, sub))
+            if isinstance(base, dict):
+                base = _SUB_TYPES[sub].from_dict(base)
+            if sub == "device":
+                changes = {k: _as_law(k, v) if k in _LAW_FIELDS else v for k, v in changes.items()}
+            top[sub] = dataclasses.replace(base, **changes)
+        return dataclasses.replace(self, **top)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ArrayConfig":
+        """Build from :meth:`to_dict` output (missing keys take defaults); unknown keys raise."""
+        cls._check_keys(data)
+        return cls(**data)
+
+
+_LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu")
+
+_PHYSICAL_PERIPHERY = dict(dac=DACConfig(bits=8), adc=ADCConfig(bits=8), tile=TileConfig(rows=512, cols=512))
+
+#: SONOS currents (nA, CrossSim) are expressed here as conductances at a 0.1 V read:
+#: G[uS] = I[nA] / 100, so I_max = 3200 nA is g_max = 32 uS and (A, B) scale by 1/100.
+_SONOS_NA_PER_US = 100.0
+
+PRESETS: dict[str, ArrayConfig] = {
+    # No noise, no quantisation, no periphery.
+    "ideal": ArrayConfig(name="ideal"),
+    # Qin and Vucinic (2018): ideal weights, additive Gaussian noise on each MVM output.
+    "paper": ArrayConfig(name="paper", output_noise=OutputNoiseConfig(sigma=0.1, convention="relative")),
+    # Joshi et al. 2020 / Nandakumar et al. 2019, as in aihwkit PCMLikeNoiseModel (g_max 25 uS).
+    "pcm": ArrayConfig(
+        name="pcm",
+        device=DeviceConfig(
+            g_min_us=0.0, g_max_us=25.0,
+            prog_sigma=Law("poly", (0.26348, 1.9650, -1.1731), x="g_norm", lo=0.0),
+            read_sigma=Law("pcm_read", (0.0088, 0.65, 0.2)),
+            drift_mu_nu=Law("poly", (0.0244, -0.0155), x="ln_g_norm", lo=0.049, hi=0.1),
+            drift_sigma_nu=Law("poly", (-0.0059, -0.0125), x="ln_g_norm", lo=0.008, hi=0.045),
+            t0_s=20.0, t_read_s=250e-9),
+        **_PHYSICAL_PERIPHERY),
+    # Wan et al., Nature 2022, Extended Data Fig. 3 (t = 1 s), cubic fit as in CrossSim RRAMWan;
+    # the fit holds for G <= 39.26 uS. No read-noise or drift model in that source.
+    "rram": ArrayConfig(
+        name="rram",
+        device=DeviceConfig(
+            g_min_us=1.0, g_max_us=39.26,
+            prog_sigma=Law("poly", (1.053, 0.2374, -1.167e-2, 1.536e-4), x="g_us", lo=0.0)),
+        **_PHYSICAL_PERIPHERY),
+    # Agrawal et al., IEDM 2022, as in CrossSim SONOS: programming variability at t = 0
+    # (A, B) = (19.88665, 176.3115) nA, read noise (12.58037, 215.36557) nA, I <= 3200 nA.
+    "sonos": ArrayConfig(
+        name="sonos",
+        device=DeviceConfig(
+            g_min_us=0.0, g_max_us=3200.0 / _SONOS_NA_PER_US,
+            prog_sigma=Law("sat_exp", (19.88665 / _SONOS_NA_PER_US, 176.3115 / _SONOS_NA_PER_US), lo=0.0),
+            read_sigma=Law("sat_exp", (12.58037 / _SONOS_NA_PER_US, 215.36557 / _SONOS_NA_PER_US), lo=0.0)),
+        **_PHYSICAL_PERIPHERY),
+}
+
+
+def preset(name_or_path: str | os.PathLike = "ideal", **overrides) -> ArrayConfig:
+    """A named preset or a device-model JSON file, with flat overrides applied.
+
+    Args:
+        name_or_path: one of :data:`PRESETS` ("ideal", "paper", "pcm", "rram", "sonos"), or
+            the path of a JSON file holding a bare ArrayConfig dict or
+            ``{"array_config": {...}, ...}`` (other top-level keys, e.g. "calibration", ignored).
+        **overrides: flat keys as in :meth:`ArrayConfig.replace` (``adc_bits=6``, ...).
+
+    Returns:
+        The ArrayConfig.
+
+    Raises:
+        ValueError: unknown preset name, unreadable file, unknown keys or invalid values.
+
+    Example:
+        >>> preset("pcm", adc_bits=6, tile_rows=256).adc.bits
+        6
+    """
+    key = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
+    if not isinstance(key, str):
+        raise ValueError(f"preset expects a preset name or a path, got {type(name_or_path).__name__}")
+    if key in PRESETS:
+        cfg = PRESETS[key]
+    elif os.path.isfile(key):
+        try:
+            with open(key, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{key}: cannot read a JSON device model: {exc}") from exc
+        if isinstance(data, dict) and "array_config" in data:
+            data = data["array_config"]
+        try:
+            cfg = ArrayConfig.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
+    else:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)} or an existing JSON file, got {key!r}")
+    return cfg.replace(**overrides) if overrides else cfg

@@ -1,0 +1,74 @@
+"""Slow, obvious float64 numpy twins of the kernels in :mod:`crossbar._kernels`, for tests.
+
+Each function computes the same thing as its kernel, written for clarity, in float64.
+Rounding convention everywhere: round half up, ``floor(v + 0.5)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def quantize(v: np.ndarray, levels: int, clip: bool) -> np.ndarray:
+    """Symmetric quantiser on [-1, 1]: ``floor(clip(v, -1, 1) * L + 0.5) / L`` (L=0: none)."""
+    v = np.asarray(v, dtype=np.float64)
+    if clip:
+        v = np.clip(v, -1.0, 1.0)
+    if levels > 0:
+        v = np.floor(v * levels + 0.5) / levels
+    return v
+
+
+def dac(x: np.ndarray, inv_range: np.ndarray, levels: int, clip: bool) -> np.ndarray:
+    """DAC in normalised units: ``x_n[b, i] = quantize(x[b, i] * inv_range[b])``."""
+    x = np.asarray(x, dtype=np.float64)
+    return quantize(x * np.asarray(inv_range, dtype=np.float64)[:, None], levels, clip)
+
+
+def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
+                         acc, first, last, row_scale):
+    """One tile: add noise, digitise, scale, accumulate; on the last tile apply the row scale.
+
+    ``u = p + sqrt(var + out_var_b[b] * inv_s2[j]) * z``; ``u = R * quantize(u / R)`` when
+    the ADC is on; ``acc = acc + scale[j] * u`` (``acc = scale[j] * u`` on the first tile);
+    on the last tile ``acc *= row_scale[b]``. ``var`` may be None (no read noise).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    v = np.zeros_like(p) if var is None else np.asarray(var, dtype=np.float64)
+    v = v + np.asarray(out_var_b, dtype=np.float64)[:, None] * np.asarray(inv_s2, dtype=np.float64)[None, :]
+    u = p + np.sqrt(v) * np.asarray(z, dtype=np.float64)
+    if adc_on:
+        u = out_range * quantize(u / out_range, levels, clip)
+    contrib = np.asarray(scale, dtype=np.float64)[None, :] * u
+    out = contrib if first else np.asarray(acc, dtype=np.float64) + contrib
+    if last:
+        out = out * np.asarray(row_scale, dtype=np.float64)[:, None]
+    return out
+
+
+def mean_square(y: np.ndarray) -> float:
+    """Mean of the squares of all elements."""
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.mean(y * y))
+
+
+def output_noise_sigma(y0: np.ndarray, sigma: float, convention: str) -> float:
+    """The standard deviation added to each output for the paper's three conventions."""
+    if convention == "absolute":
+        return float(sigma)
+    ms = mean_square(y0)
+    if convention == "relative":
+        return float(sigma) * float(np.sqrt(ms))
+    return float(np.sqrt(ms / 10.0 ** (float(sigma) / 10.0)))
+
+
+def per_cell_read(x_n, gn, sig_p, sig_m, z_p, z_m):
+    """Per-cell read: ``y[b, j] = sum_i x_n[b, i] (gn[i, j] + sig_p[i, j] z_p[b, i, j] - sig_m[i, j] z_m[b, i, j])``."""
+    x_n = np.asarray(x_n, dtype=np.float64)
+    g = np.asarray(gn, dtype=np.float64)[None] + np.asarray(sig_p, dtype=np.float64)[None] * z_p \
+        - np.asarray(sig_m, dtype=np.float64)[None] * z_m
+    return np.einsum("bi,bij->bj", x_n, g)
+
+
+def mvm_clean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The noiseless product ``x @ w.T`` in float64."""
+    return np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
