@@ -1,0 +1,343 @@
+"""The one analog MVM autograd Function, its noise scheduling, and the RNN cell steps.
+
+Every analog matrix-vector product in :mod:`models` goes through :class:`AnalogMVM`:
+its forward reads a crossbar (:mod:`crossbar`, noisy), its backward is straight-through.
+The cell step functions (:func:`rnn_tanh_step`, :func:`rnn_relu_step`,
+:func:`lstm_step`, :func:`gru_step`) take the two MVM outputs of one time step
+(input part ``gi`` and recurrent part ``gh``, biases included) and return the new state,
+with torch's gate orders (LSTM: i, f, g, o; GRU: r, z, n).
+
+Noise draws
+-----------
+A read of one weight matrix returns ``y = crossbar_read(x) + e`` where ``crossbar_read``
+is the hardware read of :mod:`crossbar` (DAC, programmed conductances, device read
+noise, tiles, ADC) and ``e`` the paper's additive output noise. ``e = scale * z`` with
+``z`` standard normal and ``scale`` from the output-noise convention of the config:
+
+* ``absolute``: ``scale = sigma`` (output units);
+* ``relative``: ``scale = sigma * rms(y_clean)``;
+* ``snr_db``: ``scale = sqrt(mean(y_clean**2) / 10**(snr_db / 10))``;
+
+where ``y_clean`` is the read before the output noise and the mean runs over the batch
+and outputs of *one time step* of one weight matrix (as if each step were read by its
+own call, so that batching all input projections of a sequence into one call changes
+nothing). ``noise_draw`` says which reads share one ``z`` (the scale always follows
+the current read):
+
+* ``"mvm"`` (default, as in the paper): fresh ``z`` for every output of every read.
+* ``"step"``: within one time step, every sequence of the batch shares ``z``
+  (``z`` indexed by step and output); fresh at the next step.
+* ``"sequence"``: every time step of one sequence shares ``z`` (indexed by sequence and
+  output); fresh at the next forward call.
+* ``"batch"``: all time steps of all sequences of one forward call share one ``z``
+  (indexed by output only), like aihwkit's once-per-batch weight noise.
+
+Different weight matrices (input vs recurrent, layers, directions) never share draws.
+Long-term device noise (programming noise, stuck cells, drift exponents) is drawn when
+a matrix is programmed: once per forward call in training (shared by every read of that
+call), once per :func:`models.deploy.program` in deployment. Short-term device read
+noise is drawn by :mod:`crossbar` fresh on every read, and so needs ``noise_draw="mvm"``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import crossbar
+
+__all__ = [
+    "NOISE_DRAWS",
+    "AnalogMVM",
+    "analog_mvm",
+    "MatrixReader",
+    "rnn_tanh_step",
+    "rnn_relu_step",
+    "lstm_step",
+    "gru_step",
+    "check_noise_draw",
+    "new_seed",
+    "long_term_random",
+    "add_output_noise",
+    "output_noise_of",
+    "read_config",
+    "models_add_output_noise",
+    "read_noise_on",
+]
+
+#: Valid values of the ``noise_draw`` keyword, see the module docstring.
+NOISE_DRAWS = ("mvm", "step", "sequence", "batch")
+
+_CONVENTIONS = ("relative", "absolute", "snr_db")
+
+
+def check_noise_draw(noise_draw: Any) -> str:
+    """Validate a ``noise_draw`` value.
+
+    Raises:
+        ValueError: if it is not one of :data:`NOISE_DRAWS`.
+    """
+    if noise_draw not in NOISE_DRAWS:
+        raise ValueError(f"noise_draw must be one of {', '.join(map(repr, NOISE_DRAWS))}, got {noise_draw!r}")
+    return noise_draw
+
+
+def new_seed(seed: int | np.random.SeedSequence | None = None) -> int:
+    """An int seed: ``seed`` itself, or one drawn from torch's global generator.
+
+    Drawing from torch's generator makes ``torch.manual_seed`` fix every analog draw.
+    """
+    if seed is None:
+        return int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(2, np.uint64)[0] >> np.uint64(2))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return int(seed)
+
+
+# ----------------------------------------------------------------------------------------
+# Config queries (the only place that looks inside a crossbar.ArrayConfig)
+# ----------------------------------------------------------------------------------------
+
+
+def output_noise_of(config: Any) -> tuple[float, str]:
+    """(sigma, convention) of the paper's output noise in ``config``; sigma 0.0 when off."""
+    on = config.output_noise
+    return (float(on.sigma) if on.active else 0.0), str(on.convention)
+
+
+def models_add_output_noise(config: Any) -> bool:
+    """Whether :mod:`models` adds the output noise (True) or crossbar does.
+
+    Without an ADC, models draws it (vectorised, with the sharing of ``noise_draw``) on
+    the crossbar's read of ``read_config(config)``; with an ADC the noise has to sit before
+    the ADC, inside crossbar's read, which draws it fresh on every call.
+    """
+    return config.output_noise.active and not config.adc.active
+
+
+def read_config(config: Any) -> Any:
+    """The config crossbar programs and reads with: without the output noise that models adds."""
+    if models_add_output_noise(config):
+        return config.replace(out_noise_sigma=None)
+    return config
+
+
+def long_term_random(config: Any) -> bool:
+    """Whether programming ``config`` draws random numbers (programming noise, stuck cells,
+    drift exponents). Without them a programmed array depends only on the weights, so the
+    layers program it once and reuse it until the weights change."""
+    d = config.device
+    return (d.prog_sigma is not None or d.drift_sigma_nu is not None
+            or d.stuck_min_fraction > 0 or d.stuck_max_fraction > 0)
+
+
+def read_noise_on(config: Any) -> bool:
+    """Whether the device adds short-term read noise (drawn fresh per read by crossbar)."""
+    return config.device.read_sigma is not None
+
+
+# ----------------------------------------------------------------------------------------
+# Reading one weight matrix
+# ----------------------------------------------------------------------------------------
+
+
+class MatrixReader:
+    """Reads one weight matrix for one forward call, with its output-noise draws.
+
+    Made by the layers (one per weight matrix per forward call); holds the programmed
+    array the call reads and the standard-normal draws ``z`` that ``noise_draw``
+    shares (see the module docstring).
+
+    Args:
+        programmed: a :class:`crossbar.ProgrammedArray` of the weights (out, in),
+            programmed with ``read_config(config)``.
+        config: the layer's :class:`crossbar.ArrayConfig` (output noise included).
+        noise_draw: one of :data:`NOISE_DRAWS`.
+        steps: number of time steps of this forward call (1 for a cell or linear layer).
+        batch: number of sequences (rows per time step).
+        generator: torch generator for the output-noise draws.
+        np_rng: numpy generator passed to crossbar reads (device read noise).
+        t_s: time since programming for deployed arrays, or None.
+    """
+
+    __slots__ = ("programmed", "config", "noise_draw", "steps", "batch", "generator", "np_rng",
+                 "t_s", "out_features", "_sigma", "_conv", "_z", "_noise_here", "_crossbar_noise")
+
+    def __init__(self, programmed: Any, config: Any, noise_draw: str, steps: int, batch: int,
+                 generator: torch.Generator, np_rng: np.random.Generator, t_s: float | None,
+                 out_features: int):
+        self.programmed = programmed
+        self.config = config
+        self.noise_draw = noise_draw
+        self.steps = steps
+        self.batch = batch
+        self.generator = generator
+        self.np_rng = np_rng
+        self.t_s = t_s
+        self.out_features = out_features
+        self._sigma, self._conv = output_noise_of(config)
+        # With an ADC the output noise must sit before it: crossbar adds it (fresh per read).
+        self._noise_here = models_add_output_noise(config)
+        self._crossbar_noise = config.output_noise.active and not self._noise_here
+        if self._crossbar_noise and noise_draw != "mvm":
+            raise ValueError(
+                f"noise_draw={noise_draw!r} is not supported with an ADC (adc_bits set): the output noise "
+                "sits before the ADC and crossbar draws it fresh on every read; use noise_draw='mvm'")
+        if noise_draw != "mvm" and read_noise_on(config):
+            raise ValueError(
+                f"noise_draw={noise_draw!r} is not supported with device read noise, which crossbar draws "
+                "fresh on every read; use noise_draw='mvm' or a config without read noise")
+        self._z: Tensor | None = None
+
+    def _draws(self, dtype: torch.dtype) -> Tensor:
+        if self._z is None or self._z.dtype != dtype:
+            shape = {"mvm": None, "step": (self.steps, 1), "sequence": (1, self.batch),
+                     "batch": (1, 1)}[self.noise_draw]
+            if shape is None:
+                raise AssertionError("mvm draws are made per read")
+            self._z = torch.randn(*shape, self.out_features, generator=self.generator, dtype=dtype)
+        return self._z
+
+    def __call__(self, x: Tensor, t0: int = 0) -> Tensor:
+        """Read ``x`` of shape (S, B, in) holding time steps ``t0 .. t0+S-1``; returns (S, B, out)."""
+        s, b, n_in = x.shape
+        xn = x.detach().reshape(s * b, n_in).numpy()
+        if self._crossbar_noise and self._conv != "absolute" and s > 1:
+            # per-step scale: one crossbar call per step (only with ADC + relative/snr noise)
+            ys = [self.programmed.mvm(xn[i * b:(i + 1) * b], t_s=self.t_s, seed=self.np_rng) for i in range(s)]
+            y = torch.from_numpy(np.concatenate(ys, axis=0))
+        else:
+            y = torch.from_numpy(np.ascontiguousarray(self.programmed.mvm(xn, t_s=self.t_s, seed=self.np_rng)))
+        y = y.reshape(s, b, -1)
+        if y.dtype != x.dtype:
+            y = y.to(x.dtype)
+        if self._noise_here:
+            y = add_output_noise(y, self._sigma, self._conv, self._z_for(t0, s, b, y.dtype))
+        return y
+
+    def _z_for(self, t0: int, s: int, b: int, dtype: torch.dtype) -> Tensor:
+        if self.noise_draw == "mvm":
+            return torch.randn(s, b, self.out_features, generator=self.generator, dtype=dtype)
+        z = self._draws(dtype)
+        if self.noise_draw == "step":
+            return z[t0:t0 + s]
+        if self.noise_draw == "sequence" and z.shape[1] != b:
+            raise ValueError(f"noise_draw='sequence' needs the same batch in every step, got {b} vs {z.shape[1]}")
+        return z
+
+
+def add_output_noise(y: Tensor, sigma: float, convention: str, z: Tensor) -> Tensor:
+    """``y + scale * z`` with the per-step scale of ``convention`` (module docstring).
+
+    Args:
+        y: clean reads, shape (S, B, out): S time steps of B rows.
+        sigma: noise level (sigma for absolute/relative, dB for snr_db).
+        convention: "absolute" | "relative" | "snr_db".
+        z: standard normals broadcastable to ``y``.
+    """
+    if convention == "absolute":
+        return y.add_(z, alpha=sigma) if z.shape == y.shape else y + sigma * z
+    ms = y.square().mean(dim=(1, 2), keepdim=True)  # per time step
+    if convention == "relative":
+        scale = ms.sqrt_().mul_(sigma)
+    else:
+        scale = ms.div_(10.0 ** (sigma / 10.0)).sqrt_()
+    return y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z
+
+
+# ----------------------------------------------------------------------------------------
+# The autograd Function
+# ----------------------------------------------------------------------------------------
+
+
+class AnalogMVM(torch.autograd.Function):
+    r"""``y = read(x) ~ x W^T + noise``: a crossbar read forward, straight-through backward.
+
+    Forward calls ``read`` (a :class:`MatrixReader`, or any callable mapping a tensor of
+    shape (S, B, in) to (S, B, out) in the same dtype) without autograd; the input is
+    handed to the crossbar kernel as a zero-copy numpy view (float32 or float64).
+
+    Backward is straight-through: the noisy read is differentiated as if it were the
+    ideal product with the *trainable weight parameter* ``W`` (the float weights being
+    trained, not the programmed, quantised or noisy conductances):
+    :math:`\partial L/\partial x = (\partial L/\partial y) W` and
+    :math:`\partial L/\partial W = \sum (\partial L/\partial y)^T x` (sum over all rows).
+    With all noise off and an ideal device the read equals ``x W^T`` to rounding, so
+    ``torch.autograd.gradcheck`` passes in float64.
+
+    Shape:
+        x: (S, B, in); weight: (out, in); output: (S, B, out).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, read: Callable[..., Tensor], t0: int = 0) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        return read(x, t0)
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.matmul(grad_y, weight)
+        if ctx.needs_input_grad[1]:
+            grad_w = grad_y.reshape(-1, grad_y.shape[-1]).t().mm(x.reshape(-1, x.shape[-1]))
+        return grad_x, grad_w, None, None
+
+
+def analog_mvm(x: Tensor, weight: Tensor, read: Callable[..., Tensor], t0: int = 0) -> Tensor:
+    """Apply :class:`AnalogMVM`; ``x`` of shape (S, B, in) holds steps ``t0 .. t0+S-1``."""
+    return AnalogMVM.apply(x, weight, read, t0)
+
+
+# ----------------------------------------------------------------------------------------
+# Cell steps (torch ops; gi and gh include their biases)
+# ----------------------------------------------------------------------------------------
+
+
+def rnn_tanh_step(gi: Tensor, gh: Tensor) -> Tensor:
+    """Elman step, tanh: ``h' = tanh(gi + gh)``. Shapes (B, H)."""
+    return torch.tanh(gi + gh)
+
+
+def rnn_relu_step(gi: Tensor, gh: Tensor) -> Tensor:
+    """Elman step, ReLU: ``h' = relu(gi + gh)``. Shapes (B, H)."""
+    return torch.relu(gi + gh)
+
+
+def lstm_step(gi: Tensor, gh: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """LSTM step with torch's gate order i, f, g, o.
+
+    ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of (gi + gh)``;
+    ``c' = f c + i g``; ``h' = o tanh(c')``.
+
+    Shape:
+        gi, gh: (B, 4H); c: (B, H); returns (h', c'), each (B, H).
+    """
+    gates = gi + gh
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+    return h_new, c_new
+
+
+def gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    """GRU step with torch's gate order r, z, n.
+
+    ``r = sigmoid(gi_r + gh_r)``, ``z = sigmoid(gi_z + gh_z)``,
+    ``n = tanh(gi_n + r * gh_n)``, ``h' = (1 - z) n + z h`` (``gh_n`` includes b_hn).
+
+    Shape:
+        gi, gh: (B, 3H); h: (B, H); returns h' (B, H).
+    """
+    i_r, i_z, i_n = gi.chunk(3, dim=-1)
+    h_r, h_z, h_n = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return n + z * (h - n)

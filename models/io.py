@@ -1,0 +1,175 @@
+"""Save and load analog models: a plain state_dict plus the hardware config as JSON.
+
+``save(model, "net.pt")`` writes ``net.pt`` (``torch.save(model.state_dict())``, loadable
+with ``torch.load(..., weights_only=True)``) and ``net.json`` beside it: for every analog
+layer its class, constructor options, crossbar config (``ArrayConfig.to_dict()``),
+``noise_draw``, seed and time since programming. ``save_programmed`` / ``load_programmed``
+store a programmed deployment (one HDF5 file per weight matrix, via crossbar).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import crossbar
+
+from .convert import analog_layers
+from .linear import AnalogLinear
+from .rnn import AnalogGRU, AnalogGRUCell, AnalogLSTM, AnalogLSTMCell, AnalogRNN, AnalogRNNCell
+
+__all__ = ["save", "load", "config_path", "save_programmed", "load_programmed"]
+
+FORMAT = "xbarsim.models/1"
+
+_CLASSES = {c.__name__: c for c in (AnalogLinear, AnalogRNN, AnalogLSTM, AnalogGRU, AnalogRNNCell,
+                                    AnalogLSTMCell, AnalogGRUCell)}
+
+
+def config_path(path: str | os.PathLike) -> Path:
+    """The JSON file beside a weights file: ``net.pt`` -> ``net.json``."""
+    p = Path(path)
+    if p.suffix == ".json":
+        raise ValueError(f"the weights path must not end in .json (the config goes there), got {p}")
+    return p.with_suffix(".json")
+
+
+def _options(layer: nn.Module) -> dict[str, Any]:
+    if isinstance(layer, AnalogLinear):
+        return dict(in_features=layer.in_features, out_features=layer.out_features, bias=layer.bias is not None)
+    opts: dict[str, Any] = dict(input_size=layer.input_size, hidden_size=layer.hidden_size, bias=layer.bias)
+    if hasattr(layer, "num_layers"):
+        opts.update(num_layers=layer.num_layers, batch_first=layer.batch_first, dropout=layer.dropout,
+                    bidirectional=layer.bidirectional)
+    if isinstance(layer, (AnalogRNN, AnalogRNNCell)):
+        opts["nonlinearity"] = layer.nonlinearity
+    return opts
+
+
+def _layer_record(layer: nn.Module) -> dict[str, Any]:
+    w = next(layer.parameters())
+    return {"class": type(layer).__name__, "options": _options(layer), "dtype": str(w.dtype).replace("torch.", ""),
+            "config": layer.config.to_dict(), "noise_draw": layer.noise_draw, "seed": layer.seed,
+            "t_s": layer.t_s}
+
+
+def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write the state_dict to ``path`` and the analog settings to ``config_path(path)``.
+
+    Returns:
+        (weights path, JSON path).
+    """
+    path = Path(path)
+    jpath = config_path(path)
+    layers = {name: _layer_record(layer) for name, layer in analog_layers(model)}
+    if not layers:
+        raise ValueError("model has no analog layers; nothing analog to save (use torch.save)")
+    torch.save(model.state_dict(), path)
+    meta = {"format": FORMAT, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "layers": layers}
+    tmp = jpath.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, jpath)
+    return path, jpath
+
+
+def _read_meta(jpath: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(jpath.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{jpath}: cannot read the analog config JSON: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("layers"), dict):
+        raise ValueError(f"{jpath}: expected a JSON object with format={FORMAT!r} and a 'layers' object")
+    return meta
+
+
+def _build(rec: dict[str, Any], where: str) -> nn.Module:
+    cls = _CLASSES.get(rec.get("class"))
+    if cls is None:
+        raise ValueError(f"{where}: unknown layer class {rec.get('class')!r}; expected one of {sorted(_CLASSES)}")
+    cfg = crossbar.ArrayConfig.from_dict(rec["config"])
+    return cls(**rec["options"], dtype=getattr(torch, rec.get("dtype", "float32")), config=cfg,
+               noise_draw=rec["noise_draw"], seed=rec.get("seed"))
+
+
+def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
+    """Load what :func:`save` wrote.
+
+    Args:
+        path: the weights file.
+        model: a module of the saved architecture to load into; its analog layers get the
+            saved configs, noise_draw, seeds and times. None: only a model that *is* one
+            analog layer can be rebuilt from the JSON.
+
+    Returns:
+        The model with the saved weights and analog settings.
+
+    Raises:
+        ValueError: missing or malformed JSON, layers that do not match, or ``model``
+            needed but not given.
+    """
+    path = Path(path)
+    jpath = config_path(path)
+    meta = _read_meta(jpath)
+    layers = meta["layers"]
+    if model is None:
+        if list(layers) != [""]:
+            raise ValueError(f"{jpath}: the saved model ({meta.get('model_class')}) is not a single analog layer; "
+                             "pass model= an instance of its architecture to load into")
+        model = _build(layers[""], str(jpath))
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    found = dict(analog_layers(model))
+    if set(found) != set(layers):
+        raise ValueError(f"{jpath}: analog layers {sorted(layers)} do not match the model's {sorted(found)}")
+    model.load_state_dict(state)
+    for name, rec in layers.items():
+        layer = found[name]
+        if type(layer).__name__ != rec["class"]:
+            raise ValueError(f"{jpath}: layer {name!r} is a {rec['class']} in the file, {type(layer).__name__} here")
+        layer.set_config(crossbar.ArrayConfig.from_dict(rec["config"]))
+        layer.noise_draw = rec["noise_draw"]
+        layer.seed = rec.get("seed")
+        layer._gens = None
+        layer.set_time(rec.get("t_s"))
+    return model
+
+
+def save_programmed(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Save a programmed deployment: weights + JSON (as :func:`save`) and every array.
+
+    Writes ``directory/model.pt``, ``directory/model.json`` and one
+    ``directory/<layer>.<weight>.h5`` per programmed weight matrix (crossbar's format).
+
+    Returns:
+        The directory.
+    """
+    d = Path(directory)
+    layers = list(analog_layers(model))
+    unprog = [name or "<model>" for name, layer in layers if not layer.programmed]
+    if not layers or unprog:
+        raise ValueError(f"every analog layer must be programmed first (models.program); not programmed: {unprog}")
+    d.mkdir(parents=True, exist_ok=True)
+    save(model, d / "model.pt")
+    for name, layer in layers:
+        for wname, arr in layer._programmed.items():
+            arr.save(str(d / f"{name or 'model'}.{wname}.h5"))
+    return d
+
+
+def load_programmed(directory: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
+    """Load a deployment saved by :func:`save_programmed`; the model reads those arrays."""
+    d = Path(directory)
+    model = load(d / "model.pt", model)
+    for name, layer in analog_layers(model):
+        arrays = {}
+        for wname in layer.analog_weights:
+            f = d / f"{name or 'model'}.{wname}.h5"
+            if not f.is_file():
+                raise ValueError(f"{d}: missing programmed array file {f.name}")
+            arrays[wname] = crossbar.load_programmed(str(f))
+        layer.set_programmed(arrays)
+    return model

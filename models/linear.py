@@ -1,0 +1,237 @@
+"""AnalogLinear and the analog state every analog layer shares (:class:`AnalogLayerMixin`)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import crossbar
+
+from .functional import MatrixReader, analog_mvm, check_noise_draw, long_term_random, new_seed, read_config
+
+__all__ = ["AnalogLayerMixin", "AnalogLinear", "check_config", "check_input"]
+
+
+def check_config(config: Any) -> Any:
+    """Return ``config`` if it is a :class:`crossbar.ArrayConfig`, else raise TypeError.
+
+    A preset name (str) is accepted and turned into its config with :func:`crossbar.preset`.
+    """
+    if isinstance(config, str):
+        return crossbar.preset(config)
+    if not isinstance(config, crossbar.ArrayConfig):
+        raise TypeError(
+            "config must be a crossbar.ArrayConfig (e.g. crossbar.preset('ideal') or "
+            f"crossbar.preset('paper', out_noise_sigma=0.1)) or a preset name, got {type(config).__name__}")
+    return config
+
+
+def check_input(x: Any, name: str, ndims: Iterable[int], last: int | None, dtype_of: Tensor) -> Tensor:
+    """Check a layer input: a floating tensor, allowed ndim, last dim, dtype, finite.
+
+    Raises:
+        TypeError: not a tensor, or dtype differs from the layer's parameters.
+        ValueError: wrong number of dimensions, wrong last dimension, NaN or Inf.
+    """
+    ndims = tuple(ndims)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != dtype_of.dtype:
+        raise TypeError(f"{name}.dtype must be {dtype_of.dtype} (the layer's parameter dtype), got {x.dtype}")
+    if x.dim() not in ndims:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions, got shape {tuple(x.shape)}")
+    if last is not None and x.shape[-1] != last:
+        raise ValueError(f"{name}.shape[-1] must equal {last}, got {x.shape[-1]} (shape {tuple(x.shape)})")
+    if x.device.type != "cpu":
+        raise ValueError(f"{name} must be on the CPU (the crossbar kernel runs there), got device {x.device}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+class AnalogLayerMixin:
+    """Analog state shared by every analog layer.
+
+    Attributes:
+        config: the :class:`crossbar.ArrayConfig` every weight matrix is read with.
+        noise_draw: which reads share output-noise draws (:mod:`models.functional`).
+        seed: seed of the layer's generators, or None (drawn from torch's global
+            generator at the first forward, so ``torch.manual_seed`` fixes it).
+        t_s: time since programming (seconds) for deployed reads, or None.
+    """
+
+    #: names of the weight parameters that live on analog arrays (biases stay digital)
+    analog_weights: tuple[str, ...] = ()
+
+    def _init_analog(self, config: Any, noise_draw: str, seed: int | None) -> None:
+        self.config = check_config(config)
+        self.noise_draw = check_noise_draw(noise_draw)
+        self.seed = None if seed is None else new_seed(seed)
+        self.t_s: float | None = None
+        self._gens: tuple[torch.Generator, np.random.Generator] | None = None
+        self._programmed: dict[str, Any] | None = None  # deployment: name -> ProgrammedArray
+        self._cache: dict[str, tuple[tuple, Any]] = {}   # training: deterministic programs
+
+    # -- seeds ---------------------------------------------------------------------------
+    def reseed(self, seed: int | None = None) -> None:
+        """Restart the layer's noise generators from ``seed`` (None: from torch's generator)."""
+        self.seed = new_seed(seed)
+        self._gens = None
+
+    def _generators(self) -> tuple[torch.Generator, np.random.Generator]:
+        if self._gens is None:
+            if self.seed is None:
+                self.seed = new_seed(None)
+            ss = np.random.SeedSequence(self.seed)
+            s_torch, s_np = ss.spawn(2)
+            g = torch.Generator().manual_seed(int(s_torch.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+            self._gens = (g, np.random.default_rng(s_np))
+        return self._gens
+
+    # -- config and deployment -------------------------------------------------------------
+    def set_config(self, config: Any) -> None:
+        """Change the crossbar config (e.g. to an inference noise level); drops programs."""
+        self.config = check_config(config)
+        self._programmed = None
+        self._cache.clear()
+
+    @property
+    def programmed(self) -> bool:
+        """Whether the layer is deployed (programmed arrays are read instead of weights)."""
+        return self._programmed is not None
+
+    def program(self, seed: int | np.random.SeedSequence | None = None) -> None:
+        """Program every analog weight matrix once (long-term noise drawn here).
+
+        Args:
+            seed: seed of the long-term draws (None: drawn from torch's generator).
+        """
+        ss = np.random.SeedSequence(new_seed(seed))
+        progs = {}
+        for name, child in zip(self.analog_weights, ss.spawn(len(self.analog_weights))):
+            w = getattr(self, name).detach().cpu().numpy()
+            progs[name] = crossbar.program(w, read_config(self.config), seed=np.random.default_rng(child))
+        self._programmed = progs
+
+    def set_programmed(self, arrays: dict[str, Any]) -> None:
+        """Deploy given programmed arrays (e.g. loaded from disk), one per analog weight."""
+        missing = set(self.analog_weights) - set(arrays)
+        if missing:
+            raise ValueError(f"programmed arrays missing for {sorted(missing)}; expected {list(self.analog_weights)}")
+        for name in self.analog_weights:
+            want = tuple(getattr(self, name).shape)
+            got = tuple(arrays[name].shape)
+            if got != want:
+                raise ValueError(f"programmed array for {name} has shape {got}, expected {want}")
+        self._programmed = {n: arrays[n] for n in self.analog_weights}
+
+    def unprogram(self) -> None:
+        """Leave deployment: read the (trainable) weights again."""
+        self._programmed = None
+
+    def set_time(self, t_s: float | None) -> None:
+        """Set the time since programming in seconds (None: the config's default read time)."""
+        if t_s is not None:
+            t_s = float(t_s)
+            if not math.isfinite(t_s) or t_s < 0:
+                raise ValueError(f"t_s must be a finite number >= 0 or None, got {t_s}")
+        self.t_s = t_s
+
+    # -- reading ---------------------------------------------------------------------------
+    def _array_for(self, name: str) -> Any:
+        if self._programmed is not None:
+            return self._programmed[name]
+        w = getattr(self, name)
+        if long_term_random(self.config):
+            # long-term device noise: a fresh programmed instance for every forward call
+            return crossbar.program(w.detach().numpy(), read_config(self.config), seed=self._generators()[1])
+        key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        prog = crossbar.program(w.detach().numpy(), read_config(self.config), seed=self._generators()[1])
+        self._cache[name] = (key, prog)
+        return prog
+
+    def _reader(self, name: str, steps: int, batch: int) -> MatrixReader:
+        g, r = self._generators()
+        w = getattr(self, name)
+        return MatrixReader(self._array_for(name), self.config, self.noise_draw, steps, batch, g, r,
+                            self.t_s if self._programmed is not None else None, w.shape[0])
+
+    def _analog_extra_repr(self) -> str:
+        s = f", config={self.config!r}, noise_draw={self.noise_draw!r}"
+        if self.seed is not None:
+            s += f", seed={self.seed}"
+        return s
+
+    def __getstate__(self):  # keep pickles/deepcopies free of programmed caches
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+
+class AnalogLinear(AnalogLayerMixin, nn.Linear):
+    """``y = x W^T + b`` with ``x W^T`` read from a crossbar; ``b`` added digitally.
+
+    Same signature, parameters (``weight`` (out, in), ``bias`` (out,)) and initialisation
+    as :class:`torch.nn.Linear`, plus the analog keywords.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive (digital) bias.
+        config: :class:`crossbar.ArrayConfig` (``crossbar.preset("ideal")`` = no noise).
+        noise_draw: "mvm" | "step" | "sequence" | "batch". One call is one time step:
+            "mvm" and "sequence" draw fresh output noise for every row; "step" and
+            "batch" share one draw by all rows of the call.
+        seed: seed of the layer's noise draws (None: from torch's global generator).
+
+    Shape:
+        input (*, in_features) -> output (*, out_features).
+
+    Example:
+        >>> layer = AnalogLinear(8, 4, config=crossbar.preset("paper", out_noise_sigma=0.1))
+        >>> layer(torch.randn(5, 8)).shape
+        torch.Size([5, 4])
+    """
+
+    analog_weights = ("weight",)
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
+                 config: Any, noise_draw: str = "mvm", seed: int | None = None):
+        nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_analog(config, noise_draw, seed)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 (torch's name)
+        x = check_input(input, "input", range(1, 9), self.in_features, self.weight)
+        lead = x.shape[:-1]
+        x3 = x.reshape(1, -1, self.in_features)
+        rows = x3.shape[1]
+        nd = "step" if self.noise_draw == "batch" else ("mvm" if self.noise_draw == "sequence" else self.noise_draw)
+        reader = self._reader("weight", 1, rows)
+        reader.noise_draw = nd
+        y = analog_mvm(x3, self.weight, reader).reshape(*lead, self.out_features)
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        return nn.Linear.extra_repr(self) + self._analog_extra_repr()
+
+    @classmethod
+    def from_torch(cls, module: nn.Linear, config: Any, **kw: Any) -> "AnalogLinear":
+        """An AnalogLinear with ``module``'s shape and weights."""
+        new = cls(module.in_features, module.out_features, bias=module.bias is not None,
+                  dtype=module.weight.dtype, config=config, **kw)
+        new.load_state_dict(module.state_dict())
+        return new
+
+    def to_torch(self) -> nn.Linear:
+        """A :class:`torch.nn.Linear` with this layer's weights."""
+        new = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, dtype=self.weight.dtype)
+        new.load_state_dict(self.state_dict())
+        return new
