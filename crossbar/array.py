@@ -52,15 +52,18 @@ _PER_CELL_CHUNK = 1 << 22  # cells drawn at once on the per-cell path (memory bo
 def as_generator(seed: Any) -> np.random.Generator:
     """An ``np.random.Generator`` from an int, a Generator (used as is) or None (fresh entropy).
 
+    Ints and None get an SFC64 bit generator: on this machine kind it draws float32
+    normals about twice as fast as the default PCG64 (measured), and speed matters here.
+
     Raises:
         ValueError: for any other type or a negative int.
     """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
-        return np.random.default_rng()
+        return np.random.Generator(np.random.SFC64())
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return np.random.default_rng(int(seed))
+        return np.random.Generator(np.random.SFC64(int(seed)))
     raise ValueError(f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}")
 
 
@@ -79,7 +82,8 @@ def _check_matrix(name: str, a: Any, *, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
-    if not np.isfinite(a).all():
+    # A sum is finite when every element is (fast path); only on overflow or NaN look closer.
+    if not np.isfinite(a.sum()) and not np.isfinite(a).all():
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
     return a
@@ -136,11 +140,11 @@ class ProgrammedArray:
                  nu_pos=None, nu_neg=None, scales=None, seed_state=None):
         self.config = config
         self.shape = (int(shape[0]), int(shape[1]))
-        self._weights = weights          # digital path only: (out, in) float64
+        self._weights = weights          # digital path only: (out, in), float32 or float64
         self._g_pos, self._g_neg = g_pos, g_neg
         self._nu_pos, self._nu_neg = nu_pos, nu_neg
         self._scales = scales            # (n_row_tiles, out) float64
-        self._rng = np.random.default_rng() if seed_state is None else seed_state
+        self._rng = as_generator(None) if seed_state is None else seed_state
         self._cache: dict[tuple[float, str], Any] = {}
         self._digital = weights is not None
         self._row_tiles = _tile_bounds(self.shape[1], config.tile.rows)
@@ -263,7 +267,7 @@ class ProgrammedArray:
         """
         t = _check_time(t_s)
         if self._digital:
-            return self._weights.copy()
+            return np.array(self._weights, dtype=np.float64)
         alpha = self._alpha(t) if self.config.drift_compensation else 1.0
         return np.ascontiguousarray(self._weights_at(t)) * alpha
 
@@ -449,7 +453,7 @@ def program(weights, config: ArrayConfig, seed=None) -> ProgrammedArray:
         raise ValueError(f"weights.dtype must be float32 or float64, got {w.dtype}")
     rng = as_generator(seed)
     if config.is_digital:
-        return ProgrammedArray(config, w.shape, weights=np.array(w, dtype=np.float64), seed_state=rng)
+        return ProgrammedArray(config, w.shape, weights=np.array(w), seed_state=rng)
     return _program_analog(np.asarray(w, dtype=np.float64), config, rng)
 
 
@@ -538,6 +542,13 @@ def mvm(x, weights, config: ArrayConfig, seed=None, t_s: float | None = None) ->
     Returns:
         (batch, out_features) in x's dtype.
     """
+    if isinstance(config, ArrayConfig) and config.is_digital:
+        # Ideal / paper: no mapping work at all, the weights are used as they are.
+        w = _check_matrix("weights", weights, ndim=2)
+        if w.dtype not in _FLOATS:
+            raise ValueError(f"weights.dtype must be float32 or float64, got {w.dtype}")
+        arr = ProgrammedArray(config, w.shape, weights=w, seed_state=as_generator(seed))
+        return arr.mvm(x, t_s=t_s)
     arr = program(weights, config, seed=seed)
     return arr.mvm(x, t_s=t_s)
 

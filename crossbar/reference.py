@@ -72,3 +72,27 @@ def per_cell_read(x_n, gn, sig_p, sig_m, z_p, z_m):
 def mvm_clean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """The noiseless product ``x @ w.T`` in float64."""
     return np.asarray(x, dtype=np.float64) @ np.asarray(w, dtype=np.float64).T
+
+
+def noiseless_pipeline(x, gn, scales, tile_rows, dac_levels, dac_range, dac_clip, dac_on,
+                       adc_levels, adc_range, adc_clip, adc_on, alpha=1.0):
+    """The whole read without short-term noise, one tile at a time, in float64.
+
+    ``y[b, j] = alpha r sum_t scales[t, j] ADC(sum_{i in t} DAC(x[b, i] / r) gn[i, j])`` with
+    ``gn = (G+(t) - G-(t)) / dg`` in crossbar layout (in, out) and ``r`` the fixed DAC range.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n_in = x.shape[1]
+    if dac_on:
+        r = float(dac_range)
+        xn = quantize(x / r, dac_levels, dac_clip)
+    else:
+        r, xn = 1.0, x
+    size = n_in if tile_rows is None else tile_rows
+    y = np.zeros((x.shape[0], gn.shape[1]))
+    for k, a in enumerate(range(0, n_in, size)):
+        part = xn[:, a:a + size] @ np.asarray(gn, dtype=np.float64)[a:a + size]
+        if adc_on:
+            part = adc_range * quantize(part / adc_range, adc_levels, adc_clip)
+        y += np.asarray(scales, dtype=np.float64)[k] * part
+    return alpha * r * y
