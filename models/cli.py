@@ -1,0 +1,449 @@
+"""``xbarsim train | sweep | deploy``: the main job from the command line.
+
+Each entry point parses its own arguments, writes machine-readable results (JSON, CSV,
+HDF5, PNG) under ``--out`` and prints a human table to the terminal. Exit status: 0 on
+success, 2 for bad arguments, 1 for errors while running (bad data file, failed job).
+Nothing heavy is imported at module import time. See docs/MAIN_JOB.md.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["train_main", "sweep_main", "deploy_main", "main"]
+
+_DEFAULT_TIMES = "1,3600,86400,2592000,31536000"
+_TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 days", 31536000.0: "1 year"}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+# --------------------------------------------------------------------------- argument types
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    if any(math.isnan(v) for v in values):
+        raise argparse.ArgumentTypeError(f"NaN is not a noise level: {text!r}")
+    return values
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of integers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _arch_list(text: str) -> list[str]:
+    from_text = [a.strip().lower() for a in text.split(",") if a.strip()]
+    bad = [a for a in from_text if a not in ("rnn", "lstm", "gru")]
+    if not from_text or bad:
+        raise argparse.ArgumentTypeError(f"architectures must be a comma list of rnn, lstm, gru; got {text!r}")
+    return from_text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not v > 0 or math.isinf(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return v
+
+
+def _override(text: str) -> tuple[str, object]:
+    import json
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. adc_bits=6), got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+# --------------------------------------------------------------------------- shared options
+def _add_data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default,
+                   help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (needs aeon), "
+                        "or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
+    g.add_argument("--data-path", default=None, help="where the MNIST files are: an mnist.npz or a folder of IDX files")
+    g.add_argument("--n-train", type=_positive_int, default=None, help="use a seeded subset of this many training examples")
+    g.add_argument("--n-test", type=_positive_int, default=None, help="use a seeded subset of this many test examples")
+    g.add_argument("--data-seed", type=_nonneg_int, default=0, help="seed of the train/test split and subsets")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument("--hidden", type=_positive_int, default=32, help="hidden units per recurrent layer")
+    g.add_argument("--layers", type=_positive_int, default=1, help="stacked recurrent layers")
+    g.add_argument("--epochs", type=_nonneg_int, default=15, help="training epochs")
+    g.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
+    g.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (sgd: momentum 0.9)")
+
+
+def _add_noise_args(p: argparse.ArgumentParser, preset_default: str = "paper") -> None:
+    g = p.add_argument_group("noise")
+    g.add_argument("--convention", choices=("relative", "absolute", "snr_db"), default="relative",
+                   help="scale of the output-noise levels: relative (x RMS of the noiseless MVM output), "
+                        "absolute (output units) or snr_db (signal-to-noise ratio in dB; inf = no noise)")
+    g.add_argument("--preset", default=preset_default,
+                   help="crossbar device preset (ideal, paper, pcm, rram, sonos) or a device-model JSON path; "
+                        "the output noise is added on top of it")
+    g.add_argument("--noise-draw", choices=("mvm", "step", "sequence", "batch"), default="mvm",
+                   help="which reads share one output-noise draw (mvm: fresh on every MVM, as in the paper)")
+
+
+def _add_run_args(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--out", default=out_default, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+class _ArgError(Exception):
+    pass
+
+
+def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace | int:
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on errors (2)
+        return int(exc.code or 0)
+
+
+def _fail(prog: str, exc: BaseException) -> int:
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _limit_threads() -> None:
+    from .executor import limit_threads
+
+    limit_threads(1)
+
+
+def _pivot(rows: list[dict], arch: str, sigma_train: list[float], sigma_val: list[float]) -> str:
+    from .results import format_table
+
+    cells = {(r["sigma_train"], r["sigma_val"]): r for r in rows if r["arch"] == arch}
+    table = []
+    for st in sigma_train:
+        row = {"sigma_train": f"{st:g}"}
+        for sv in sigma_val:
+            r = cells.get((st, sv))
+            row[f"{sv:g}"] = "-" if r is None else f"{r['accuracy_mean']:.3f}±{(r['ci_high'] - r['ci_low']) / 2:.3f}"
+        table.append(row)
+    return format_table(table)
+
+
+# --------------------------------------------------------------------------- train
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xbarsim train", formatter_class=_Formatter,
+        description="Train one RNN/LSTM/GRU classifier with Deep Noise Injection (output noise at --sigma-train "
+                    "on every MVM) and write a checkpoint, its config and training curves.",
+        epilog="example:\n  xbarsim train --arch lstm --sigma-train 0.1 --epochs 20 --out runs/train")
+    p.add_argument("--arch", type=str.lower, choices=("rnn", "lstm", "gru"), default="lstm", help="architecture")
+    _add_data_args(p)
+    _add_model_args(p)
+    _add_noise_args(p)
+    p.add_argument("--sigma-train", type=float, default=0.1,
+                   help="training output-noise level in --convention units (0: conventional training)")
+    p.add_argument("--draws", type=_positive_int, default=10, help="noise draws of the final test evaluation")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of weight init, batch order and noise")
+    _add_run_args(p, "runs/train")
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """``xbarsim train``: train one model; write model.pt, config.json, history.csv, curves.png, metrics.json."""
+    parser = _train_parser()
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    if math.isnan(args.sigma_train) or (args.convention != "snr_db" and (args.sigma_train < 0
+                                                                         or math.isinf(args.sigma_train))):
+        parser.print_usage(sys.stderr)
+        print(f"xbarsim train: error: --sigma-train must be finite and >= 0 for --convention {args.convention}, "
+              f"got {args.sigma_train}", file=sys.stderr)
+        return 2
+    _limit_threads()
+    from .data import DataError, load_dataset
+    from .experiment import (ModelSpec, build_model, evaluate_draws, noise_config, save_checkpoint, set_noise,
+                             train_model, versions)
+    from .results import atomic_write_json, format_table, plot_history, write_history
+
+    t0 = time.perf_counter()
+    try:
+        data = load_dataset(args.data, args.data_path, seed=args.data_seed, n_train=args.n_train, n_test=args.n_test)
+        cfg = noise_config(args.sigma_train, args.convention, args.preset)
+    except (DataError, ValueError) as exc:
+        return _fail("xbarsim train", exc)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = ModelSpec(arch=args.arch, input_size=data.n_features, hidden_size=args.hidden,
+                     num_classes=data.n_classes, num_layers=args.layers)
+    model = build_model(spec, cfg, noise_draw=args.noise_draw, seed=args.seed)
+    try:
+        history = train_model(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              optimizer=args.optimizer, seed=args.seed, progress=not args.quiet,
+                              desc=f"train {args.arch}")
+    except FloatingPointError as exc:
+        return _fail("xbarsim train", exc)
+    acc = evaluate_draws(model, data, args.draws, seed=args.seed, stream=1,
+                         deterministic=cfg.is_digital and not cfg.output_noise.active)
+    clean_cfg = noise_config(math.inf if args.convention == "snr_db" else 0.0, args.convention, args.preset)
+    set_noise(model, clean_cfg)
+    clean = float(evaluate_draws(model, data, 1, seed=args.seed, stream=2)[0])
+    set_noise(model, cfg)
+    data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
+                 "n_train": args.n_train, "n_test": args.n_test}
+    config = {"command": "train", "args": vars(args), "model": spec.to_dict(), "train_config": cfg.to_dict(),
+              "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
+              "data": data.describe(), "data_args": data_args, "versions": versions()}
+    save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
+    atomic_write_json(out / "config.json", config)
+    write_history(out / "history.csv", history)
+    if history["epoch"]:
+        plot_history(out / "curves.png", history, title=f"{args.arch.upper()} on {data.name}, "
+                                                        f"sigma_train={args.sigma_train:g} ({args.convention})")
+    metrics = {"accuracy_at_sigma_train": {"mean": float(acc.mean()), "std": float(acc.std()), "draws": acc.tolist()},
+               "accuracy_noiseless": clean, "seconds": time.perf_counter() - t0, "seed": args.seed,
+               "noise_convention": args.convention, "device_preset": cfg.name}
+    atomic_write_json(out / "metrics.json", metrics)
+    every = max(1, len(history["epoch"]) // 10)
+    rows = [{k: history[k][i] for k in history} for i in range(0, len(history["epoch"]), every)]
+    if rows and rows[-1]["epoch"] != history["epoch"][-1]:
+        rows.append({k: history[k][-1] for k in history})
+    print(format_table(rows) if rows else "(no epochs)")
+    print(f"\n{args.arch.upper()} on {data.name} ({data.describe()['n_train']} train / {data.describe()['n_test']} test), "
+          f"sigma_train={args.sigma_train:g} {args.convention}, preset {cfg.name}, seed {args.seed}")
+    print(f"test accuracy at sigma_train over {args.draws} draws: {acc.mean():.4f} ± {acc.std():.4f}; "
+          f"without output noise: {clean:.4f}")
+    print(f"wrote {out / 'model.pt'}, config.json, history.csv, metrics.json"
+          f"{', curves.png' if history['epoch'] else ''} in {out}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xbarsim sweep", formatter_class=_Formatter,
+        description="Train each architecture at each sigma_train and seed, evaluate every trained model at each "
+                    "sigma_val over many noise draws. Writes results.h5 (raw accuracies), summary.csv (mean, std, "
+                    "95%% CI per cell), heatmap.png and curves_<arch>.png. A killed sweep resumes where it stopped. "
+                    "With no arguments: a small sweep on the embedded digits (RNN and LSTM) in runs/sweep.",
+        epilog="examples:\n"
+               "  xbarsim sweep                                   # the default small sweep\n"
+               "  xbarsim sweep --arch lstm --sigma-train 0,0.1,0.2 --sigma-val 0,0.1,0.2,0.4 --seeds 0,1,2\n"
+               "  xbarsim sweep --data mnist --data-path ../shared/data/mnist --hidden 64 --scheduler local\n"
+               "  xbarsim sweep --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster")
+    p.add_argument("--arch", type=_arch_list, default=["rnn", "lstm"], help="comma list of rnn, lstm, gru")
+    _add_data_args(p)
+    _add_model_args(p)
+    _add_noise_args(p)
+    p.add_argument("--sigma-train", type=_float_list, default=[0.0, 0.1, 0.3],
+                   help="comma list of training noise levels (--convention units)")
+    p.add_argument("--sigma-val", type=_float_list, default=[0.0, 0.1, 0.2, 0.3, 0.5],
+                   help="comma list of inference noise levels (--convention units)")
+    p.add_argument("--seeds", type=_int_list, default=[0], help="comma list of training seeds")
+    p.add_argument("--draws", type=_positive_int, default=10, help="noise draws (test passes) per sigma_val")
+    g = p.add_argument_group("execution")
+    g.add_argument("--workers", type=_nonneg_int, default=None,
+                   help="worker processes (one thread each; 0 = in this process); default min(2, CPUs)")
+    g.add_argument("--scheduler", default=None,
+                   help="run on Dask: 'local' starts a LocalCluster of --workers processes; tcp://host:port uses "
+                        "an existing cluster (workers need xbarsim installed)")
+    g.add_argument("--fresh", action="store_true", help="rerun every job instead of resuming finished ones")
+    g.add_argument("--max-jobs", type=_nonneg_int, default=None, help="run at most this many new jobs now")
+    _add_run_args(p, "runs/sweep")
+    return p
+
+
+def sweep_main(argv: list[str] | None = None) -> int:
+    """``xbarsim sweep``: the DNI sweep; see ``xbarsim sweep --help``."""
+    parser = _sweep_parser()
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    from .sweep import SweepSpec
+
+    try:
+        spec = SweepSpec(data=args.data, data_path=args.data_path, n_train=args.n_train, n_test=args.n_test,
+                         data_seed=args.data_seed, archs=tuple(args.arch), hidden=args.hidden, num_layers=args.layers,
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                         seeds=tuple(args.seeds), sigma_train=tuple(args.sigma_train),
+                         sigma_val=tuple(args.sigma_val), convention=args.convention, preset=args.preset,
+                         draws=args.draws, noise_draw=args.noise_draw)
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"xbarsim sweep: error: {exc}", file=sys.stderr)
+        return 2
+    _limit_threads()
+    from .data import DataError
+    from .executor import JobError
+    from .sweep import run_sweep
+
+    try:
+        outcome = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.fresh,
+                            max_jobs=args.max_jobs, progress=not args.quiet)
+    except (DataError, JobError, ValueError, ImportError, OSError) as exc:
+        return _fail("xbarsim sweep", exc)
+    print()
+    for arch in spec.archs:
+        print(f"{arch.upper()}: test accuracy (mean ± 95% CI half-width), rows sigma_train, columns sigma_val "
+              f"({spec.convention}, preset {spec.preset}, {len(spec.seeds)} seed(s) x {spec.draws} draws)")
+        print(_pivot(outcome.rows, arch, list(spec.sigma_train), list(spec.sigma_val)))
+        print()
+    status = "complete" if outcome.complete else f"INCOMPLETE ({outcome.n_jobs - outcome.n_resumed - outcome.n_run} " \
+                                                 f"job(s) left; run the same command again to resume)"
+    print(f"{outcome.n_run} job(s) run, {outcome.n_resumed} resumed from {outcome.out}/jobs; sweep {status}; "
+          f"{outcome.seconds:.1f} s")
+    for name, path in outcome.files.items():
+        print(f"  {name:<12} {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- deploy
+def _deploy_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xbarsim deploy", formatter_class=_Formatter,
+        description="Program a trained model onto a device (preset or calibrated device-model JSON) and evaluate "
+                    "its accuracy at times after programming, over programmed instances and noise draws, with and "
+                    "without global drift compensation. Writes deploy.h5, deploy.csv, deploy.json, deploy.png.",
+        epilog="examples:\n"
+               "  xbarsim deploy --checkpoint runs/train/model.pt --preset pcm\n"
+               "  xbarsim deploy --checkpoint runs/sweep/checkpoints/lstm_st0.1_seed0.pt --preset device.json "
+               "--times 1,3600,86400 --instances 10 --draws 5\n"
+               "  xbarsim deploy --checkpoint runs/train/model.pt --preset pcm --set adc_bits=6 --set tile_rows=256")
+    p.add_argument("--checkpoint", required=True, help="model.pt from xbarsim train or checkpoints/<job>.pt of a sweep")
+    p.add_argument("--preset", default="pcm", help="device preset (ideal, paper, pcm, rram, sonos) or a device-model "
+                                                   "JSON (e.g. from xbarsim calibrate)")
+    p.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
+                   help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, ...)")
+    p.add_argument("--times", type=_float_list, default=_float_list(_DEFAULT_TIMES),
+                   help="comma list of times after programming, seconds")
+    p.add_argument("--instances", type=_positive_int, default=5, help="programmed instances (long-term noise draws)")
+    p.add_argument("--draws", type=_positive_int, default=3, help="short-term noise draws per instance and time")
+    p.add_argument("--compensation", choices=("both", "on", "off"), default="both", help="global drift compensation")
+    _add_data_args(p, default=None)
+    p.set_defaults(data=None)
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of programming and reads")
+    _add_run_args(p, "runs/deploy")
+    return p
+
+
+def deploy_main(argv: list[str] | None = None) -> int:
+    """``xbarsim deploy``: accuracy vs time after programming; see ``xbarsim deploy --help``."""
+    parser = _deploy_parser()
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    if any(t < 0 or math.isinf(t) for t in args.times):
+        parser.print_usage(sys.stderr)
+        print(f"xbarsim deploy: error: --times must be finite and >= 0, got {args.times}", file=sys.stderr)
+        return 2
+    _limit_threads()
+    from .data import DataError, load_dataset
+    from .experiment import deploy_model, load_checkpoint, noise_config, versions
+    from .results import atomic_write_json, format_table, plot_deploy, write_deploy
+
+    t0 = time.perf_counter()
+    try:
+        _, info = load_checkpoint(args.checkpoint, digital=True)
+        data_args = dict(info["meta"].get("data_args") or {})
+        if args.data is not None:
+            data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
+                         "n_train": args.n_train, "n_test": args.n_test}
+        elif not data_args:
+            data_args = {"data": "digits", "data_path": None, "data_seed": args.data_seed, "n_train": None,
+                         "n_test": None}
+        if args.n_test is not None:
+            data_args["n_test"] = args.n_test
+        data = load_dataset(data_args["data"], data_args.get("data_path"), seed=data_args.get("data_seed", 0),
+                            n_train=data_args.get("n_train"), n_test=data_args.get("n_test"))
+        spec = info["spec"]
+        if data.n_features != spec.input_size or data.n_classes > spec.num_classes:
+            raise DataError(f"{data.source}: has {data.n_features} features and {data.n_classes} classes, but the "
+                            f"model expects {spec.input_size} features and {spec.num_classes} classes")
+        base = noise_config(None, "relative", args.preset, **dict(args.overrides))
+    except (DataError, ValueError) as exc:
+        return _fail("xbarsim deploy", exc)
+    comps = {"both": [False, True], "on": [True], "off": [False]}[args.compensation]
+    try:
+        acc, digital = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
+                                    instances=args.instances, draws=args.draws, seed=args.seed,
+                                    progress=not args.quiet)
+    except ValueError as exc:
+        return _fail("xbarsim deploy", exc)
+    out = Path(args.out)
+    attrs = {"command": "deploy", "checkpoint": str(args.checkpoint), "device_preset": base.name,
+             "array_config": base.to_dict(), "seed": args.seed, "model": spec.to_dict(), "data": data.describe(),
+             "noise_convention": base.output_noise.convention, "accuracy_digital": digital, "versions": versions(),
+             "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {})}
+    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs)
+    atomic_write_json(out / "deploy.json", {**attrs, "rows": rows})
+    plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} instances x "
+                                                f"{args.draws} draws", reference=digital)
+    show = [{"time": _TIME_NAMES.get(r["time_s"], f"{r['time_s']:g} s"),
+             "drift_comp": "on" if r["drift_compensation"] else "off", "accuracy_mean": r["accuracy_mean"],
+             "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]} for r in rows]
+    print(format_table(show))
+    print(f"\n{spec.arch.upper()} ({args.checkpoint}) on preset {base.name}; digital accuracy {digital:.4f}; "
+          f"{args.instances} instances x {args.draws} draws, seed {args.seed}")
+    print(f"wrote deploy.h5, deploy.csv, deploy.json, deploy.png in {out}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+# --------------------------------------------------------------------------- python -m models
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models train|sweep|deploy ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "sweep": sweep_main, "deploy": deploy_main}
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m models {train,sweep,deploy} [options]\n\n"
+              "  train   train one analog RNN with Deep Noise Injection\n"
+              "  sweep   sigma_train x sigma_val sweep: results.h5, summary.csv, heatmaps\n"
+              "  deploy  program a trained model onto a device and evaluate over time\n\n"
+              "Run 'python -m models <command> --help' for the options of one command.")
+        return 0
+    if argv[0] not in commands:
+        print(f"python -m models: unknown command {argv[0]!r}; expected one of {', '.join(commands)}", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])

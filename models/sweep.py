@@ -1,0 +1,355 @@
+"""The DNI sweep: train each architecture at each sigma_train and seed, evaluate at each sigma_val.
+
+One *job* = one (arch, sigma_train, seed): train a model with output noise sigma_train,
+then measure its test accuracy at every sigma_val over ``draws`` independent noise draws
+(the same draw seeds at every sigma_val: common random numbers). Jobs are independent and
+run through an executor (:mod:`models.executor`). As each job finishes, this process writes
+its checkpoint and then its ``jobs/<job_id>.json`` atomically; a job counts as done when
+that JSON exists and records the same job settings, so a killed or partial sweep resumes
+where it stopped, and a changed setting reruns only the jobs it affects.
+
+Example:
+    >>> spec = SweepSpec(archs=("rnn",), sigma_train=(0.0, 0.1), sigma_val=(0.0, 0.2), epochs=2)  # doctest: +SKIP
+    >>> outcome = run_sweep(spec, "runs/sweep", workers=2)                                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import atomic_write_bytes, atomic_write_json
+
+__all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome"]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Settings of a sweep (all JSON-able; recorded in sweep.json and every job)."""
+
+    data: str = "digits"
+    """data set name or path (see models.data.load_dataset)."""
+    data_path: str | None = None
+    """where the MNIST files are."""
+    n_train: int | None = None
+    """keep at most this many training examples (seeded subset)."""
+    n_test: int | None = None
+    """keep at most this many test examples (seeded subset)."""
+    data_seed: int = 0
+    """seed of the data split and subsets (the same for every job)."""
+    archs: tuple[str, ...] = ("rnn", "lstm")
+    hidden: int = 32
+    num_layers: int = 1
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    seeds: tuple[int, ...] = (0,)
+    sigma_train: tuple[float, ...] = (0.0, 0.1, 0.3)
+    sigma_val: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    convention: str = "relative"
+    """output-noise convention of sigma_train and sigma_val: relative, absolute or snr_db."""
+    preset: str = "paper"
+    """crossbar preset name or device-model JSON path the noise is added to."""
+    draws: int = 10
+    """noise draws (full test passes) per sigma_val."""
+    noise_draw: str = "mvm"
+    """which reads share one noise draw (models.functional)."""
+
+    def __post_init__(self) -> None:
+        from .experiment import ARCHS, CONVENTIONS
+
+        object.__setattr__(self, "archs", tuple(self.archs))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "sigma_train", tuple(float(s) for s in self.sigma_train))
+        object.__setattr__(self, "sigma_val", tuple(float(s) for s in self.sigma_val))
+        bad = [a for a in self.archs if a not in ARCHS]
+        if not self.archs or bad:
+            raise ValueError(f"archs must be a non-empty list of {', '.join(ARCHS)}, got {list(self.archs)}")
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {self.convention!r}")
+        for name in ("sigma_train", "sigma_val", "seeds", "archs"):
+            values = getattr(self, name)
+            if not values:
+                raise ValueError(f"{name} must not be empty")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} has repeated values: {list(values)}")
+        for name in ("sigma_train", "sigma_val"):
+            for v in getattr(self, name):
+                if math.isnan(v) or (self.convention != "snr_db" and (v < 0 or math.isinf(v))):
+                    raise ValueError(f"{name} values must be finite and >= 0 for convention "
+                                     f"{self.convention!r}, got {v}")
+        for name, lo in (("hidden", 1), ("num_layers", 1), ("epochs", 0), ("batch_size", 1), ("draws", 1)):
+            if int(getattr(self, name)) < lo:
+                raise ValueError(f"{name} must be >= {lo}, got {getattr(self, name)}")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"SweepSpec: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
+        return cls(**data)
+
+
+def _fmt(v: float) -> str:
+    return "inf" if math.isinf(v) else ("-inf" if v == -math.inf else repr(float(v)))
+
+
+def job_id(arch: str, sigma_train: float, seed: int) -> str:
+    """File-name-safe identifier of one job, e.g. ``lstm_st0.1_seed0``."""
+    return f"{arch}_st{_fmt(sigma_train)}_seed{int(seed)}"
+
+
+def make_jobs(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """``{job_id: payload}`` for every (arch, sigma_train, seed), in a fixed order."""
+    common = spec.to_dict()
+    for k in ("archs", "seeds", "sigma_train"):
+        common.pop(k)
+    jobs = {}
+    for arch in spec.archs:
+        for st in spec.sigma_train:
+            for seed in spec.seeds:
+                jobs[job_id(arch, st, seed)] = {**common, "arch": arch, "sigma_train": st, "seed": seed}
+    return jobs
+
+
+@functools.lru_cache(maxsize=4)
+def _data(name: str, data_path: str | None, seed: int, n_train: int | None, n_test: int | None):
+    from .data import load_dataset
+
+    return load_dataset(name, data_path, seed=seed, n_train=n_train, n_test=n_test)
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one model and evaluate it at every sigma_val (runs inside a worker).
+
+    Returns:
+        JSON-able result (accuracies (sigma_val, draws), noiseless accuracy, history,
+        metadata) plus ``checkpoint``: the bytes of the trained model's checkpoint.
+    """
+    from .experiment import (ModelSpec, build_model, checkpoint_bytes, evaluate_draws, noise_config, set_noise,
+                             train_model, versions)
+
+    t0 = time.perf_counter()
+    data = _data(job["data"], job["data_path"], job["data_seed"], job["n_train"], job["n_test"])
+    spec = ModelSpec(arch=job["arch"], input_size=data.n_features, hidden_size=int(job["hidden"]),
+                     num_classes=data.n_classes, num_layers=int(job["num_layers"]))
+    train_cfg = noise_config(job["sigma_train"], job["convention"], job["preset"])
+    model = build_model(spec, train_cfg, noise_draw=job["noise_draw"], seed=job["seed"])
+    history = train_model(model, data, epochs=int(job["epochs"]), batch_size=int(job["batch_size"]),
+                          lr=float(job["lr"]), optimizer=job["optimizer"], seed=job["seed"])
+    t_train = time.perf_counter() - t0
+    acc = np.empty((len(job["sigma_val"]), int(job["draws"])))
+    for j, sv in enumerate(job["sigma_val"]):
+        cfg = noise_config(sv, job["convention"], job["preset"])
+        set_noise(model, cfg)
+        deterministic = cfg.is_digital and not cfg.output_noise.active
+        acc[j] = evaluate_draws(model, data, int(job["draws"]), seed=job["seed"], deterministic=deterministic,
+                                stream=1)
+    clean_cfg = noise_config(0.0 if job["convention"] != "snr_db" else math.inf, job["convention"], job["preset"])
+    set_noise(model, clean_cfg)
+    clean = evaluate_draws(model, data, 1, seed=job["seed"], stream=2)[0]
+    set_noise(model, train_cfg)
+    ckpt = checkpoint_bytes(model, spec, train_cfg, noise_draw=job["noise_draw"],
+                            meta={"job": job, "data": data.describe()})
+    return {
+        "job": job,
+        "accuracy": acc.tolist(),
+        "accuracy_noiseless": float(clean),
+        "history": history,
+        "train_config": train_cfg.to_dict(),
+        "data": data.describe(),
+        "versions": versions(),
+        "device_preset": train_cfg.name,
+        "noise_convention": job["convention"],
+        "seed": job["seed"],
+        "seconds": {"train": t_train, "total": time.perf_counter() - t0},
+        "worker_pid": os.getpid(),
+        "checkpoint": ckpt,
+    }
+
+
+def _read_job(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def write_job(out: Path, key: str, result: dict) -> None:
+    """Checkpoint first, then the job JSON (its presence marks the job done), both atomic."""
+    result = dict(result)
+    ckpt = result.pop("checkpoint", None)
+    if ckpt is not None:
+        atomic_write_bytes(out / "checkpoints" / f"{key}.pt", ckpt)
+        result["checkpoint"] = f"checkpoints/{key}.pt"
+    atomic_write_json(out / "jobs" / f"{key}.json", result)
+
+
+def finished_jobs(out: Path, jobs: dict[str, dict]) -> dict[str, dict]:
+    """The jobs of ``jobs`` whose result file exists and records the same settings."""
+    done = {}
+    for key, payload in jobs.items():
+        res = _read_job(out / "jobs" / f"{key}.json")
+        if res is not None and _same(res.get("job", {}), payload):
+            done[key] = res
+    return done
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did and wrote."""
+
+    out: Path
+    rows: list[dict]
+    n_jobs: int
+    n_run: int
+    n_resumed: int
+    complete: bool
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def collect(spec: SweepSpec, out: str | os.PathLike, results: dict[str, dict] | None = None,
+            executor_info: dict | None = None) -> SweepOutcome:
+    """Aggregate the finished jobs of ``spec`` in ``out`` into results.h5, summary.csv and plots."""
+    from .experiment import versions
+    from .results import plot_curves, plot_heatmaps, summarise, write_summary_csv, write_sweep_h5
+
+    out = Path(out)
+    jobs = make_jobs(spec)
+    if results is None:
+        results = finished_jobs(out, jobs)
+    A, S, K, V, D = len(spec.archs), len(spec.sigma_train), len(spec.seeds), len(spec.sigma_val), spec.draws
+    acc = np.full((A, S, K, V, D), np.nan)
+    clean = np.full((A, S, K), np.nan)
+    hist_keys = ("train_loss", "train_accuracy", "test_accuracy")
+    history = {k: np.full((A, S, K, spec.epochs), np.nan) for k in hist_keys}
+    for a, arch in enumerate(spec.archs):
+        for i, st in enumerate(spec.sigma_train):
+            for k, seed in enumerate(spec.seeds):
+                res = results.get(job_id(arch, st, seed))
+                if res is None:
+                    continue
+                acc[a, i, k] = np.asarray(res["accuracy"], dtype=float)
+                clean[a, i, k] = res["accuracy_noiseless"]
+                for h in hist_keys:
+                    history[h][a, i, k, :len(res["history"][h])] = res["history"][h]
+    rows = summarise(list(spec.archs), list(spec.sigma_train), list(spec.sigma_val), acc)
+    any_res = next(iter(results.values()), {})
+    attrs = {
+        "spec": spec.to_dict(),
+        "noise_convention": spec.convention,
+        "device_preset": any_res.get("device_preset", str(spec.preset)),
+        "train_config": any_res.get("train_config", {}),
+        "data": any_res.get("data", {}),
+        "versions": versions(),
+        "executor": executor_info or {},
+        "n_jobs": len(jobs),
+        "n_jobs_finished": len(results),
+        "ci": "95% Student-t on the mean: over per-seed means when n_seeds >= 2, else over draws",
+    }
+    files = {"results": out / "results.h5", "summary": out / "summary.csv", "heatmap": out / "heatmap.png"}
+    write_sweep_h5(files["results"], arch=list(spec.archs), sigma_train=list(spec.sigma_train),
+                   seeds=list(spec.seeds), sigma_val=list(spec.sigma_val), acc=acc, clean=clean, history=history,
+                   attrs=attrs)
+    write_summary_csv(files["summary"], rows)
+    if rows:
+        title = f"{attrs['data'].get('name', spec.data)}, preset {attrs['device_preset']}, {spec.draws} draws"
+        plot_heatmaps(files["heatmap"], rows, list(spec.archs), list(spec.sigma_train), list(spec.sigma_val),
+                      spec.convention, title=title)
+        for arch in spec.archs:
+            files[f"curves_{arch}"] = out / f"curves_{arch}.png"
+            plot_curves(files[f"curves_{arch}"], rows, arch, list(spec.sigma_train), list(spec.sigma_val),
+                        spec.convention)
+    return SweepOutcome(out, rows, len(jobs), 0, 0, len(results) == len(jobs), files)
+
+
+def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = None, scheduler: str | None = None,
+              executor=None, resume: bool = True, max_jobs: int | None = None,
+              progress: bool = False) -> SweepOutcome:
+    """Run the jobs of ``spec`` that are not done yet, write each as it finishes, then aggregate.
+
+    Args:
+        out: output folder (created).
+        workers, scheduler: see :func:`models.executor.make_executor` (ignored if ``executor`` is given).
+        executor: an executor to use (left open).
+        resume: skip jobs already finished in ``out`` with the same settings (False: rerun all).
+        max_jobs: run at most this many new jobs now (the rest on a later run); None: all.
+        progress: a tqdm bar over jobs.
+
+    Returns:
+        SweepOutcome; ``complete`` says whether every job is finished.
+
+    Raises:
+        models.data.DataError: the data set cannot be loaded (checked here before any job starts).
+        models.executor.JobError: a job failed.
+    """
+    from .executor import make_executor
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Fail fast, in this process, on bad data or a bad preset before starting workers.
+    data = _data(spec.data, spec.data_path, spec.data_seed, spec.n_train, spec.n_test)
+    from .experiment import noise_config
+
+    noise_config(spec.sigma_train[0], spec.convention, spec.preset)
+    jobs = make_jobs(spec)
+    done = finished_jobs(out, jobs) if resume else {}
+    todo = {k: v for k, v in jobs.items() if k not in done}
+    if max_jobs is not None:
+        todo = dict(list(todo.items())[:max(0, int(max_jobs))])
+    own = executor is None
+    ex = make_executor(workers, scheduler) if (own and todo) else executor
+    info = ex.describe() if ex is not None else {"kind": "none (all jobs already finished)"}
+    atomic_write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
+                                           "jobs": list(jobs)})
+    results = dict(done)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), initial=len(done), desc="sweep", unit="job")
+    try:
+        if todo:
+            for key, result in ex.run_unordered(run_job, todo):
+                write_job(out, key, result)
+                results[key] = _read_job(out / "jobs" / f"{key}.json")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"{key}: clean {result['accuracy_noiseless']:.3f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if own and ex is not None:
+            ex.close()
+    outcome = collect(spec, out, results, info)
+    outcome.n_run = len(todo)
+    outcome.n_resumed = len(done)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
