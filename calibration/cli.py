@@ -1,0 +1,237 @@
+"""``xbarsim calibrate`` / ``python -m calibration``: measured device data in, device model out.
+
+    xbarsim calibrate cells.csv --out model.json --report report/
+    xbarsim calibrate set.csv reset.csv --unit A --read-voltage 0.1 --out reram.json --report rep/
+
+The format of DATA is detected (``--format auto``): HDF5 files and CSVs with a ``cell_id``
+column are long-format tables; CSVs of numbers only (optionally under a header row) are
+pulse ramps, one column per ramp. See calibration/README.md for both schemas.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "calibrate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xbarsim calibrate",
+        description="Fit a device noise model to measured memory-cell data and write a device model "
+                    "(JSON that crossbar.preset(path) and 'xbarsim deploy' load, plus HDF5 with the fit data) "
+                    "and a report (levels.csv, gof.csv, params.csv, fits.png).",
+        epilog="Long format (one file, CSV or HDF5): columns cell_id, g_target_us, t_s, read_id and one of "
+               "g_us|g_ms|g_s|r_ohm|r_kohm|i_a|i_ua (a current needs v_read_v or --read-voltage); optional stuck, "
+               "pulse. Pulse ramps (one or more CSVs): one column per ramp, one row per identical pulse, values in "
+               "--unit. Examples:\n"
+               "  xbarsim calibrate calibration/examples/example_cells.csv --out model.json --report rep\n"
+               "  xbarsim calibrate set.csv reset.csv --unit A --read-voltage 0.1 --out reram.json --report rep\n"
+               "  xbarsim calibrate gong_et_al.csv --unit norm --norm-range-us 10 100 --out hfo2.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", nargs="+", metavar="DATA", help="measurement file(s): one long-format CSV/HDF5, or "
+                                                           "one or more pulse-ramp CSVs")
+    p.add_argument("--out", required=True, metavar="MODEL", help="device model to write: MODEL.json and MODEL.h5")
+    p.add_argument("--report", metavar="DIR", help="report folder (levels.csv, gof.csv, params.csv, fits.png, ...)")
+    p.add_argument("--format", choices=("auto", "long", "ramps"), default="auto",
+                   help="input format (default: detected from the file)")
+    p.add_argument("--base-preset", default="rram", metavar="NAME",
+                   help="preset whose periphery (DAC, ADC, tiles, mapping) goes with the fitted device "
+                        "(default: rram)")
+    p.add_argument("--name", default=None, help="name of the device model (default: calibrated:<first file stem>)")
+    p.add_argument("--seed", type=int, default=0, help="seed for folds, held-out split, bootstrap, sampling "
+                                                       "(default: 0)")
+    p.add_argument("--holdout", type=float, default=0.3,
+                   help="fraction of cells (ramps) held out for the goodness-of-fit report (default: 0.3)")
+    p.add_argument("--level-sigmas", type=float, default=3.0, metavar="Z",
+                   help="distinguishable levels: adjacent levels' +-Z sigma windows must not overlap (default: 3)")
+    p.add_argument("--set-levels", action="store_true",
+                   help="write the number of distinguishable levels as the device's n_levels (default: analog)")
+    p.add_argument("--g-range-us", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="long format: impose the device range instead of estimating it")
+    p.add_argument("--read-voltage", type=float, metavar="V", help="read voltage for currents (V)")
+    p.add_argument("--unit", choices=("uS", "mS", "S", "ohm", "kohm", "A", "uA", "norm"),
+                   help="pulse ramps: unit of the values (required for ramps)")
+    p.add_argument("--norm-range-us", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="pulse ramps in --unit norm: map the data's min..max onto LO..HI uS")
+    p.add_argument("--direction", choices=("auto", "up", "down"), default="auto",
+                   help="pulse ramps: polarity of every ramp (default: sign of each ramp's mean step)")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="N",
+                   help="pulse ramps: bootstrap resamples over ramps for intervals (default: 100)")
+    p.add_argument("--verify-tol-us", type=float, metavar="TOL",
+                   help="pulse ramps: program-and-verify acceptance window (default: half the median step)")
+    p.add_argument("--max-pulses", type=int, default=200,
+                   help="pulse ramps: pulses allowed per cell in program-and-verify (default: 200)")
+    p.add_argument("--quiet", action="store_true", help="print only the output paths")
+    return p
+
+
+def _check_args(args, p) -> None:
+    if not 0.0 < args.holdout < 1.0:
+        p.error(f"--holdout must be in (0, 1), got {args.holdout}")
+    if not args.level_sigmas > 0:
+        p.error(f"--level-sigmas must be > 0, got {args.level_sigmas}")
+    if args.read_voltage is not None and not args.read_voltage > 0:
+        p.error(f"--read-voltage must be > 0 V, got {args.read_voltage}")
+    if args.g_range_us is not None and not 0 <= args.g_range_us[0] < args.g_range_us[1]:
+        p.error(f"--g-range-us needs 0 <= LO < HI, got {args.g_range_us}")
+    if args.bootstrap < 0:
+        p.error(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.max_pulses < 1:
+        p.error(f"--max-pulses must be >= 1, got {args.max_pulses}")
+    if args.verify_tol_us is not None and not args.verify_tol_us > 0:
+        p.error(f"--verify-tol-us must be > 0, got {args.verify_tol_us}")
+
+
+def calibrate(args) -> dict:
+    """Read, fit, build the model and report in memory; nothing is written here.
+
+    Returns a dict with "fit", "config", "calibration", "raw", "levels", "gof", "steps",
+    "data", "kind".
+    """
+    import crossbar
+
+    from . import io as cio
+    from .fit import fit_long, fit_ramps
+    from .model import (array_config, calibration_block, device_from_long_fit, device_from_ramp_fit)
+    from .report import levels_rows, split_cells, step_rows
+
+    paths = [Path(p) for p in args.data]
+    kinds = [cio.detect_format(p) if args.format == "auto" else args.format for p in paths]
+    if len(set(kinds)) > 1:
+        raise cio.CalibrationInputError(paths[kinds.index("ramps")], "mixes pulse ramps with a long-format table "
+                                        f"({paths[kinds.index('long')]}); calibrate one kind at a time")
+    kind = kinds[0]
+    base = crossbar.preset(args.base_preset)
+    name = args.name or f"calibrated:{paths[0].stem}"
+    options = {k: v for k, v in vars(args).items() if k not in ("quiet",)}
+    sha = {str(p): cio.file_sha256(p) for p in paths}
+    if kind == "long":
+        if len(paths) != 1:
+            raise cio.CalibrationInputError(paths[1], "long format takes one file; merge the tables first")
+        data = cio.read_long(paths[0], read_voltage_v=args.read_voltage)
+        fit = fit_long(data, seed=args.seed, level_z=args.level_sigmas, g_range_us=args.g_range_us)
+        train, test = split_cells(data.n_cells, args.holdout, args.seed)
+        tfit = fit_long(data.subset_cells(train), seed=args.seed, level_z=args.level_sigmas,
+                        g_range_us=(fit.g_min_us, fit.g_max_us))
+        tdev = device_from_long_fit(tfit, base.device)
+        levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7)
+        steps = []
+        device = device_from_long_fit(fit, base.device, set_levels=args.set_levels)
+    else:
+        if args.unit is None:
+            raise cio.CalibrationInputError(paths[0], "pulse ramps need --unit (uS, mS, S, ohm, kohm, A, uA or norm)")
+        data = cio.read_pulse_ramps(paths, args.unit, read_voltage_v=args.read_voltage, direction=args.direction,
+                                    norm_range_us=None if args.norm_range_us is None else tuple(args.norm_range_us))
+        kw = dict(seed=args.seed, level_z=args.level_sigmas, verify_tol_us=args.verify_tol_us,
+                  max_pulses=args.max_pulses)
+        fit = fit_ramps(data, n_boot=args.bootstrap, **kw)
+        # held-out ramps, per polarity
+        import numpy as np
+
+        test = []
+        rng = np.random.default_rng(args.seed)
+        for sgn in (1, -1):
+            idx = np.flatnonzero(data.direction == sgn)
+            if idx.size >= 2:
+                k = int(min(max(round(args.holdout * idx.size), 1), idx.size - 1))
+                test += sorted(rng.choice(idx, size=k, replace=False).tolist())
+        train = [i for i in range(data.n_ramps) if i not in set(test)]
+        sub = cio.RampData(sources=data.sources, ramps=[data.ramps[i] for i in train],
+                           direction=data.direction[train], names=[data.names[i] for i in train])
+        tfit = fit_ramps(sub, n_boot=0, **kw)
+        steps = step_rows(tfit, data, test, seed=args.seed + 7)
+        device = device_from_ramp_fit(fit, base.device, set_levels=args.set_levels)
+        tdev = device_from_ramp_fit(fit, base.device)
+        # model side of levels.csv: the program-and-verify targets, sampled from the model (no measured
+        # programmed levels exist in pulse-ramp data)
+        from .model import sample_cells
+
+        g, _ = sample_cells(tdev, np.repeat(fit.pv["targets_us"], 2000), [tdev.t0_s], 1,
+                            np.random.default_rng(args.seed + 7))
+        g = g[:, 0, 0].reshape(fit.pv["targets_us"].size, 2000)
+        levels = [{"g_target_us": t, "t_s": tdev.t0_s, "n_cells": 0, "measured_mean_us": float("nan"),
+                   "measured_std_us": float("nan"), "model_mean_us": g[k].mean(), "model_std_us": g[k].std(ddof=1)}
+                  for k, t in enumerate(fit.pv["targets_us"])]
+        gof = []
+    cfg = array_config(device, base=args.base_preset, name=name)
+    crossbar.ArrayConfig.from_dict(cfg.to_dict())  # the model must load back
+    pvals = [r["ks_pvalue"] for r in (gof or steps) if r["ks_pvalue"] == r["ks_pvalue"]]
+    gof_summary = {
+        "test": "two-sample Kolmogorov-Smirnov, held-out " + ("cells per (level, time)" if kind == "long"
+                                                              else "ramps' steps per conductance bin"),
+        "holdout_fraction": args.holdout, "n_tests": len(pvals),
+        "n_p_below_0.01": int(sum(p < 0.01 for p in pvals)),
+        "min_pvalue": float(min(pvals)) if pvals else None,
+        "max_ks_stat": float(max(r["ks_stat"] for r in (gof or steps))) if (gof or steps) else None,
+    }
+    calib = calibration_block(fit, [str(p) for p in paths], sha, options, gof_summary)
+    raw = dict(fit.raw)
+    return {"fit": fit, "config": cfg, "calibration": calib, "raw": raw, "levels": levels, "gof": gof,
+            "steps": steps, "data": data, "kind": kind}
+
+
+def _write(res, args) -> list[Path]:
+    from .model import write_model
+    from .report import GOF_COLUMNS, LEVEL_COLUMNS, STEP_COLUMNS, plot_long, plot_ramps, write_csv
+
+    written = list(write_model(args.out, res["config"], res["calibration"], res["raw"]))
+    if args.report:
+        d = Path(args.report)
+        d.mkdir(parents=True, exist_ok=True)
+        write_csv(d / "levels.csv", LEVEL_COLUMNS, res["levels"])
+        write_csv(d / "params.csv", ["name", "value", "stderr", "ci_lo", "ci_hi", "unit", "method"],
+                  res["calibration"]["parameters"])
+        written += [d / "levels.csv", d / "params.csv"]
+        if res["kind"] == "long":
+            write_csv(d / "gof.csv", GOF_COLUMNS, res["gof"])
+            plot_long(res["fit"], res["levels"], d / "fits.png")
+            written += [d / "gof.csv", d / "fits.png"]
+        else:
+            write_csv(d / "steps.csv", STEP_COLUMNS, res["steps"])
+            plot_ramps(res["fit"], res["data"], d / "fits.png")
+            written += [d / "steps.csv", d / "fits.png"]
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``xbarsim calibrate``; returns the exit status (2 on bad input)."""
+    from .io import CalibrationInputError
+    from .report import format_table
+
+    p = build_parser()
+    args = p.parse_args(argv)
+    _check_args(args, p)
+    t = time.perf_counter()
+    try:
+        res = calibrate(args)
+    except CalibrationInputError as e:
+        print(f"xbarsim calibrate: error: {e}\nnothing was written", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"xbarsim calibrate: error: {e}\nnothing was written", file=sys.stderr)
+        return 2
+    written = _write(res, args)
+    if not args.quiet:
+        fit, cal = res["fit"], res["calibration"]
+        dev = res["config"].device
+        print(f"calibrated {res['kind']} data from {', '.join(args.data)} in {time.perf_counter() - t:.1f} s")
+        print(f"device: g = [{dev.g_min_us:.4g}, {dev.g_max_us:.4g}] uS, distinguishable levels "
+              f"{fit.levels_us.size} (95% {fit.levels_ci[0]}-{fit.levels_ci[1]}) at +-{fit.level_z:g} sigma")
+        rows = [r for r in cal["parameters"] if ".c" not in r["name"] or "bootstrap" in r["name"]]
+        print(format_table(rows, ["name", "value", "stderr", "ci_lo", "ci_hi", "unit"]))
+        g = cal["goodness_of_fit"]
+        if g.get("n_tests"):
+            print(f"goodness of fit ({g['test']}): {g['n_tests']} tests, {g['n_p_below_0.01']} with p < 0.01, "
+                  f"min p = {g['min_pvalue']:.3g}, max KS = {g['max_ks_stat']:.3f}")
+        for n in fit.notes:
+            print(f"note: {n}")
+    for w in written:
+        print(f"wrote {w}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

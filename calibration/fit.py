@@ -1,0 +1,794 @@
+"""Fits of a device noise model to measured data (numpy + scipy).
+
+Long-format data (repeated reads of many cells over time):
+
+* read noise   sigma_read(G): Gaussian maximum likelihood on the sample variances of the
+  repeated reads of each cell at the earliest time (chi-square with n-1 dof each);
+* drift        per-cell exponent nu from least squares of ln G(t) on ln(t/t0), then
+  mu_nu(G_target) by weighted least squares and sigma_nu(G_target) by maximum likelihood
+  with each cell's own estimation variance (from the read noise) taken out;
+* programming  e = G(t0) - G_target per cell (mean of its reads at the earliest time t0):
+  mean offset by weighted least squares, sigma by maximum likelihood with the read-noise
+  variance of the mean of the reads taken out;
+* stuck cells  a "stuck" column when present, otherwise cells far (robust z > 6) from their
+  target and within 5 % of the range of a bound; Clopper-Pearson intervals;
+* levels       distinguishable levels in [g_min, g_max] for a z-sigma separation budget.
+
+Pulse ramps: range, mean step per pulse mu(G), cycle-to-cycle spread sigma_c2c(G) and
+read noise (from the lag-1 covariance of the step residuals), then a simulated
+program-and-verify loop gives the programming error that device would reach.
+
+Every polynomial is in u = G / g_max (crossbar's ``x="g_norm"``), lowest order first; its
+degree is chosen by K-fold cross-validation over held-out cells (ramps) with the
+one-standard-error rule. Uncertainties are standard errors from the (Fisher) information,
+or bootstrap intervals over ramps for the ramp fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+
+from .io import LongData, RampData
+
+__all__ = [
+    "PolyFit",
+    "LongFit",
+    "RampFit",
+    "fit_long",
+    "fit_ramps",
+    "fit_mean_poly",
+    "fit_sigma_poly",
+    "select_degree",
+    "distinguishable_levels",
+    "clopper_pearson",
+    "simulate_program_verify",
+]
+
+Z95 = 1.959963984540054
+
+
+# --------------------------------------------------------------------------- polynomial laws
+
+@dataclass
+class PolyFit:
+    """A fitted law value(G) = clip(sum_k c_k u^k, lo, hi), u = G / g_scale_us.
+
+    ``cov`` is the covariance of the coefficients; ``cv`` maps each tried degree to its
+    held-out loss (mean, standard error).
+    """
+
+    name: str
+    coeffs: np.ndarray
+    cov: np.ndarray
+    g_scale_us: float
+    unit: str
+    lo: float | None = None
+    hi: float | None = None
+    cv: dict = field(default_factory=dict)
+    method: str = ""
+    n: int = 0
+
+    @property
+    def degree(self) -> int:
+        return int(len(self.coeffs) - 1)
+
+    def _vander(self, g_us) -> np.ndarray:
+        u = np.asarray(g_us, dtype=float) / self.g_scale_us
+        return np.vander(np.atleast_1d(u), len(self.coeffs), increasing=True)
+
+    def raw(self, g_us) -> np.ndarray:
+        return self._vander(g_us) @ self.coeffs
+
+    def __call__(self, g_us) -> np.ndarray:
+        v = self.raw(g_us)
+        if self.lo is not None or self.hi is not None:
+            v = np.clip(v, self.lo, self.hi)
+        return v
+
+    def se(self, g_us) -> np.ndarray:
+        """Standard error of the value at g_us (delta method)."""
+        V = self._vander(g_us)
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", V, self.cov, V), 0.0))
+
+    def coeff_se(self) -> np.ndarray:
+        return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+
+    def to_dict(self) -> dict:
+        return {
+            "x": "g_norm", "g_scale_us": self.g_scale_us, "coeffs": [float(c) for c in self.coeffs],
+            "stderr": [float(s) for s in self.coeff_se()], "cov": np.asarray(self.cov).tolist(),
+            "lo": self.lo, "hi": self.hi, "unit": self.unit, "degree": self.degree, "method": self.method,
+            "n": int(self.n), "cv_heldout_loss": {str(k): [float(a), float(b)] for k, (a, b) in self.cv.items()},
+        }
+
+    @staticmethod
+    def constant(name: str, value: float, se: float, g_scale_us: float, unit: str, lo=None, method="", n=0):
+        return PolyFit(name, np.array([float(value)]), np.array([[float(se) ** 2]]), g_scale_us, unit, lo=lo,
+                       method=method, n=n)
+
+
+def _vander(u, deg):
+    return np.vander(np.asarray(u, float), deg + 1, increasing=True)
+
+
+def fit_mean_poly(u, y, deg, var=None):
+    """Weighted least squares of y on a polynomial in u (weights 1/var).
+
+    Returns (coeffs lowest first, covariance). With var=None the residual variance is
+    estimated (ordinary least squares); otherwise the weights are taken as known.
+    """
+    X = _vander(u, deg)
+    y = np.asarray(y, float)
+    n = y.size
+    if var is None:
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        r = y - X @ beta
+        dof = max(n - X.shape[1], 1)
+        s2 = float(r @ r) / dof
+        cov = s2 * np.linalg.pinv(X.T @ X)
+        return beta, cov
+    w = 1.0 / np.maximum(np.asarray(var, float), 1e-300)
+    XtW = X.T * w
+    A = XtW @ X
+    beta = np.linalg.solve(A, XtW @ y) if np.linalg.cond(A) < 1e14 else np.linalg.lstsq(X * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+    cov = np.linalg.pinv(A)
+    return beta, cov
+
+
+def _sigma_nll(c, X, q, w, extra, floor):
+    s = np.maximum(X @ c, floor)
+    v = s * s + extra
+    return 0.5 * float(np.sum(w * (np.log(v) + q / v)))
+
+
+def fit_sigma_poly(u, q, deg, w=None, extra=None, max_iter=200):
+    """Maximum likelihood of sigma(u) = sum_k c_k u^k with q_i ~ v_i chi2_{w_i} / w_i.
+
+    v_i = sigma(u_i)^2 + extra_i. For single residuals r_i use q = r^2, w = 1; for sample
+    variances with d dof use q = s^2, w = d. Fisher scoring with step halving.
+
+    Returns (coeffs lowest first, covariance from the expected information, nll).
+    """
+    u = np.asarray(u, float)
+    q = np.asarray(q, float)
+    w = np.ones_like(q) if w is None else np.asarray(w, float)
+    extra = np.zeros_like(q) if extra is None else np.broadcast_to(np.asarray(extra, float), q.shape)
+    X = _vander(u, deg)
+    scale = float(np.sqrt(max(np.sum(w * q) / max(np.sum(w), 1e-300), 1e-300)))
+    floor = 1e-9 * scale + 1e-300
+    c = np.zeros(deg + 1)
+    c[0] = float(np.sqrt(max(np.sum(w * (q - extra)) / np.sum(w), (0.05 * scale) ** 2)))
+    nll = _sigma_nll(c, X, q, w, extra, floor)
+    info = None
+    for _ in range(max_iter):
+        s = np.maximum(X @ c, floor)
+        v = s * s + extra
+        dv = 2.0 * s[:, None] * X
+        score = -np.sum((w / (2 * v) * (q / v - 1.0))[:, None] * dv, axis=0)  # gradient of nll
+        info = (dv * (w / (2 * v * v))[:, None]).T @ dv
+        try:
+            delta = np.linalg.solve(info + 1e-12 * np.trace(info) * np.eye(len(c)), score)
+        except np.linalg.LinAlgError:
+            delta = np.linalg.lstsq(info, score, rcond=None)[0]
+        step = 1.0
+        while step > 1e-6:
+            c_new = c - step * delta
+            nll_new = _sigma_nll(c_new, X, q, w, extra, floor)
+            if nll_new <= nll + 1e-12 * abs(nll):
+                break
+            step *= 0.5
+        else:
+            break
+        done = abs(nll - nll_new) < 1e-10 * (1 + abs(nll))
+        c, nll = c_new, nll_new
+        if done:
+            break
+    s = np.maximum(X @ c, floor)
+    v = s * s + extra
+    dv = 2.0 * s[:, None] * X
+    info = (dv * (w / (2 * v * v))[:, None]).T @ dv
+    cov = np.linalg.pinv(info)
+    return c, cov, nll
+
+
+def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5, seed: int = 0):
+    """Choose a polynomial degree by K-fold cross-validation over groups (cells, ramps).
+
+    heldout_loss(train_mask, test_mask, deg) -> per-item losses of the test items. The
+    smallest degree whose mean held-out loss is within one standard error of the best
+    is chosen (one-standard-error rule).
+
+    Returns (degree, {deg: (mean loss, standard error)}).
+    """
+    groups = np.asarray(groups)
+    uniq = np.unique(groups)
+    k = int(min(k_folds, uniq.size))
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
+    fold = np.array([fold_of[g] for g in groups.tolist()])
+    scores = {}
+    for deg in range(max_deg + 1):
+        losses = []
+        for f in range(k):
+            test = fold == f
+            try:
+                losses.append(np.asarray(heldout_loss(~test, test, deg), float))
+            except (np.linalg.LinAlgError, ValueError):
+                losses.append(np.full(int(test.sum()), np.inf))
+        l_all = np.concatenate(losses)
+        scores[deg] = (float(np.mean(l_all)), float(np.std(l_all) / np.sqrt(max(l_all.size, 1))))
+    best = min(scores, key=lambda d: scores[d][0])
+    limit = scores[best][0] + scores[best][1]
+    chosen = min(d for d in scores if scores[d][0] <= limit)
+    return chosen, scores
+
+
+def _max_degree(u, cap=3):
+    return int(max(0, min(cap, np.unique(np.round(u, 12)).size - 1)))
+
+
+def fit_mean_cv(name, g_us, y, groups, g_scale, unit, var=None, cap=3, seed=0, k_folds=5, degree=None):
+    """Mean law with the degree chosen on held-out groups (squared error loss)."""
+    u = np.asarray(g_us, float) / g_scale
+    y = np.asarray(y, float)
+    var_arr = None if var is None else np.broadcast_to(np.asarray(var, float), y.shape)
+
+    def loss(tr, te, deg):
+        b, _ = fit_mean_poly(u[tr], y[tr], deg, None if var_arr is None else var_arr[tr])
+        r = y[te] - _vander(u[te], deg) @ b
+        return r * r if var_arr is None else r * r / var_arr[te]
+
+    cv = {}
+    if degree is None:
+        degree, cv = select_degree(groups, _max_degree(u, cap), loss, k_folds, seed)
+    b, cov = fit_mean_poly(u, y, degree, var_arr)
+    return PolyFit(name, b, cov, g_scale, unit, cv=cv, method="weighted least squares" if var is not None
+                   else "least squares", n=y.size)
+
+
+def fit_sigma_cv(name, g_us, q, groups, g_scale, unit, w=None, extra=None, cap=3, seed=0, k_folds=5,
+                 degree=None):
+    """Sigma law by maximum likelihood, degree chosen on held-out groups (Gaussian NLL)."""
+    u = np.asarray(g_us, float) / g_scale
+    q = np.asarray(q, float)
+    w_arr = np.ones_like(q) if w is None else np.asarray(w, float)
+    ex = np.zeros_like(q) if extra is None else np.broadcast_to(np.asarray(extra, float), q.shape)
+
+    def loss(tr, te, deg):
+        c, _, _ = fit_sigma_poly(u[tr], q[tr], deg, w_arr[tr], ex[tr])
+        s = _vander(u[te], deg) @ c
+        if np.any(s <= 0):  # a sigma that is not positive on held-out data: heavy penalty
+            s = np.maximum(s, 1e-12 * max(float(np.sqrt(np.mean(q))), 1e-300))
+        v = s * s + ex[te]
+        return 0.5 * w_arr[te] * (np.log(v) + q[te] / v)
+
+    cv = {}
+    if degree is None:
+        degree, cv = select_degree(groups, _max_degree(u, cap), loss, k_folds, seed)
+    c, cov, _ = fit_sigma_poly(u, q, degree, w_arr, ex)
+    return PolyFit(name, c, cov, g_scale, unit, lo=0.0, cv=cv, method="maximum likelihood (Fisher scoring)",
+                   n=q.size)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial confidence interval for k successes in n trials."""
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def distinguishable_levels(g_min: float, g_max: float, sigma: Callable, z: float = 3.0, max_levels=100000):
+    """Levels l_0 = g_min < l_1 < ... <= g_max with l_{k+1} - l_k = z (sigma(l_k) + sigma(l_{k+1})).
+
+    Adjacent levels' +-z sigma windows just touch, so a read is assigned to the wrong level
+    with probability about 2 Phi(-z) per boundary. sigma(g) is the total spread (programming
+    and read noise) in uS.
+
+    Returns the array of level conductances (its length is the number of levels).
+    """
+    levels = [float(g_min)]
+    while len(levels) < max_levels:
+        lk = levels[-1]
+        sk = float(np.atleast_1d(sigma(lk))[0])
+        nxt = lk + 2 * z * sk
+        for _ in range(50):  # fixed point for the upper level's own sigma
+            new = lk + z * (sk + float(np.atleast_1d(sigma(nxt))[0]))
+            if abs(new - nxt) < 1e-9 * max(1.0, abs(nxt)):
+                break
+            nxt = new
+        if not nxt > lk or nxt > g_max:
+            break
+        levels.append(nxt)
+    return np.array(levels)
+
+
+# --------------------------------------------------------------------------- long format
+
+@dataclass
+class LongFit:
+    """Everything fitted from a long-format table (conductances in uS)."""
+
+    g_min_us: float
+    g_max_us: float
+    t0_s: float
+    prog_offset: PolyFit
+    prog_sigma: PolyFit
+    read_sigma: PolyFit | None
+    drift_mu_nu: PolyFit | None
+    drift_sigma_nu: PolyFit | None
+    stuck_min_fraction: float
+    stuck_max_fraction: float
+    stuck_min_ci: tuple
+    stuck_max_ci: tuple
+    stuck_counts: dict
+    levels_us: np.ndarray
+    levels_ci: tuple
+    level_z: float
+    raw: dict
+    notes: list
+
+
+def _cell_time_stats(data: LongData):
+    """Per (cell, time) mean, variance and count of the reads."""
+    key = data.cell.astype(np.int64) * 0
+    times, t_idx = np.unique(data.t_s, return_inverse=True)
+    key = data.cell * times.size + t_idx
+    uk, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    s1 = np.bincount(inv, weights=data.g_us)
+    mean = s1 / cnt
+    dev = data.g_us - mean[inv]
+    ss = np.bincount(inv, weights=dev * dev)
+    var = np.where(cnt > 1, ss / np.maximum(cnt - 1, 1), np.nan)
+    return uk // times.size, times[uk % times.size], mean, var, cnt, times
+
+
+def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=None, k_folds: int = 5,
+             degrees: dict | None = None) -> LongFit:
+    """Fit the device model to a validated long-format table.
+
+    Args:
+        data: from :func:`calibration.io.read_long`.
+        seed: for the cross-validation folds.
+        level_z: separation budget (in sigmas each side) for distinguishable levels.
+        g_range_us: (g_min, g_max) to impose; default from the data (see README).
+        k_folds: cross-validation folds over cells.
+        degrees: force degrees, e.g. {"prog_sigma": 2}; keys prog_offset, prog_sigma,
+            read_sigma, drift_mu_nu, drift_sigma_nu.
+
+    Returns:
+        LongFit.
+    """
+    degrees = dict(degrees or {})
+    notes: list[str] = []
+    cell_of, t_of, mean_ct, var_ct, cnt_ct, times = _cell_time_stats(data)
+    target = data.cell_targets()
+    n_cells = data.n_cells
+    t0 = float(times[0])
+    first = t_of == t0
+    g_first = np.full(n_cells, np.nan)
+    n_first = np.zeros(n_cells)
+    g_first[cell_of[first]] = mean_ct[first]
+    n_first[cell_of[first]] = cnt_ct[first]
+    has_first = np.isfinite(g_first)
+    if not has_first.all():
+        notes.append(f"{int((~has_first).sum())} cell(s) have no read at the earliest time t0={t0:g} s and are "
+                     "left out of the programming-error fit")
+
+    # ---- device range
+    if g_range_us is not None:
+        g_min, g_max = map(float, g_range_us)
+    else:
+        gf = g_first[has_first]
+        g_min = float(max(0.0, min(target.min(), np.quantile(gf, 0.001))))
+        g_max = float(max(target.max(), np.quantile(gf, 0.999)))
+    if not g_max > g_min:
+        raise ValueError(f"device range must have g_max > g_min, got [{g_min}, {g_max}] uS")
+    span = g_max - g_min
+
+    # ---- stuck cells
+    if data.stuck is not None:
+        stuck_cell = np.zeros(n_cells, bool)
+        stuck_cell[data.cell[data.stuck]] = True
+        near_lo = np.abs(np.nan_to_num(g_first, nan=g_min) - g_min) <= np.abs(np.nan_to_num(g_first, nan=g_max) - g_max)
+        stuck_lo_cell = stuck_cell & near_lo
+        stuck_hi_cell = stuck_cell & ~near_lo
+        elig_lo = np.ones(n_cells, bool)
+        elig_hi = np.ones(n_cells, bool)
+        stuck_method = "stuck column"
+    else:
+        e = g_first - target
+        # robust spread per target level (quantile bins if targets are continuous)
+        ut = np.unique(target)
+        if ut.size > 32:
+            edges = np.quantile(target, np.linspace(0, 1, 17))
+            lvl = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, 15)
+        else:
+            lvl = np.searchsorted(ut, target)
+        rs = np.zeros(n_cells)
+        for L in np.unique(lvl):
+            m = (lvl == L) & has_first
+            if m.sum() == 0:
+                continue
+            med = np.median(e[m])
+            mad = 1.4826 * np.median(np.abs(e[m] - med))
+            rs[lvl == L] = max(mad, 1e-6 * span)
+        z = np.abs(e) / rs
+        tol = 0.05 * span
+        outlier = has_first & (z > 6)
+        stuck_lo_cell = outlier & (np.abs(g_first - g_min) <= tol)
+        stuck_hi_cell = outlier & (np.abs(g_first - g_max) <= tol)
+        elig_lo = (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * rs)
+        elig_hi = (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * rs)
+        stuck_method = "detected: robust z > 6 from the target and within 5% of the range of a bound"
+    k_lo, n_lo = int((stuck_lo_cell & elig_lo).sum()), int(elig_lo.sum())
+    k_hi, n_hi = int((stuck_hi_cell & elig_hi).sum()), int(elig_hi.sum())
+    p_lo = k_lo / n_lo if n_lo else 0.0
+    p_hi = k_hi / n_hi if n_hi else 0.0
+    ci_lo = clopper_pearson(k_lo, n_lo) if n_lo else (0.0, 1.0)
+    ci_hi = clopper_pearson(k_hi, n_hi) if n_hi else (0.0, 1.0)
+    stuck_any = stuck_lo_cell | stuck_hi_cell
+    good = ~stuck_any
+
+    # ---- read noise: sample variances of repeated reads at the earliest time with repeats
+    rep = (cnt_ct >= 2) & good[cell_of]
+    read_fit = None
+    read_var_fn = lambda g: np.zeros_like(np.asarray(g, float))  # noqa: E731
+    if rep.any():
+        t_read = float(np.min(t_of[rep]))
+        m = rep & (t_of == t_read)
+        read_fit = fit_sigma_cv("read_sigma", mean_ct[m], var_ct[m], cell_of[m], g_max, "uS", w=cnt_ct[m] - 1,
+                                seed=seed, k_folds=k_folds, degree=degrees.get("read_sigma"))
+        read_fit.method += f"; sample variances of {int(cnt_ct[m].mean().round())} reads per cell at t={t_read:g} s"
+
+        def read_var_fn(g, _f=read_fit):
+            return _f(g) ** 2
+    else:
+        notes.append("no cell has repeated reads at one time: read noise not fitted (0)")
+
+    # ---- drift: per-cell exponent from ln G vs ln(t/t0)
+    drift_mu = drift_sig = None
+    nu = np.full(n_cells, np.nan)
+    nu_var = np.full(n_cells, np.nan)
+    if times.size >= 2:
+        ok_ct = good[cell_of] & (mean_ct > 0)
+        x = np.log(t_of / t0)
+        yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
+        # variance of ln(mean of reads) from the read noise
+        vy = read_var_fn(mean_ct) / cnt_ct / np.maximum(mean_ct, 1e-300) ** 2
+        c = cell_of[ok_ct]
+        n_t = np.bincount(c, minlength=n_cells)
+        sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)
+        xm = sx / np.maximum(n_t, 1)
+        dx = x[ok_ct] - xm[c]
+        sxx = np.bincount(c, weights=dx * dx, minlength=n_cells)
+        sxy = np.bincount(c, weights=dx * yv[ok_ct], minlength=n_cells)
+        valid = (n_t >= 2) & (sxx > 0)
+        nu[valid] = -sxy[valid] / sxx[valid]
+        vnu = np.bincount(c, weights=dx * dx * vy[ok_ct], minlength=n_cells)
+        nu_var[valid] = vnu[valid] / sxx[valid] ** 2
+        cells = np.flatnonzero(valid)
+        if cells.size >= 3:
+            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1", seed=seed,
+                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu"))
+            resid = nu[cells] - drift_mu(target[cells])
+            mu_cv = drift_mu.cv
+            drift_sig = fit_sigma_cv("drift_sigma_nu", target[cells], resid ** 2, cells, g_max, "1",
+                                     extra=nu_var[cells], seed=seed, k_folds=k_folds,
+                                     degree=degrees.get("drift_sigma_nu"))
+            # refit the mean with weights from the fitted spread
+            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
+                                   var=drift_sig(target[cells]) ** 2 + nu_var[cells], seed=seed,
+                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu", drift_mu.degree))
+            drift_mu.cv = mu_cv
+            drift_mu.method += f"; per-cell exponents from ln G vs ln(t/t0) over {times.size} times"
+        else:
+            notes.append("too few cells with two or more times: drift not fitted")
+    else:
+        notes.append("one measurement time only: drift not fitted (nu = 0)")
+
+    # ---- programming error at t0
+    pc = np.flatnonzero(good & has_first)
+    e = g_first[pc] - target[pc]
+    extra = read_var_fn(g_first[pc]) / n_first[pc]
+    off0 = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", seed=seed, k_folds=k_folds,
+                       degree=degrees.get("prog_offset"))
+    sig0 = fit_sigma_cv("prog_sigma", target[pc], (e - off0(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
+                        seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma"))
+    off = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", var=sig0(target[pc]) ** 2 + extra, seed=seed,
+                      k_folds=k_folds, degree=degrees.get("prog_offset", off0.degree))
+    sig = fit_sigma_cv("prog_sigma", target[pc], (e - off(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
+                       seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma", sig0.degree))
+    off.cv, sig.cv = off0.cv, sig0.cv
+    off.method += f"; e = G(t0) - G_target of {pc.size} cells (mean of their reads at t0={t0:g} s)"
+
+    # ---- distinguishable levels
+    def total_sigma(g, k=0.0):
+        s_p = max(float(sig(g)[0] + k * sig.se(g)[0]), 0.0)
+        s_r = float(np.sqrt(read_var_fn(np.atleast_1d(g))[0]))
+        s_r_se = 0.0 if read_fit is None else float(read_fit.se(g)[0])
+        return np.sqrt(s_p ** 2 + max(s_r + k * s_r_se, 0.0) ** 2)
+
+    levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
+    lv_hi = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, -Z95), level_z)
+    lv_lo = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, Z95), level_z)
+
+    raw = {
+        "cell_target_us": target, "cell_g_t0_us": g_first, "cell_n_reads_t0": n_first,
+        "cell_stuck_min": stuck_lo_cell, "cell_stuck_max": stuck_hi_cell, "cell_nu": nu, "cell_nu_var": nu_var,
+        "ct_cell": cell_of, "ct_t_s": t_of, "ct_mean_us": mean_ct, "ct_var_us2": np.nan_to_num(var_ct, nan=-1.0),
+        "ct_n_reads": cnt_ct, "levels_us": levels,
+    }
+    return LongFit(
+        g_min_us=g_min, g_max_us=g_max, t0_s=t0, prog_offset=off, prog_sigma=sig, read_sigma=read_fit,
+        drift_mu_nu=drift_mu, drift_sigma_nu=drift_sig, stuck_min_fraction=p_lo, stuck_max_fraction=p_hi,
+        stuck_min_ci=ci_lo, stuck_max_ci=ci_hi,
+        stuck_counts={"min": [k_lo, n_lo], "max": [k_hi, n_hi], "method": stuck_method},
+        levels_us=levels, levels_ci=(int(lv_lo.size), int(lv_hi.size)), level_z=level_z, raw=raw, notes=notes)
+
+
+# --------------------------------------------------------------------------- pulse ramps
+
+@dataclass
+class DirectionFit:
+    """Step model of one pulse polarity (+1 potentiating / SET, -1 depressing / RESET)."""
+
+    direction: int
+    n_ramps: int
+    n_steps: int
+    mean_step: PolyFit
+    c2c_sigma: PolyFit
+    boot_mean: np.ndarray  # (B, n_grid) bootstrap of mean step on grid
+    boot_c2c: np.ndarray
+
+
+@dataclass
+class RampFit:
+    """Everything fitted from pulse ramps (uS)."""
+
+    g_min_us: float
+    g_max_us: float
+    g_range_ci: dict
+    read_sigma_us: float
+    read_sigma_ci: tuple
+    directions: dict  # "up"/"down" -> DirectionFit
+    grid_us: np.ndarray
+    pv: dict
+    prog_offset: PolyFit
+    prog_sigma: PolyFit
+    levels_us: np.ndarray
+    levels_ci: tuple
+    level_z: float
+    raw: dict
+    notes: list
+
+
+def _steps(ramps, idx):
+    """Steps of the given ramps with the conductance at each step taken from the
+    neighbouring reads (G[k-1] + G[k+2]) / 2, which share no read noise with the step."""
+    xs, ds, rid, pos = [], [], [], []
+    for i in idx:
+        r = ramps[i]
+        if r.size < 4:
+            continue
+        d = r[2:-1] - r[1:-2]          # steps k = 1 .. n-3
+        x = 0.5 * (r[:-3] + r[3:])     # (G[k-1] + G[k+2]) / 2
+        xs.append(x)
+        ds.append(d)
+        rid.append(np.full(d.size, i))
+        pos.append(np.arange(d.size))
+    return np.concatenate(xs), np.concatenate(ds), np.concatenate(rid), np.concatenate(pos)
+
+
+def _lag1_read_var(resid, rid, pos):
+    """Read-noise variance from the lag-1 covariance of step residuals within ramps:
+    cov(d_k, d_{k+1}) = -sigma_read^2 when reads carry independent noise."""
+    same = (rid[1:] == rid[:-1]) & (pos[1:] == pos[:-1] + 1)
+    if same.sum() < 3:
+        return 0.0
+    return float(-np.mean(resid[1:][same] * resid[:-1][same]))
+
+
+def _fit_direction(ramps, idx, g_scale, read_var, seed, k_folds, degrees):
+    x, d, rid, pos = _steps(ramps, idx)
+    mean = fit_mean_cv("mean_step", x, d, rid, g_scale, "uS/pulse", seed=seed, k_folds=k_folds,
+                       degree=degrees.get("mean_step"))
+    r = d - mean(x)
+    c2c = fit_sigma_cv("c2c_sigma", x, r * r, rid, g_scale, "uS/pulse", extra=2.0 * read_var, seed=seed,
+                       k_folds=k_folds, degree=degrees.get("c2c_sigma"))
+    return mean, c2c, (x, d, rid, pos)
+
+
+def simulate_program_verify(g_min, g_max, up_mean, up_sigma, down_mean, down_sigma, read_sigma, targets,
+                            n_cells=400, tol_us=None, max_pulses=200, seed=0):
+    """Program-and-verify with the fitted pulse response.
+
+    Each cell starts at a uniformly random conductance in [g_min, g_max]; each iteration
+    reads G with Gaussian read noise, stops when the read is within tol of the target, and
+    otherwise applies one SET (read below target) or RESET pulse, whose step is drawn from
+    N(mean(G), c2c(G)^2); G stays in [g_min, g_max].
+
+    Returns dict with per-target arrays: final error mean and std (true G - target), the
+    fraction converged, the mean number of pulses, and the error matrix (targets x cells).
+    """
+    rng = np.random.default_rng(seed)
+    targets = np.asarray(targets, float)
+    if tol_us is None:
+        tol_us = 0.5 * float(np.median(np.abs(np.concatenate([up_mean(targets), down_mean(targets)]))))
+        tol_us = max(tol_us, 2.0 * read_sigma)
+    T = np.repeat(targets[:, None], n_cells, axis=1)
+    G = rng.uniform(g_min, g_max, size=T.shape)
+    active = np.ones(T.shape, bool)
+    pulses = np.zeros(T.shape, int)
+    for _ in range(max_pulses):
+        if not active.any():
+            break
+        read = G + read_sigma * rng.standard_normal(G.shape)
+        done = np.abs(read - T) <= tol_us
+        active &= ~done
+        up = active & (read < T)
+        dn = active & (read > T)
+        z = rng.standard_normal(G.shape)
+        if up.any():
+            g = G[up]
+            G[up] = g + up_mean(g) + up_sigma(g) * z[up]
+        if dn.any():
+            g = G[dn]
+            G[dn] = g + down_mean(g) + down_sigma(g) * z[dn]
+        np.clip(G, g_min, g_max, out=G)
+        pulses += active
+    err = G - T
+    return {"targets_us": targets, "error_mean_us": err.mean(1), "error_std_us": err.std(1, ddof=1),
+            "converged_fraction": 1.0 - active.mean(1), "mean_pulses": pulses.mean(1), "tol_us": tol_us,
+            "max_pulses": max_pulses, "errors_us": err}
+
+
+def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
+              pv_cells: int = 400, pv_targets: int = 16, verify_tol_us=None, max_pulses: int = 200,
+              range_quantiles=(0.005, 0.995), degrees: dict | None = None) -> RampFit:
+    """Fit range, pulse response and read noise to pulse ramps; simulate program-and-verify.
+
+    Args:
+        data: from :func:`calibration.io.read_pulse_ramps`.
+        seed: folds, bootstrap and program-and-verify simulation.
+        n_boot: bootstrap resamples over ramps (intervals of range, steps, read noise).
+        level_z: separation budget for distinguishable levels.
+        pv_cells, pv_targets: size of the program-and-verify simulation.
+        verify_tol_us: acceptance window of the verify read (default: half the median mean
+            step, at least twice the read noise).
+        max_pulses: pulses allowed per cell in program-and-verify.
+        range_quantiles: quantiles of all readings taken as g_min and g_max.
+        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
+    """
+    degrees = dict(degrees or {})
+    notes: list[str] = []
+    ramps = data.ramps
+    allg = np.concatenate(ramps)
+    qlo, qhi = range_quantiles
+    g_min = float(np.quantile(allg, qlo))
+    g_max = float(np.quantile(allg, qhi))
+    if not g_max > g_min:
+        raise ValueError("pulse ramps span no conductance range (all readings equal)")
+    dirs = {}
+    idx_all = {"up": np.flatnonzero(data.direction > 0), "down": np.flatnonzero(data.direction < 0)}
+    # read noise from all directions pooled: first pass with read_var = 0
+    resid_all, rid_all, pos_all = [], [], []
+    first = {}
+    for name, idx in idx_all.items():
+        if idx.size == 0:
+            continue
+        if idx.size < 2:
+            notes.append(f"only one {name} ramp: its degree cannot be cross-validated over ramps (degree 1 used)")
+        mean, c2c, (x, d, rid, pos) = _fit_direction(
+            ramps, idx, g_max, 0.0, seed, k_folds, {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})})
+        first[name] = (mean, x, d, rid, pos)
+        resid_all.append(d - mean(x))
+        rid_all.append(rid)
+        pos_all.append(pos)
+    resid_all = np.concatenate(resid_all)
+    rid_all = np.concatenate(rid_all)
+    pos_all = np.concatenate(pos_all)
+    read_var = _lag1_read_var(resid_all, rid_all, pos_all)
+    if read_var < 0:
+        notes.append(f"step residuals are positively correlated (lag-1 cov {-read_var:.3g} uS^2): read noise is "
+                     "not resolved and set to 0; ramp-to-ramp variation dominates")
+        read_var = 0.0
+    grid = np.linspace(g_min, g_max, 41)
+    for name, idx in idx_all.items():
+        if idx.size == 0:
+            continue
+        deg = {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})}
+        mean, c2c, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, read_var, seed, k_folds, deg)
+        dirs[name] = DirectionFit(direction=1 if name == "up" else -1, n_ramps=int(idx.size), n_steps=int(d.size),
+                                  mean_step=mean, c2c_sigma=c2c, boot_mean=np.empty((0, grid.size)),
+                                  boot_c2c=np.empty((0, grid.size)))
+    if not dirs:
+        raise ValueError("no ramps")
+
+    # bootstrap over ramps (degrees fixed at the chosen ones)
+    rng = np.random.default_rng(seed + 1)
+    boot = {"g_min": [], "g_max": [], "read": []}
+    bm = {k: [] for k in dirs}
+    bc = {k: [] for k in dirs}
+    for _ in range(n_boot):
+        res, rids, poss, allb = [], [], [], []
+        per = {}
+        for name, df in dirs.items():
+            idx = idx_all[name]
+            pick = rng.choice(idx, size=idx.size, replace=True)
+            x, d, rid, pos = _steps(ramps, pick)
+            b, _ = fit_mean_poly(x / g_max, d, df.mean_step.degree)
+            r = d - _vander(x / g_max, df.mean_step.degree) @ b
+            per[name] = (x, r, b)
+            res.append(r)
+            rids.append(rid + (0 if name == "up" else 10 ** 6))
+            poss.append(pos)
+            allb.append(np.concatenate([ramps[i] for i in pick]))
+        rv = max(_lag1_read_var(np.concatenate(res), np.concatenate(rids), np.concatenate(poss)), 0.0)
+        ab = np.concatenate(allb)
+        boot["g_min"].append(np.quantile(ab, qlo))
+        boot["g_max"].append(np.quantile(ab, qhi))
+        boot["read"].append(np.sqrt(rv))
+        for name, (x, r, b) in per.items():
+            c, _, _ = fit_sigma_poly(x / g_max, r * r, dirs[name].c2c_sigma.degree, extra=2 * rv)
+            bm[name].append(_vander(grid / g_max, len(b) - 1) @ b)
+            bc[name].append(np.maximum(_vander(grid / g_max, len(c) - 1) @ c, 0))
+    for name in dirs:
+        dirs[name].boot_mean = np.array(bm[name]) if n_boot else np.empty((0, grid.size))
+        dirs[name].boot_c2c = np.array(bc[name]) if n_boot else np.empty((0, grid.size))
+
+    def ci(a):
+        a = np.asarray(a, float)
+        return (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if a.size else (np.nan, np.nan)
+
+    read_sigma = float(np.sqrt(read_var))
+
+    # program-and-verify with the fitted response
+    if "up" not in dirs or "down" not in dirs:
+        only = next(iter(dirs))
+        notes.append(f"only {only} ramps: program-and-verify needs both polarities; the {'down' if only == 'up' else 'up'} "
+                     "pulse is modelled as the mirror image of the measured one")
+        src = dirs[only]
+        mirror = PolyFit("mean_step", -src.mean_step.coeffs, src.mean_step.cov, src.mean_step.g_scale_us, "uS/pulse")
+        up_m, up_s = (src.mean_step, src.c2c_sigma) if only == "up" else (mirror, src.c2c_sigma)
+        dn_m, dn_s = (mirror, src.c2c_sigma) if only == "up" else (src.mean_step, src.c2c_sigma)
+    else:
+        up_m, up_s, dn_m, dn_s = dirs["up"].mean_step, dirs["up"].c2c_sigma, dirs["down"].mean_step, dirs["down"].c2c_sigma
+    targets = np.linspace(g_min + 0.05 * (g_max - g_min), g_max - 0.05 * (g_max - g_min), pv_targets)
+    pv = simulate_program_verify(g_min, g_max, up_m, up_s, dn_m, dn_s, read_sigma, targets, n_cells=pv_cells,
+                                 tol_us=verify_tol_us, max_pulses=max_pulses, seed=seed + 2)
+    if pv["converged_fraction"].min() < 0.99:
+        notes.append(f"program-and-verify: only {pv['converged_fraction'].min():.1%} of cells converged within "
+                     f"{max_pulses} pulses at the worst target (tolerance {pv['tol_us']:.3g} uS)")
+    err = pv["errors_us"]
+    tgt = np.repeat(targets, err.shape[1])
+    groups = np.repeat(np.arange(targets.size), err.shape[1])
+    e = err.ravel()
+    off = fit_mean_cv("prog_offset", tgt, e, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
+    sig = fit_sigma_cv("prog_sigma", tgt, (e - off(tgt)) ** 2, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
+    off.method += "; simulated program-and-verify"
+    sig.method += "; simulated program-and-verify"
+
+    def total_sigma(g):
+        return np.sqrt(sig(g) ** 2 + read_var)
+
+    levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
+    gmin_ci, gmax_ci = ci(boot["g_min"]), ci(boot["g_max"])
+    # levels interval: narrowest and widest plausible ranges with the same spread
+    lv_lo = distinguishable_levels(gmin_ci[1], gmax_ci[0], total_sigma, level_z).size if n_boot else levels.size
+    lv_hi = distinguishable_levels(gmin_ci[0], gmax_ci[1], total_sigma, level_z).size if n_boot else levels.size
+    raw = {"all_g_us": allg, "pv_targets_us": targets, "pv_errors_us": err, "grid_us": grid}
+    for name, (mean, x, d, rid, pos) in first.items():
+        raw[f"{name}_step_g_us"] = x
+        raw[f"{name}_step_us"] = d
+        raw[f"{name}_step_ramp"] = rid
+    return RampFit(
+        g_min_us=g_min, g_max_us=g_max, g_range_ci={"g_min_us": gmin_ci, "g_max_us": gmax_ci},
+        read_sigma_us=read_sigma, read_sigma_ci=ci(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
+        prog_offset=off, prog_sigma=sig, levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw,
+        notes=notes)

@@ -1,0 +1,592 @@
+"""Readers and schema checks for measured device data.
+
+Two input formats (the schema is documented in calibration/README.md):
+
+* **Long format** (CSV or HDF5): one row per measurement, columns ``cell_id``,
+  ``g_target_us``, ``t_s``, ``read_id`` and exactly one measurement column (``g_us``,
+  ``g_ms``, ``g_s``, ``r_ohm``, ``r_kohm``, ``i_a``, ``i_ua``; a current needs
+  ``v_read_v`` or a read voltage given by the caller). Optional ``stuck`` (0/1) and
+  ``pulse``.
+* **Pulse ramps** (CSV, wide): one column per ramp, one row per identical programming
+  pulse; each column is the conductance (or read current, resistance, or normalised
+  conductance) read after each pulse. Columns may end early (empty cells at the bottom).
+
+Every problem raises :class:`CalibrationInputError` naming the file, the column and what
+was expected. Nothing here writes files.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CalibrationInputError",
+    "LongData",
+    "RampData",
+    "MIN_CELLS",
+    "MIN_RAMP_LENGTH",
+    "MEASUREMENT_COLUMNS",
+    "detect_format",
+    "read_long",
+    "read_pulse_ramps",
+    "write_long_csv",
+    "file_sha256",
+]
+
+#: Fewest distinct cells a long-format file must hold (fits hold cells out).
+MIN_CELLS = 10
+#: Fewest readings a pulse ramp must hold to contribute steps.
+MIN_RAMP_LENGTH = 5
+
+REQUIRED_COLUMNS = ("cell_id", "g_target_us", "t_s", "read_id")
+OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v")
+#: measurement column -> (quantity, factor to the base unit: uS, ohm or A)
+MEASUREMENT_COLUMNS = {
+    "g_us": ("g", 1.0),
+    "g_ms": ("g", 1e3),
+    "g_s": ("g", 1e6),
+    "r_ohm": ("r", 1.0),
+    "r_kohm": ("r", 1e3),
+    "i_a": ("i", 1.0),
+    "i_ua": ("i", 1e-6),
+}
+TARGET_COLUMNS = {"g_target_us": 1.0, "g_target_ms": 1e3, "g_target_s": 1e6}
+_UNIT_LIKE = re.compile(r"^(g_target|g|r|i|t|v_read)_([a-z]+)$")
+_VALID_UNITS = {
+    "g_target": "us, ms, s",
+    "g": "us, ms, s",
+    "r": "ohm, kohm",
+    "i": "a, ua",
+    "t": "s",
+    "v_read": "v",
+}
+RAMP_UNITS = {"uS": ("g", 1.0), "mS": ("g", 1e3), "S": ("g", 1e6), "ohm": ("r", 1.0),
+              "kohm": ("r", 1e3), "A": ("i", 1.0), "uA": ("i", 1e-6), "norm": ("norm", 1.0)}
+
+
+class CalibrationInputError(ValueError):
+    """Measured data that does not match its schema; the message names file and column."""
+
+    def __init__(self, path, problem: str, column: str | None = None):
+        where = f"{path}" + (f": column {column!r}" if column else "")
+        super().__init__(f"{where}: {problem}")
+        self.path = str(path)
+        self.column = column
+        self.problem = problem
+
+
+@dataclass
+class LongData:
+    """A validated long-format measurement table, conductances in microsiemens.
+
+    Rows are sorted by (cell, t_s, read_id). ``cell`` is an integer index into
+    ``cell_labels``; ``stuck`` is None when the file has no stuck column.
+    """
+
+    source: str
+    cell: np.ndarray
+    cell_labels: np.ndarray
+    g_target_us: np.ndarray
+    t_s: np.ndarray
+    read_id: np.ndarray
+    g_us: np.ndarray
+    stuck: np.ndarray | None = None
+    pulse: np.ndarray | None = None
+    measurement_column: str = "g_us"
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.cell_labels.size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.g_us.size)
+
+    def cell_targets(self) -> np.ndarray:
+        """(n_cells,) target conductance of each cell in uS."""
+        out = np.empty(self.n_cells)
+        out[self.cell] = self.g_target_us
+        return out
+
+    def subset_cells(self, cells: np.ndarray) -> "LongData":
+        """The rows of the given cell indices, cells renumbered 0..len(cells)-1."""
+        cells = np.asarray(cells)
+        remap = -np.ones(self.n_cells, dtype=np.int64)
+        remap[cells] = np.arange(cells.size)
+        keep = remap[self.cell] >= 0
+        pick = (lambda a: None if a is None else a[keep])
+        return LongData(
+            source=self.source, cell=remap[self.cell[keep]], cell_labels=self.cell_labels[cells],
+            g_target_us=self.g_target_us[keep], t_s=self.t_s[keep], read_id=self.read_id[keep],
+            g_us=self.g_us[keep], stuck=pick(self.stuck), pulse=pick(self.pulse),
+            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns))
+
+
+@dataclass
+class RampData:
+    """Pulse-response ramps: conductance (uS, or normalised) after each identical pulse.
+
+    ``ramps`` is a list of 1-D arrays (one per column, NaN-free); ``direction`` is +1 for a
+    potentiating (SET) ramp, -1 for a depressing (RESET) one; ``names`` are
+    "file:column".
+    """
+
+    sources: list[str]
+    ramps: list[np.ndarray]
+    direction: np.ndarray
+    names: list[str]
+    unit: str = "uS"
+
+    @property
+    def n_ramps(self) -> int:
+        return len(self.ramps)
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- detection
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CalibrationInputError(path, "file not found")
+    if not path.is_file():
+        raise CalibrationInputError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise CalibrationInputError(path, "file is empty")
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head == b"\x89HDF\r\n\x1a\n" or path.suffix.lower() in (".h5", ".hdf5", ".hdf")
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            if row and any(c.strip() for c in row):
+                return [c.strip() for c in row]
+    raise CalibrationInputError(path, "no rows")
+
+
+def detect_format(path) -> str:
+    """'long' or 'ramps': HDF5 and CSVs whose header holds ``cell_id`` are long format;
+    a CSV whose cells are all numbers (with or without a header row) is pulse ramps."""
+    path = Path(path)
+    _check_file(path)
+    if _is_hdf5(path):
+        return "long"
+    header = _csv_header(path)
+    low = [h.lower() for h in header]
+    if "cell_id" in low or "g_target_us" in low:
+        return "long"
+    return "ramps"
+
+
+# --------------------------------------------------------------------------- long format
+
+def _read_csv_columns(path: Path) -> tuple[dict[str, list[str]], int]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise CalibrationInputError(path, f"not a UTF-8 text CSV ({e.reason})") from None
+    if len(rows) < 2:
+        raise CalibrationInputError(path, f"expected a header row and data rows, got {len(rows)} row(s)")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise CalibrationInputError(path, f"duplicate column names {dup}")
+    cols: dict[str, list[str]] = {h: [] for h in header}
+    for lineno, r in enumerate(rows[1:], start=2):
+        if len(r) != len(header):
+            raise CalibrationInputError(
+                path, f"line {lineno} has {len(r)} fields, the header has {len(header)}")
+        for h, v in zip(header, r):
+            cols[h].append(v.strip())
+    return cols, 2
+
+
+def _read_hdf5_columns(path: Path) -> tuple[dict[str, np.ndarray], int]:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CalibrationInputError(path, f"not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    cols: dict[str, np.ndarray] = {}
+    try:
+        group = f["measurements"] if "measurements" in f else f
+        for name, obj in group.items():
+            if not isinstance(obj, h5py.Dataset):
+                continue
+            try:
+                arr = obj[()]
+            except (OSError, RuntimeError) as e:
+                raise CalibrationInputError(path, f"dataset cannot be read (truncated file?): {e}",
+                                            column=name) from None
+            if arr.ndim != 1:
+                raise CalibrationInputError(path, f"expected a 1-D dataset, got shape {arr.shape}", column=name)
+            if arr.dtype.kind in "SO":
+                arr = np.array([a.decode() if isinstance(a, bytes) else str(a) for a in arr], dtype=object)
+            cols[name] = arr
+    except (OSError, RuntimeError, KeyError) as e:
+        raise CalibrationInputError(path, f"HDF5 file cannot be read (truncated or corrupt?): {e}") from None
+    finally:
+        try:
+            f.close()
+        except Exception:  # pragma: no cover - closing a broken file
+            pass
+    if not cols:
+        raise CalibrationInputError(path, "no 1-D datasets at the root or in group 'measurements'")
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) != 1:
+        raise CalibrationInputError(path, f"datasets must have equal lengths, got {lengths}")
+    return cols, 0
+
+
+def _numeric(path, name: str, values, first_line: int) -> np.ndarray:
+    """Column to float64; names the first bad row (CSV line number when known)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iufb":
+        arr = values.astype(np.float64)
+    else:
+        arr = np.empty(len(values))
+        for k, v in enumerate(values):
+            try:
+                arr[k] = float(v) if v != "" else np.nan
+            except (TypeError, ValueError):
+                where = f"line {k + first_line}" if first_line else f"row {k}"
+                raise CalibrationInputError(path, f"{where}: expected a number, got {v!r}", column=name) from None
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        k = int(np.argmax(bad))
+        where = f"line {k + first_line}" if first_line else f"row {k}"
+        raise CalibrationInputError(
+            path, f"{int(bad.sum())} missing/NaN/Inf value(s), first at {where} ({values[k]!r})", column=name)
+    return arr
+
+
+def _where(first_line: int, k: int) -> str:
+    return f"line {k + first_line}" if first_line else f"row {k}"
+
+
+def read_long(path, read_voltage_v: float | None = None) -> LongData:
+    """Read and validate a long-format measurement table (CSV or HDF5).
+
+    Args:
+        path: CSV (header row) or HDF5 (1-D datasets named like the columns, at the root
+            or in a group ``measurements``).
+        read_voltage_v: read voltage for a current column when the file has no
+            ``v_read_v`` column.
+
+    Returns:
+        LongData with conductances in uS, sorted by cell, time, read.
+
+    Raises:
+        CalibrationInputError: the file, the column and the problem.
+    """
+    path = Path(path)
+    _check_file(path)
+    cols, first_line = (_read_hdf5_columns(path) if _is_hdf5(path) else _read_csv_columns(path))
+    names = list(cols)
+    lower = {n.lower(): n for n in names}
+    if len(lower) != len(names):
+        raise CalibrationInputError(path, f"column names differ only in case: {names}")
+
+    # unit-like names with units we do not know
+    for n in names:
+        m = _UNIT_LIKE.match(n.lower())
+        known = n.lower() in MEASUREMENT_COLUMNS or n.lower() in TARGET_COLUMNS or n.lower() in ("t_s", "v_read_v")
+        if m and not known:
+            raise CalibrationInputError(
+                path, f"unsupported unit {m.group(2)!r}; valid units for {m.group(1)}_*: {_VALID_UNITS[m.group(1)]}",
+                column=n)
+
+    targets = [n for n in TARGET_COLUMNS if n in lower]
+    missing = [c for c in REQUIRED_COLUMNS if c not in lower and not (c == "g_target_us" and targets)]
+    meas = [n for n in MEASUREMENT_COLUMNS if n in lower]
+    if missing:
+        raise CalibrationInputError(
+            path, f"missing required column(s) {missing}; required: {list(REQUIRED_COLUMNS)} plus one of "
+                  f"{list(MEASUREMENT_COLUMNS)}; got {names}")
+    if len(targets) != 1:
+        raise CalibrationInputError(path, f"expected exactly one target column of {list(TARGET_COLUMNS)}, got {targets}")
+    if len(meas) != 1:
+        raise CalibrationInputError(
+            path, f"expected exactly one measurement column of {list(MEASUREMENT_COLUMNS)}, got {meas or 'none'}")
+    mcol, tcol = meas[0], targets[0]
+    n_rows = len(cols[lower[mcol]])
+    if n_rows == 0:
+        raise CalibrationInputError(path, "no data rows")
+
+    def num(c):
+        return _numeric(path, lower[c], cols[lower[c]], first_line)
+
+    raw_ids = cols[lower["cell_id"]]
+    ids = np.asarray([str(v).strip() for v in raw_ids], dtype=object)
+    empty = np.flatnonzero(ids == "")
+    if empty.size:
+        raise CalibrationInputError(path, f"empty cell id at {_where(first_line, int(empty[0]))}", column="cell_id")
+    g_target = num(tcol) * TARGET_COLUMNS[tcol]
+    t_s = num("t_s")
+    read_f = num("read_id")
+    value = num(mcol)
+    kind, factor = MEASUREMENT_COLUMNS[mcol]
+
+    def first_bad(mask):
+        return _where(first_line, int(np.argmax(mask)))
+
+    if (g_target <= 0).any():
+        raise CalibrationInputError(path, f"target conductance must be > 0, got {g_target[g_target <= 0][0]:g} "
+                                          f"at {first_bad(g_target <= 0)}", column=lower[tcol])
+    if (t_s <= 0).any():
+        raise CalibrationInputError(path, f"time since programming must be > 0 s (drift is fitted in log time), "
+                                          f"got {t_s[t_s <= 0][0]:g} at {first_bad(t_s <= 0)}", column=lower["t_s"])
+    if (read_f < 0).any() or (read_f != np.round(read_f)).any():
+        bad = (read_f < 0) | (read_f != np.round(read_f))
+        raise CalibrationInputError(path, f"read index must be an integer >= 0, got {read_f[bad][0]:g} at "
+                                          f"{first_bad(bad)}", column=lower["read_id"])
+    if kind == "g":
+        if (value < 0).any():
+            raise CalibrationInputError(path, f"negative conductance {value[value < 0][0]:g} at "
+                                              f"{first_bad(value < 0)}; conductance must be >= 0", column=lower[mcol])
+        g_us = value * factor
+    elif kind == "r":
+        if (value <= 0).any():
+            raise CalibrationInputError(path, f"resistance must be > 0, got {value[value <= 0][0]:g} at "
+                                              f"{first_bad(value <= 0)}", column=lower[mcol])
+        g_us = 1e6 / (value * factor)
+    else:  # current
+        if "v_read_v" in lower:
+            v = num("v_read_v")
+        elif read_voltage_v is not None:
+            v = np.full(n_rows, float(read_voltage_v))
+        else:
+            raise CalibrationInputError(path, "a current needs the read voltage: add a column v_read_v or pass "
+                                              "--read-voltage", column=lower[mcol])
+        if (v <= 0).any():
+            raise CalibrationInputError(path, f"read voltage must be > 0 V, got {v[v <= 0][0]:g}", column="v_read_v")
+        if (value < 0).any():
+            raise CalibrationInputError(path, f"negative read current {value[value < 0][0]:g} at "
+                                              f"{first_bad(value < 0)}", column=lower[mcol])
+        g_us = value * factor / v * 1e6
+
+    # units plausibility: measured vs target within a factor 10 on the median
+    pos = g_us > 0
+    if pos.sum() >= 1:
+        ratio = float(np.median(g_us[pos] / g_target[pos]))
+        if not 0.1 <= ratio <= 10.0:
+            raise CalibrationInputError(
+                path, f"measured conductance is {ratio:.3g} x the target on the median: the units of "
+                      f"{lower[mcol]!r} and {lower[tcol]!r} disagree (e.g. siemens in a *_us column)",
+                column=lower[mcol])
+    gmax = float(g_target.max())
+    if gmax < 1e-3 and tcol == "g_target_us":
+        raise CalibrationInputError(path, f"targets up to {gmax:g} uS look like siemens; name the column "
+                                          f"g_target_s or convert to microsiemens", column=lower[tcol])
+
+    stuck = None
+    if "stuck" in lower:
+        raw = cols[lower["stuck"]]
+        sv = np.empty(n_rows, dtype=bool)
+        for k, v in enumerate(raw):
+            s = str(v).strip().lower() if not isinstance(v, (bool, np.bool_)) else ("1" if v else "0")
+            if s in ("1", "1.0", "true", "yes", "t", "y"):
+                sv[k] = True
+            elif s in ("0", "0.0", "false", "no", "f", "n"):
+                sv[k] = False
+            else:
+                raise CalibrationInputError(path, f"expected 0/1 or true/false, got {v!r} at {_where(first_line, k)}",
+                                            column=lower["stuck"])
+        stuck = sv
+    pulse = num("pulse") if "pulse" in lower else None
+
+    labels, cell = np.unique(ids.astype(str), return_inverse=True)
+    cell = cell.astype(np.int64)
+    if labels.size < MIN_CELLS:
+        raise CalibrationInputError(
+            path, f"needs at least {MIN_CELLS} distinct cells to fit and hold cells out, got {labels.size}",
+            column=lower["cell_id"])
+    # one target per cell
+    tmin = np.full(labels.size, np.inf)
+    tmax = np.full(labels.size, -np.inf)
+    np.minimum.at(tmin, cell, g_target)
+    np.maximum.at(tmax, cell, g_target)
+    bad = np.flatnonzero(tmax - tmin > 1e-9 * np.maximum(1.0, tmax))
+    if bad.size:
+        raise CalibrationInputError(path, f"cell {labels[bad[0]]!r} has more than one target "
+                                          f"({tmin[bad[0]]:g} and {tmax[bad[0]]:g} uS)", column=lower[tcol])
+    order = np.lexsort((read_f, t_s, cell))
+    c_o, t_o, r_o = cell[order], t_s[order], read_f[order]
+    dup = (np.diff(c_o) == 0) & (np.diff(t_o) == 0) & (np.diff(r_o) == 0)
+    if dup.any():
+        k = int(np.argmax(dup))
+        raise CalibrationInputError(path, f"duplicate measurement: cell {labels[c_o[k]]!r}, t_s={t_o[k]:g}, "
+                                          f"read_id={int(r_o[k])} appears twice", column=lower["read_id"])
+    if stuck is not None:
+        smin = np.zeros(labels.size, bool)
+        smax = np.zeros(labels.size, bool)
+        np.logical_or.at(smax, cell, stuck)
+        np.logical_or.at(smin, cell, ~stuck)
+        both = np.flatnonzero(smin & smax)
+        if both.size:
+            raise CalibrationInputError(path, f"cell {labels[both[0]]!r} is flagged stuck in some rows only",
+                                        column=lower["stuck"])
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {mcol, tcol}
+    ignored = [n for n in names if n.lower() not in known]
+    return LongData(
+        source=str(path), cell=cell[order], cell_labels=labels, g_target_us=g_target[order], t_s=t_s[order],
+        read_id=read_f[order].astype(np.int64), g_us=g_us[order],
+        stuck=None if stuck is None else stuck[order], pulse=None if pulse is None else pulse[order],
+        measurement_column=lower[mcol], ignored_columns=ignored)
+
+
+def write_long_csv(path, data: LongData) -> None:
+    """Write LongData as a long-format CSV (g_us column), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    header = ["cell_id", "g_target_us", "t_s", "read_id", "g_us"] + (["stuck"] if data.stuck is not None else [])
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for k in range(data.n_rows):
+            row = [data.cell_labels[data.cell[k]], f"{data.g_target_us[k]:.6g}", f"{data.t_s[k]:.6g}",
+                   int(data.read_id[k]), f"{data.g_us[k]:.6g}"]
+            if data.stuck is not None:
+                row.append(int(data.stuck[k]))
+            w.writerow(row)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- pulse ramps
+
+def read_pulse_ramps(paths, unit: str, read_voltage_v: float | None = None,
+                     direction: str = "auto", norm_range_us: tuple[float, float] | None = None) -> RampData:
+    """Read wide pulse-ramp CSVs: one column per ramp, one row per identical pulse.
+
+    A first row that is not all numbers is a header (column names); otherwise columns are
+    named col1, col2, ... Empty cells may end a column early; a gap inside a column is an
+    error.
+
+    Args:
+        paths: one or more CSV files (e.g. set.csv and reset.csv).
+        unit: of the values: "uS", "mS", "S", "ohm", "kohm", "A", "uA" (a current needs
+            read_voltage_v) or "norm" (normalised, needs norm_range_us).
+        read_voltage_v: read voltage in V for a current.
+        direction: "auto" (sign of each ramp's mean step), "up" or "down".
+        norm_range_us: (lo, hi): normalised data are mapped linearly so that their
+            observed min and max over all files become lo and hi uS.
+
+    Returns:
+        RampData in uS.
+    """
+    if unit not in RAMP_UNITS:
+        raise CalibrationInputError(paths[0] if paths else "<none>",
+                                    f"unit must be one of {list(RAMP_UNITS)}, got {unit!r}")
+    if direction not in ("auto", "up", "down"):
+        raise ValueError(f"direction must be 'auto', 'up' or 'down', got {direction!r}")
+    kind, factor = RAMP_UNITS[unit]
+    if kind == "i" and (read_voltage_v is None or read_voltage_v <= 0):
+        raise CalibrationInputError(paths[0], f"values in {unit} are currents: pass a read voltage > 0 "
+                                              f"(--read-voltage), got {read_voltage_v}")
+    if kind == "norm":
+        if norm_range_us is None or not (0 <= norm_range_us[0] < norm_range_us[1]):
+            raise CalibrationInputError(paths[0], "normalised values need --norm-range-us LO HI with 0 <= LO < HI, "
+                                                  f"got {norm_range_us}")
+    ramps, names, sources = [], [], []
+    for p in paths:
+        p = Path(p)
+        _check_file(p)
+        if _is_hdf5(p):
+            raise CalibrationInputError(p, "pulse ramps are read from CSV (one column per ramp); this is HDF5")
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        if not rows:
+            raise CalibrationInputError(p, "no rows")
+
+        def isnum(s):
+            try:
+                float(s)
+                return True
+            except ValueError:
+                return False
+
+        has_header = not all(isnum(c) for c in rows[0] if c.strip())
+        header = [c.strip() for c in rows[0]] if has_header else [f"col{k + 1}" for k in range(len(rows[0]))]
+        body = rows[1:] if has_header else rows
+        first_line = 2 if has_header else 1
+        if len(body) < MIN_RAMP_LENGTH:
+            raise CalibrationInputError(p, f"needs at least {MIN_RAMP_LENGTH} pulses (rows) per ramp, got {len(body)}")
+        arr = np.full((len(body), len(header)), np.nan)
+        for i, r in enumerate(body):
+            if len(r) > len(header):
+                raise CalibrationInputError(p, f"line {i + first_line} has {len(r)} fields, the header has {len(header)}")
+            for j, v in enumerate(r):
+                v = v.strip()
+                if v == "" or v.lower() == "nan":
+                    continue
+                try:
+                    arr[i, j] = float(v)
+                except ValueError:
+                    raise CalibrationInputError(p, f"line {i + first_line}: expected a number, got {v!r}",
+                                                column=header[j]) from None
+        for j, name in enumerate(header):
+            col = arr[:, j]
+            ok = np.isfinite(col)
+            if not ok.any():
+                raise CalibrationInputError(p, "column holds no numbers", column=name)
+            last = len(col) - int(np.argmax(ok[::-1]))
+            if not ok[:last].all():
+                k = int(np.argmin(ok[:last]))
+                raise CalibrationInputError(p, f"missing value at line {k + first_line} inside the ramp (only the end "
+                                               f"of a ramp may be empty)", column=name)
+            col = col[:last]
+            if col.size < MIN_RAMP_LENGTH:
+                raise CalibrationInputError(p, f"ramp has {col.size} readings, needs at least {MIN_RAMP_LENGTH}",
+                                            column=name)
+            if kind == "g" and (col < 0).any():
+                raise CalibrationInputError(p, f"negative conductance {col[col < 0][0]:g}", column=name)
+            if kind in ("r", "i") and (col <= 0).any():
+                raise CalibrationInputError(p, f"{'resistance' if kind == 'r' else 'current'} must be > 0, "
+                                               f"got {col[col <= 0][0]:g}", column=name)
+            if kind == "g":
+                g = col * factor
+            elif kind == "r":
+                g = 1e6 / (col * factor)
+            elif kind == "i":
+                g = col * factor / read_voltage_v * 1e6
+            else:
+                g = col.copy()
+            if kind == "g" and unit == "uS" and g.max() < 1e-3:
+                raise CalibrationInputError(p, f"values up to {g.max():g} look like siemens or amperes, not uS; "
+                                               f"pass the right --unit", column=name)
+            ramps.append(g)
+            names.append(f"{p.name}:{name}")
+        sources.append(str(p))
+    if kind == "norm":
+        lo = min(float(r.min()) for r in ramps)
+        hi = max(float(r.max()) for r in ramps)
+        if hi <= lo:
+            raise CalibrationInputError(paths[0], "normalised values are all equal; nothing to map")
+        a, b = norm_range_us
+        ramps = [a + (r - lo) * (b - a) / (hi - lo) for r in ramps]
+    if len(ramps) < 2:
+        raise CalibrationInputError(paths[0], f"needs at least 2 ramps (columns) to hold ramps out, got {len(ramps)}")
+    if direction == "auto":
+        dirs = np.array([1 if np.mean(np.diff(r)) >= 0 else -1 for r in ramps])
+    else:
+        dirs = np.full(len(ramps), 1 if direction == "up" else -1)
+    return RampData(sources=sources, ramps=ramps, direction=dirs, names=names, unit="uS")

@@ -1,0 +1,330 @@
+"""Fitted parameters -> a crossbar device model (ArrayConfig JSON + HDF5 of the fit data),
+and a sampler that draws long-format measurements from a device model.
+
+The sampler follows crossbar's device physics (DESIGN.md): per cell
+``G_prog = clip(G_t + offset(G_t) + sigma_prog(G_t) z, g_min, g_max)``; a fraction of cells
+stuck at g_min / g_max (independently, after programming; they do not drift); drift
+``G(t) = G_prog (t / t0)^(-nu)`` with ``nu = |mu_nu(G_t) + sigma_nu(G_t) z|`` (folded at 0,
+as crossbar and aihwkit) for physical times ``t >= t0``; each read adds
+``N(0, sigma_read(G(t))^2)`` afresh.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+import crossbar
+
+from .fit import LongFit, PolyFit, RampFit
+from .io import LongData
+
+__all__ = [
+    "law_from_fit",
+    "device_from_long_fit",
+    "device_from_ramp_fit",
+    "array_config",
+    "parameter_table",
+    "calibration_block",
+    "write_model",
+    "sample_long",
+    "sample_cells",
+]
+
+
+def law_from_fit(pf: PolyFit | None, g_max_us: float):
+    """A crossbar.Law (kind "poly", x "g_norm" = G / g_max_us) equal to the fitted law."""
+    if pf is None:
+        return None
+    k = np.arange(len(pf.coeffs))
+    coeffs = np.asarray(pf.coeffs, float) * (g_max_us / pf.g_scale_us) ** k
+    return crossbar.Law("poly", tuple(float(c) for c in coeffs), x="g_norm", lo=pf.lo, hi=pf.hi)
+
+
+def device_from_long_fit(fit: LongFit, base_device=None, set_levels: bool = False):
+    """DeviceConfig from a long-format fit (keeps base_device's t_read_s)."""
+    g_max = fit.g_max_us
+    kw = dict(
+        g_min_us=fit.g_min_us, g_max_us=g_max,
+        n_levels=int(fit.levels_us.size) if set_levels and fit.levels_us.size >= 2 else None,
+        prog_offset=law_from_fit(fit.prog_offset, g_max), prog_sigma=law_from_fit(fit.prog_sigma, g_max),
+        read_sigma=law_from_fit(fit.read_sigma, g_max), drift_mu_nu=law_from_fit(fit.drift_mu_nu, g_max),
+        drift_sigma_nu=law_from_fit(fit.drift_sigma_nu, g_max), t0_s=fit.t0_s,
+        stuck_min_fraction=float(fit.stuck_min_fraction), stuck_max_fraction=float(fit.stuck_max_fraction))
+    if base_device is not None:
+        kw["t_read_s"] = base_device.t_read_s
+    return crossbar.DeviceConfig(**kw)
+
+
+def device_from_ramp_fit(fit: RampFit, base_device=None, set_levels: bool = False):
+    """DeviceConfig from a pulse-ramp fit: range, program-and-verify error, read noise."""
+    g_max = fit.g_max_us
+    read = None
+    if fit.read_sigma_us > 0:
+        read = crossbar.Law("poly", (float(fit.read_sigma_us),), x="g_norm", lo=0.0)
+    kw = dict(g_min_us=fit.g_min_us, g_max_us=g_max,
+              n_levels=int(fit.levels_us.size) if set_levels and fit.levels_us.size >= 2 else None,
+              prog_offset=law_from_fit(fit.prog_offset, g_max), prog_sigma=law_from_fit(fit.prog_sigma, g_max),
+              read_sigma=read)
+    if base_device is not None:
+        kw["t0_s"] = base_device.t0_s
+        kw["t_read_s"] = base_device.t_read_s
+    return crossbar.DeviceConfig(**kw)
+
+
+def array_config(device, base: str = "rram", name: str = "calibrated"):
+    """The base preset's periphery (DAC, ADC, tiles, mapping) with the fitted device."""
+    cfg = crossbar.preset(base)
+    return dataclasses.replace(cfg, device=device, name=name)
+
+
+def _row(name, value, se=None, ci=None, unit="", method=""):
+    if ci is None and se is not None and np.isfinite(se):
+        ci = (value - 1.959963984540054 * se, value + 1.959963984540054 * se)
+    return {"name": name, "value": float(value), "stderr": None if se is None else float(se),
+            "ci_lo": None if ci is None else float(ci[0]), "ci_hi": None if ci is None else float(ci[1]),
+            "unit": unit, "method": method}
+
+
+def _poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0):
+    if pf is None:
+        return []
+    rows = []
+    se = pf.coeff_se()
+    for k, (c, s) in enumerate(zip(pf.coeffs, se)):
+        unit = pf.unit + ("" if k == 0 else f" per (G/g_max)^{k}" if k > 1 else " per (G/g_max)")
+        rows.append(_row(f"{pf.name}.c{k}", c, s, unit=unit, method=pf.method))
+    for frac in (0.0, 0.5, 1.0):
+        g = g_min + frac * (g_max - g_min)
+        rows.append(_row(f"{pf.name}(G={g:.4g} uS)", float(pf(g)[0]), float(pf.se(g)[0]), unit=pf.unit,
+                         method="delta method"))
+    return rows
+
+
+def parameter_table(fit) -> list[dict]:
+    """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter."""
+    rows = []
+    if isinstance(fit, LongFit):
+        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="min of targets and 0.1% quantile of G(t0)"))
+        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="max of targets and 99.9% quantile of G(t0)"))
+        rows.append(_row("t0_s", fit.t0_s, unit="s", method="earliest measurement time"))
+        for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
+            rows += _poly_rows(pf, fit.g_max_us, fit.g_min_us)
+        k, n = fit.stuck_counts["min"]
+        rows.append(_row("stuck_min_fraction", fit.stuck_min_fraction, ci=fit.stuck_min_ci, unit="1",
+                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
+        k, n = fit.stuck_counts["max"]
+        rows.append(_row("stuck_max_fraction", fit.stuck_max_fraction, ci=fit.stuck_max_ci, unit="1",
+                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
+    else:
+        rows.append(_row("g_min_us", fit.g_min_us, ci=fit.g_range_ci["g_min_us"], unit="uS",
+                         method="quantile of all readings; bootstrap over ramps"))
+        rows.append(_row("g_max_us", fit.g_max_us, ci=fit.g_range_ci["g_max_us"], unit="uS",
+                         method="quantile of all readings; bootstrap over ramps"))
+        rows.append(_row("read_sigma_us", fit.read_sigma_us, ci=fit.read_sigma_ci, unit="uS",
+                         method="lag-1 covariance of step residuals; bootstrap over ramps"))
+        for name, df in fit.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                sub = dataclasses.replace(pf, name=f"{name}.{pf.name}")
+                rows += _poly_rows(sub, fit.g_max_us, fit.g_min_us)
+                if df.boot_mean.shape[0]:
+                    boot = df.boot_mean if pf is df.mean_step else df.boot_c2c
+                    for frac, j in ((0.0, 0), (0.5, boot.shape[1] // 2), (1.0, boot.shape[1] - 1)):
+                        g = fit.grid_us[j]
+                        rows.append(_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
+                                         ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
+                                         unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
+        rows += _poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
+        rows += _poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
+        rows.append(_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
+        rows.append(_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
+                         method="mean over targets"))
+    lo, hi = fit.levels_ci
+    rows.append(_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
+                     method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap"))
+    return rows
+
+
+def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None) -> dict:
+    """The "calibration" key of the device-model JSON: what was fitted, how, from what."""
+    import h5py
+    import matplotlib
+    import scipy
+
+    import xbarsim
+
+    laws = {}
+    if isinstance(fit, LongFit):
+        kind = "long"
+        for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
+            if pf is not None:
+                laws[pf.name] = pf.to_dict()
+        extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s}
+    else:
+        kind = "pulse_ramps"
+        for name, df in fit.directions.items():
+            laws[f"{name}.mean_step"] = df.mean_step.to_dict()
+            laws[f"{name}.c2c_sigma"] = df.c2c_sigma.to_dict()
+            laws[f"{name}.n_ramps"] = df.n_ramps
+        laws["prog_offset"] = fit.prog_offset.to_dict()
+        laws["prog_sigma"] = fit.prog_sigma.to_dict()
+        extra = {"program_verify": {
+            "targets_us": fit.pv["targets_us"].tolist(), "error_mean_us": fit.pv["error_mean_us"].tolist(),
+            "error_std_us": fit.pv["error_std_us"].tolist(),
+            "converged_fraction": fit.pv["converged_fraction"].tolist(),
+            "mean_pulses": fit.pv["mean_pulses"].tolist(), "tol_us": fit.pv["tol_us"],
+            "max_pulses": fit.pv["max_pulses"]}}
+    return {
+        "format": kind,
+        "sources": [{"path": s, "sha256": sha256.get(s)} for s in sources],
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"xbarsim": xbarsim.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                     "h5py": h5py.__version__, "matplotlib": matplotlib.__version__,
+                     "python": platform.python_version()},
+        "options": options,
+        "laws": laws,
+        "parameters": parameter_table(fit),
+        "distinguishable_levels_us": [float(v) for v in fit.levels_us],
+        "notes": list(fit.notes),
+        "goodness_of_fit": gof or {},
+        **extra,
+    }
+
+
+def _atomic_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_model(path, cfg, calibration: dict, raw: dict) -> tuple[Path, Path]:
+    """Write MODEL.json ({"array_config", "calibration"}) and MODEL.h5 (raw fit data,
+    the JSON text as the attribute "model_json"), each atomically.
+
+    Returns the two paths.
+    """
+    import h5py
+
+    path = Path(path)
+    json_path = path if path.suffix.lower() == ".json" else path.with_suffix(path.suffix + ".json") \
+        if path.suffix else path.with_suffix(".json")
+    h5_path = json_path.with_suffix(".h5")
+    doc = {"array_config": cfg.to_dict(), "calibration": calibration}
+    text = json.dumps(doc, indent=2, default=_json_default)
+
+    def wjson(tmp):
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+    def wh5(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.attrs["model_json"] = text
+            g = f.create_group("fit_data")
+            for k, v in raw.items():
+                a = np.asarray(v)
+                if a.dtype == bool:
+                    a = a.astype(np.uint8)
+                g.create_dataset(k, data=a, compression="gzip" if a.size > 1000 else None)
+
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_bytes(h5_path, wh5)
+    _atomic_bytes(json_path, wjson)
+    return json_path, h5_path
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.bool_):
+        return bool(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------- sampling
+
+def _law(law, g, g_max):
+    if law is None:
+        return np.zeros_like(np.asarray(g, float))
+    return law(g, g_max_us=g_max)
+
+
+def sample_cells(device, g_target_us, times_s, n_reads: int, rng):
+    """Draw reads of cells programmed to g_target_us under ``device``.
+
+    Args:
+        device: crossbar.DeviceConfig.
+        g_target_us: (n_cells,) targets.
+        times_s: (n_times,) physical times since programming (>= device.t0_s; crossbar's
+            ``mvm(t_s=...)`` counts from t0, so its t_s is ``t - t0``).
+        n_reads: reads per cell and time.
+        rng: numpy Generator.
+
+    Returns:
+        (g_us of shape (n_cells, n_times, n_reads), stuck of shape (n_cells,) with
+        0 = not stuck, -1 = stuck at g_min, +1 = stuck at g_max).
+    """
+    d = device
+    tgt = np.asarray(g_target_us, float)
+    times = np.asarray(times_s, float)
+    n = tgt.size
+    gmax = d.g_max_us
+    g = tgt + _law(d.prog_offset, tgt, gmax) + _law(d.prog_sigma, tgt, gmax) * rng.standard_normal(n)
+    g = np.clip(g, d.g_min_us, d.g_max_us)
+    u = rng.random(n)
+    stuck = np.zeros(n, dtype=np.int8)
+    stuck[u < d.stuck_min_fraction] = -1
+    stuck[(u >= d.stuck_min_fraction) & (u < d.stuck_min_fraction + d.stuck_max_fraction)] = 1
+    g = np.where(stuck == -1, d.g_min_us, np.where(stuck == 1, d.g_max_us, g))
+    nu = np.zeros(n)
+    if d.drift_mu_nu is not None:
+        nu = np.abs(_law(d.drift_mu_nu, tgt, gmax) + _law(d.drift_sigma_nu, tgt, gmax) * rng.standard_normal(n))
+    nu = np.where(stuck != 0, 0.0, nu)
+    ratio = np.maximum(times / d.t0_s, 1.0)
+    g_t = g[:, None] * ratio[None, :] ** (-nu[:, None])
+    out = np.empty((n, times.size, n_reads))
+    for j in range(times.size):
+        sr = _law(d.read_sigma, g_t[:, j], gmax) if d.read_sigma is None or d.read_sigma.kind != "pcm_read" else \
+            d.read_sigma(g, g_max_us=gmax, t_s=float(times[j]), t_read_s=d.t_read_s, g_t_us=g_t[:, j])
+        out[:, j, :] = g_t[:, j, None] + sr[:, None] * rng.standard_normal((n, n_reads))
+    return np.maximum(out, 0.0), stuck
+
+
+def sample_long(device, levels_us, cells_per_level: int, times_s, n_reads: int, seed=0, with_stuck_column=False,
+                source="<sampled>") -> LongData:
+    """Long-format measurements drawn from ``device``: cells_per_level cells at each target.
+
+    Args:
+        device: crossbar.DeviceConfig (e.g. ``crossbar.preset("pcm").device``).
+        levels_us: target conductances.
+        cells_per_level: cells per target.
+        times_s: measurement times (the first is taken as t0 by the fit).
+        n_reads: repeated reads per cell and time.
+        seed: int or Generator.
+        with_stuck_column: include the true stuck flag as a "stuck" column.
+
+    Returns:
+        LongData.
+    """
+    rng = np.random.default_rng(seed)
+    levels = np.asarray(levels_us, float)
+    tgt = np.repeat(levels, cells_per_level)
+    times = np.asarray(times_s, float)
+    g, stuck = sample_cells(device, tgt, times, n_reads, rng)
+    n = tgt.size
+    cell = np.repeat(np.arange(n), times.size * n_reads)
+    t = np.tile(np.repeat(times, n_reads), n)
+    r = np.tile(np.arange(n_reads), n * times.size)
+    width = len(str(n - 1))
+    labels = np.array([f"c{k:0{width}d}" for k in range(n)])
+    return LongData(source=source, cell=cell, cell_labels=labels, g_target_us=tgt[cell], t_s=t, read_id=r,
+                    g_us=g.ravel(), stuck=(stuck[cell] != 0) if with_stuck_column else None)

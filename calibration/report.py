@@ -1,0 +1,271 @@
+"""Report: goodness of fit on held-out cells (ramps), levels.csv, parameter tables, plots.
+
+Everything here returns rows or writes files atomically (temp file + os.replace). Plots
+use matplotlib's Agg backend.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .fit import LongFit, RampFit, _steps
+from .io import LongData, RampData
+from .model import sample_cells
+
+__all__ = [
+    "LEVEL_COLUMNS",
+    "split_cells",
+    "levels_rows",
+    "step_rows",
+    "write_csv",
+    "format_table",
+    "plot_long",
+    "plot_ramps",
+]
+
+LEVEL_COLUMNS = ["g_target_us", "t_s", "n_cells", "measured_mean_us", "measured_std_us", "model_mean_us",
+                 "model_std_us"]
+GOF_COLUMNS = ["g_target_us", "t_s", "n_cells", "n_model", "ks_stat", "ks_pvalue"]
+STEP_COLUMNS = ["direction", "g_lo_us", "g_hi_us", "n_steps", "measured_mean_us", "measured_std_us",
+                "model_mean_us", "model_std_us", "ks_stat", "ks_pvalue"]
+
+
+def split_cells(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random split of range(n) into (train, test) with round(holdout * n) test items (>= 1)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    k = int(min(max(round(holdout * n), 1), n - 1))
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def _level_index(targets: np.ndarray):
+    """Group cell targets into levels: the distinct targets, or 16 quantile bins when the
+    targets are continuous (more than 32 distinct values). Returns (level of each cell,
+    representative target of each level)."""
+    ut = np.unique(targets)
+    if ut.size <= 32:
+        return np.searchsorted(ut, targets), ut
+    edges = np.quantile(targets, np.linspace(0, 1, 17))
+    lvl = np.clip(np.searchsorted(edges, targets, side="right") - 1, 0, 15)
+    rep = np.array([targets[lvl == k].mean() if (lvl == k).any() else np.nan for k in range(16)])
+    keep = np.isfinite(rep)
+    remap = np.cumsum(keep) - 1
+    return remap[lvl], rep[keep]
+
+
+def levels_rows(device, test: LongData, n_model_per_cell: int = 20, seed: int = 0):
+    """levels.csv and gof rows: measured (held-out cells) vs sampled from ``device``.
+
+    For each (target level, time): the first read (lowest read_id) of every held-out cell
+    measured then; the model side samples ``n_model_per_cell`` cells per held-out cell at the
+    same targets and times from the fitted device. The two-sample Kolmogorov-Smirnov test
+    compares the two sets of conductances.
+
+    Returns (level rows, gof rows), lists of dicts keyed by LEVEL_COLUMNS / GOF_COLUMNS.
+    """
+    rng = np.random.default_rng(seed)
+    targets = test.cell_targets()
+    lvl, rep = _level_index(targets)
+    times = np.unique(test.t_s)
+    # first read of each (cell, time): rows are sorted by cell, t, read_id
+    key = test.cell * times.size + np.searchsorted(times, test.t_s)
+    first = np.ones(key.size, bool)
+    first[1:] = key[1:] != key[:-1]
+    meas = np.full((test.n_cells, times.size), np.nan)
+    meas[test.cell[first], np.searchsorted(times, test.t_s[first])] = test.g_us[first]
+    model_t = np.repeat(targets, n_model_per_cell)
+    model_lvl = np.repeat(lvl, n_model_per_cell)
+    g, _ = sample_cells(device, model_t, times, 1, rng)
+    g = g[:, :, 0]
+    rows, gof = [], []
+    for k, gt in enumerate(rep):
+        for j, t in enumerate(times):
+            m = meas[lvl == k, j]
+            m = m[np.isfinite(m)]
+            if m.size == 0:
+                continue
+            s = g[model_lvl == k, j]
+            row = {"g_target_us": gt, "t_s": t, "n_cells": m.size, "measured_mean_us": m.mean(),
+                   "measured_std_us": m.std(ddof=1) if m.size > 1 else np.nan, "model_mean_us": s.mean(),
+                   "model_std_us": s.std(ddof=1)}
+            rows.append(row)
+            ks = stats.ks_2samp(m, s) if m.size >= 2 else None
+            gof.append({"g_target_us": gt, "t_s": t, "n_cells": m.size, "n_model": s.size,
+                        "ks_stat": np.nan if ks is None else ks.statistic,
+                        "ks_pvalue": np.nan if ks is None else ks.pvalue})
+    return rows, gof
+
+
+def step_rows(fit: RampFit, data: RampData, test_idx, n_bins: int = 8, n_model_per_step: int = 20, seed: int = 0):
+    """Held-out ramps: measured steps per conductance bin vs steps sampled from the fit
+    (mean(G) + c2c(G) z + read-noise difference), with a two-sample KS test per bin."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    edges = np.linspace(fit.g_min_us, fit.g_max_us, n_bins + 1)
+    for name, df in fit.directions.items():
+        idx = [i for i in test_idx if (data.direction[i] > 0) == (name == "up")]
+        if not idx:
+            continue
+        x, d, _, _ = _steps(data.ramps, idx)
+        xs = np.repeat(x, n_model_per_step)
+        model = (df.mean_step(xs) + df.c2c_sigma(xs) * rng.standard_normal(xs.size)
+                 + fit.read_sigma_us * np.sqrt(2.0) * rng.standard_normal(xs.size))
+        b = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n_bins - 1)
+        bm = np.repeat(b, n_model_per_step)
+        for k in range(n_bins):
+            m, s = d[b == k], model[bm == k]
+            if m.size < 2:
+                continue
+            ks = stats.ks_2samp(m, s)
+            rows.append({"direction": name, "g_lo_us": edges[k], "g_hi_us": edges[k + 1], "n_steps": m.size,
+                         "measured_mean_us": m.mean(), "measured_std_us": m.std(ddof=1), "model_mean_us": s.mean(),
+                         "model_std_us": s.std(ddof=1), "ks_stat": ks.statistic, "ks_pvalue": ks.pvalue})
+    return rows
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return "nan" if not np.isfinite(v) else f"{float(v):.6g}"
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return str(v)
+
+
+def write_csv(path, columns, rows) -> None:
+    """Write rows (dicts) with the given columns, atomically."""
+    path = Path(path)
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in columns])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def format_table(rows, columns, max_width: int = 48) -> str:
+    """A plain-text table for the terminal."""
+    cells = [[_fmt(r.get(c))[:max_width] for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(out)
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_long(fit: LongFit, level_rows, path) -> None:
+    """fits.png: programming error, read noise, drift exponent vs G; levels over time."""
+    plt = _plt()
+    raw = fit.raw
+    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    g = np.linspace(fit.g_min_us, fit.g_max_us, 200)
+    tgt, gf = raw["cell_target_us"], raw["cell_g_t0_us"]
+    stuck = raw["cell_stuck_min"] | raw["cell_stuck_max"]
+    ok = np.isfinite(gf) & ~stuck
+    a = ax[0, 0]
+    a.plot(tgt[ok], gf[ok] - tgt[ok], ".", ms=2, alpha=0.3, color="0.5", label="cells (mean of reads at t0)")
+    off, sig = fit.prog_offset(g), fit.prog_sigma(g)
+    a.plot(g, off, "C0", label="offset fit")
+    a.fill_between(g, off - sig, off + sig, color="C0", alpha=0.2, label="offset +- sigma_prog")
+    a.fill_between(g, off - sig - 1.96 * fit.prog_sigma.se(g), off + sig + 1.96 * fit.prog_sigma.se(g),
+                   color="C0", alpha=0.08)
+    a.set(xlabel="target G (uS)", ylabel="G(t0) - target (uS)", title="programming error")
+    a.legend(fontsize=7)
+    a = ax[0, 1]
+    v = raw["ct_var_us2"]
+    m = (v >= 0) & (raw["ct_t_s"] == np.min(raw["ct_t_s"][v >= 0])) if (v >= 0).any() else v >= 0
+    if m.any():
+        a.plot(raw["ct_mean_us"][m], np.sqrt(v[m]), ".", ms=2, alpha=0.3, color="0.5", label="cells: std of reads")
+    if fit.read_sigma is not None:
+        s = fit.read_sigma(g)
+        a.plot(g, s, "C1", label="sigma_read fit")
+        a.fill_between(g, s - 1.96 * fit.read_sigma.se(g), s + 1.96 * fit.read_sigma.se(g), color="C1", alpha=0.3,
+                       label="95% interval")
+    a.set(xlabel="G (uS)", ylabel="read noise sigma (uS)", title="read noise")
+    a.legend(fontsize=7)
+    a = ax[1, 0]
+    nu = raw["cell_nu"]
+    okn = np.isfinite(nu)
+    if okn.any() and fit.drift_mu_nu is not None:
+        a.plot(tgt[okn], nu[okn], ".", ms=2, alpha=0.3, color="0.5", label="per-cell nu")
+        mu, sn = fit.drift_mu_nu(g), fit.drift_sigma_nu(g)
+        a.plot(g, mu, "C2", label="mu_nu")
+        a.fill_between(g, mu - sn, mu + sn, color="C2", alpha=0.2, label="mu_nu +- sigma_nu")
+    else:
+        a.text(0.5, 0.5, "no drift fitted\n(one measurement time)", ha="center", va="center", transform=a.transAxes)
+    a.set(xlabel="target G (uS)", ylabel="drift exponent nu", title="drift")
+    a.legend(fontsize=7)
+    a = ax[1, 1]
+    times = sorted({r["t_s"] for r in level_rows})
+    for j, t in enumerate(times):
+        rr = [r for r in level_rows if r["t_s"] == t]
+        x = np.array([r["g_target_us"] for r in rr])
+        a.errorbar(x, [r["measured_mean_us"] for r in rr], yerr=[r["measured_std_us"] for r in rr], fmt="o",
+                   ms=3, color=f"C{j % 10}", label=f"measured t={t:g} s")
+        a.errorbar(x * 1.0, [r["model_mean_us"] for r in rr], yerr=[r["model_std_us"] for r in rr], fmt="_",
+                   ms=10, color=f"C{j % 10}", alpha=0.6)
+    a.set(xlabel="target G (uS)", ylabel="G (uS)", title="held-out cells (o) vs model (_), mean +- std")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def plot_ramps(fit: RampFit, data: RampData, path) -> None:
+    """fits.png: the ramps, step vs G with the fits, program-and-verify error vs target."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    a = ax[0]
+    for i, r in enumerate(data.ramps):
+        a.plot(r, color="C0" if data.direction[i] > 0 else "C3", lw=0.6, alpha=0.5)
+    a.set(xlabel="pulse", ylabel="G (uS)", title=f"{data.n_ramps} ramps (blue up, red down)")
+    a = ax[1]
+    g = fit.grid_us
+    for name, df in fit.directions.items():
+        c = "C0" if name == "up" else "C3"
+        x, d = fit.raw.get(f"{name}_step_g_us"), fit.raw.get(f"{name}_step_us")
+        if x is not None:
+            sel = np.random.default_rng(0).permutation(x.size)[:4000]
+            a.plot(x[sel], d[sel], ".", ms=1.5, alpha=0.25, color=c)
+        mu, sd = df.mean_step(g), df.c2c_sigma(g)
+        a.plot(g, mu, color=c, label=f"{name}: mean step")
+        a.fill_between(g, mu - sd, mu + sd, color=c, alpha=0.2, label=f"{name}: +- c2c sigma")
+        if df.boot_mean.shape[0]:
+            a.fill_between(g, np.quantile(df.boot_mean, 0.025, 0), np.quantile(df.boot_mean, 0.975, 0), color="k",
+                           alpha=0.25)
+    a.axhline(0, color="k", lw=0.5)
+    a.set(xlabel="G (uS)", ylabel="step per pulse (uS)", title="pulse response (black: 95% bootstrap of the mean)")
+    a.legend(fontsize=7)
+    a = ax[2]
+    pv = fit.pv
+    a.plot(pv["targets_us"], pv["error_std_us"], "o", label="simulated P&V: std of error")
+    a.plot(g, fit.prog_sigma(g), "C1", label="sigma_prog fit")
+    a.plot(pv["targets_us"], pv["error_mean_us"], "s", ms=3, label="simulated P&V: mean error")
+    a.set(xlabel="target G (uS)", ylabel="uS", title=f"program-and-verify (tol {pv['tol_us']:.3g} uS)")
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
