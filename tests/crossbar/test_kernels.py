@@ -1,0 +1,140 @@
+"""Each numba kernel and the whole noiseless read against the float64 numpy reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossbar
+from crossbar import _kernels as K
+from crossbar import reference as R
+
+EMPTY = {np.float32: np.empty((0, 0), np.float32), np.float64: np.empty((0, 0), np.float64)}
+
+
+def _tol(dtype):
+    return dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("levels, clip", [(127, True), (127, False), (0, True), (1, True), (7, True)])
+def test_dac_matches_reference(rng, dtype, levels, clip):
+    L = max(levels, 1)
+    edges = np.array([0.0, -0.0, 1.0, -1.0, 2.5, -3.0, 0.5 / L, -0.5 / L, 1.5 / L, 3.0 / L, 1.0 - 0.5 / L])
+    x = np.concatenate([rng.uniform(-2, 2, size=(3, 11)), np.zeros((1, 11)), edges[None]]).astype(dtype)
+    inv_r = np.array([1.0, 0.5, 2.0, 1.0, 1.0], dtype)
+    out, out_sq = np.empty_like(x), np.empty_like(x)
+    K.dac(x, inv_r, levels, clip, out, out_sq)
+    ref = R.dac(x, inv_r, levels, clip)
+    np.testing.assert_allclose(out, ref, **_tol(dtype))
+    np.testing.assert_allclose(out_sq, ref**2, **_tol(dtype))
+    if clip:
+        assert np.abs(out).max() <= 1.0
+
+
+def test_dac_exact_boundaries_round_half_up():
+    x = np.array([[0.5, 1.5, -0.5, -1.5, 2.5]]) / 127.0
+    out = np.empty_like(x)
+    K.dac(x, np.ones(1), 127, True, out, EMPTY[np.float64])
+    np.testing.assert_allclose(out * 127.0, [[1.0, 2.0, 0.0, -1.0, 3.0]], atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("adc_on, levels, clip", [(True, 127, True), (True, 7, False), (True, 0, True), (False, 0, False)])
+@pytest.mark.parametrize("first, last", [(True, True), (False, False), (False, True)])
+@pytest.mark.parametrize("with_var", [True, False])
+def test_noise_adc_accumulate_matches_reference(rng, dtype, adc_on, levels, clip, first, last, with_var):
+    nb, m = 4, 9
+    p = rng.normal(scale=8.0, size=(nb, m)).astype(dtype)
+    p[0, :3] = [0.0, 20.0, -20.0]                      # zero and saturation
+    p[1, :2] = np.array([0.5, 1.5]) * 12.0 / 127.0     # exactly on ADC half steps
+    var = rng.uniform(0, 0.5, size=(nb, m)).astype(dtype) if with_var else None
+    z = rng.normal(size=(nb, m)).astype(dtype)
+    if with_var:
+        z[1, :2] = 0.0
+    ov = rng.uniform(0, 0.1, size=nb).astype(dtype)
+    inv_s2 = rng.uniform(0.5, 2, size=m).astype(dtype)
+    scale = rng.uniform(0.5, 2, size=m).astype(dtype)
+    row = rng.uniform(0.5, 2, size=nb).astype(dtype)
+    acc0 = rng.normal(size=(nb, m)).astype(dtype)
+    acc = acc0.copy()
+    K.noise_adc_accumulate(p, EMPTY[dtype] if var is None else var, z, ov, inv_s2, scale, levels, 12.0, clip,
+                           adc_on, acc, first, last, row)
+    ref = R.noise_adc_accumulate(p, var, z, ov, inv_s2, scale, levels, 12.0, clip, adc_on, acc0, first, last, row)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    # float32 may round a value sitting on an ADC step boundary the other way: allow one step there
+    if dtype == np.float32 and adc_on and levels:
+        step = 12.0 / levels * np.abs(scale)[None, :] * (np.abs(row)[:, None] if last else 1.0)
+        assert np.all(np.abs(acc - ref) <= step + 1e-4)
+        assert np.mean(np.isclose(acc, ref, **tol)) > 0.9
+    else:
+        np.testing.assert_allclose(acc, ref, **tol)
+
+
+def test_noise_free_kernel_without_z(rng):
+    p = rng.normal(size=(3, 4))
+    acc = np.empty_like(p)
+    K.noise_adc_accumulate(p, EMPTY[np.float64], EMPTY[np.float64], np.zeros(3), np.ones(4), np.full(4, 2.0), 0,
+                           12.0, True, False, acc, True, True, np.full(3, 3.0))
+    np.testing.assert_allclose(acc, 6.0 * p)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_square_kernels(rng, dtype):
+    parts = rng.normal(size=(3, 5, 7)).astype(dtype)
+    scale = rng.uniform(0.5, 2, size=(3, 7)).astype(dtype)
+    row = rng.uniform(0.5, 2, size=5).astype(dtype)
+    y0 = row[:, None].astype(np.float64) * np.einsum("tj,tbj->bj", scale.astype(np.float64), parts.astype(np.float64))
+    np.testing.assert_allclose(K.mean_square_tiles(parts, scale, row), R.mean_square(y0), rtol=1e-6)
+    np.testing.assert_allclose(K.mean_square(parts[0]), R.mean_square(parts[0]), rtol=1e-6)
+    assert K.mean_square(np.zeros((2, 2), dtype)) == 0.0
+
+
+def _noiseless(name, **kw):
+    """A preset with its short-term noise off (long-term noise kept), for exact comparisons."""
+    return crossbar.preset(name, read_sigma=None, out_noise_sigma=None, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, tile", [((7, 13), (4, 3)), ((5, 9), (1, 1)), ((6, 10), (1, 10)),
+                                          ((6, 10), (10, 1)), ((3, 17), (16, 2)), ((4, 4), (None, None))])
+@pytest.mark.parametrize("adc_bits", [8, 4, None])
+def test_full_read_matches_reference_pipeline(rng, dtype, shape, tile, adc_bits):
+    """Tiles of one row / one column, matrices that do not divide into tiles, saturation."""
+    cfg = _noiseless("pcm", tile_rows=tile[0], tile_cols=tile[1], adc_bits=adc_bits, adc_output_range=2.0,
+                     dac_bits=6)
+    w = rng.normal(size=shape)
+    arr = crossbar.program(w, cfg, seed=5)
+    x = rng.uniform(-1.5, 1.5, size=(6, shape[1])).astype(dtype)
+    x[0] = 0.0
+    t = 1000.0
+    gp, gm = arr.conductances(t)
+    gn = (gp - gm) / 25.0
+    y = arr.mvm(x, t_s=t, seed=1)
+    ref = R.noiseless_pipeline(x, gn, arr._scales, tile[0], 31, 1.0, True, True,
+                               0 if adc_bits is None else (1 << (adc_bits - 1)) - 1, 2.0, True, adc_bits is not None)
+    assert y.dtype == dtype
+    if dtype == np.float64:
+        np.testing.assert_allclose(y, ref, rtol=1e-9, atol=1e-9)
+    else:  # float32 partial sums may land one ADC step away when they sit on a step boundary
+        step = 0.0 if adc_bits is None else 2.0 / ((1 << (adc_bits - 1)) - 1) * np.abs(arr._scales).sum(axis=0)
+        assert np.all(np.abs(y - ref) <= step + 1e-4 * (1 + np.abs(ref)))
+    np.testing.assert_allclose(y[0], 0.0, atol=1e-12)
+
+
+def test_effective_weights_without_periphery_equal_the_read(rng):
+    cfg = _noiseless("rram", dac_bits=None, adc_bits=None, tile_rows=3)
+    w = rng.normal(size=(4, 8))
+    arr = crossbar.program(w, cfg, seed=2)
+    x = rng.normal(size=(5, 8))
+    np.testing.assert_allclose(arr.mvm(x), x @ arr.effective_weights().T, rtol=1e-10, atol=1e-12)
+
+
+def test_noiseless_analog_without_quantisation_recovers_weights(rng):
+    """Ideal device through the analog path (an ADC without bits would be digital): W_eff == W."""
+    cfg = crossbar.ArrayConfig(drift_compensation=True, tile=crossbar.TileConfig(rows=3, cols=2))
+    assert not cfg.is_digital
+    w = rng.normal(size=(5, 7))
+    arr = crossbar.program(w, cfg, seed=0)
+    np.testing.assert_allclose(arr.effective_weights(50.0), w, rtol=1e-12, atol=1e-12)
+    x = rng.normal(size=(3, 7)).astype(np.float32)
+    np.testing.assert_allclose(arr.mvm(x), x.astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
