@@ -226,7 +226,8 @@ def plot_heatmaps(path: str | os.PathLike, rows: list[dict], arch: list[str], si
         grid[arch.index(r["arch"]), sigma_train.index(r["sigma_train"]), sigma_val.index(r["sigma_val"])] = \
             r["accuracy_mean"]
     fig, axes = plt.subplots(1, len(arch), figsize=(1.2 + 0.9 * len(sigma_val) * len(arch) + 1.5 * len(arch),
-                                                    1.2 + 0.6 * len(sigma_train)), squeeze=False)
+                                                    1.4 + 0.6 * len(sigma_train)), squeeze=False,
+                             layout="constrained")
     finite = grid[np.isfinite(grid)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     im = None
