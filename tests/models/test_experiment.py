@@ -76,7 +76,7 @@ def test_training_is_seeded_and_learns(digits):
     _, h3 = run(1)
     assert h3["train_loss"] != h1["train_loss"]
     assert h1["train_loss"][-1] < h1["train_loss"][0]
-    assert h1["test_accuracy"][-1] > 0.4  # 10 classes: chance is 0.1
+    assert h1["test_accuracy"][-1] > 0.3  # 10 classes: chance is 0.1; 4 short epochs reach about 0.5
     assert set(h1) == {"epoch", "train_loss", "train_accuracy", "test_accuracy"} and h1["epoch"] == [1, 2, 3, 4]
 
 
