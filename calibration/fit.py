@@ -10,8 +10,8 @@ Long-format data (repeated reads of many cells over time):
 * programming  e = G(t0) - G_target per cell (mean of its reads at the earliest time t0):
   mean offset by weighted least squares, sigma by maximum likelihood with the read-noise
   variance of the mean of the reads taken out;
-* stuck cells  a "stuck" column when present, otherwise cells far (robust z > 6) from their
-  target and within 5 % of the range of a bound; Clopper-Pearson intervals;
+* stuck cells  a "stuck" column when present, otherwise cells far from their
+  target (robust z > 4.5) and within 5 % of the range of a bound; Clopper-Pearson intervals;
 * levels       distinguishable levels in [g_min, g_max] for a z-sigma separation budget.
 
 Pulse ramps: range, mean step per pulse mu(G), cycle-to-cycle spread sigma_c2c(G) and
@@ -198,8 +198,8 @@ def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5
     """Choose a polynomial degree by K-fold cross-validation over groups (cells, ramps).
 
     heldout_loss(train_mask, test_mask, deg) -> per-item losses of the test items. The
-    smallest degree whose mean held-out loss is within one standard error of the best
-    is chosen (one-standard-error rule).
+    smallest degree whose mean held-out loss exceeds the best one's by at most one paired
+    standard error of the per-item loss difference is chosen (one-standard-error rule).
 
     Returns (degree, {deg: (mean loss, standard error)}).
     """
@@ -209,20 +209,29 @@ def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
     fold = np.array([fold_of[g] for g in groups.tolist()])
-    scores = {}
+    scores, per_item = {}, {}
     for deg in range(max_deg + 1):
-        losses = []
+        losses = np.zeros(groups.size)
         for f in range(k):
             test = fold == f
             try:
-                losses.append(np.asarray(heldout_loss(~test, test, deg), float))
+                losses[test] = np.asarray(heldout_loss(~test, test, deg), float)
             except (np.linalg.LinAlgError, ValueError):
-                losses.append(np.full(int(test.sum()), np.inf))
-        l_all = np.concatenate(losses)
-        scores[deg] = (float(np.mean(l_all)), float(np.std(l_all) / np.sqrt(max(l_all.size, 1))))
+                losses[test] = np.inf
+        per_item[deg] = losses
+        scores[deg] = (float(np.mean(losses)), float(np.std(losses) / np.sqrt(max(losses.size, 1))))
     best = min(scores, key=lambda d: scores[d][0])
-    limit = scores[best][0] + scores[best][1]
-    chosen = min(d for d in scores if scores[d][0] <= limit)
+    chosen = best
+    for d in sorted(scores):
+        if d >= best:
+            break
+        diff = per_item[d] - per_item[best]
+        if not np.all(np.isfinite(diff)):
+            continue
+        # paired standard error of the held-out loss difference to the best degree
+        if diff.mean() <= diff.std() / np.sqrt(diff.size):
+            chosen = d
+            break
     return chosen, scores
 
 
@@ -298,11 +307,11 @@ def distinguishable_levels(g_min: float, g_max: float, sigma: Callable, z: float
         sk = float(np.atleast_1d(sigma(lk))[0])
         nxt = lk + 2 * z * sk
         for _ in range(50):  # fixed point for the upper level's own sigma
-            new = lk + z * (sk + float(np.atleast_1d(sigma(nxt))[0]))
+            new = lk + z * (sk + float(np.atleast_1d(sigma(min(nxt, 2 * g_max)))[0]))
             if abs(new - nxt) < 1e-9 * max(1.0, abs(nxt)):
                 break
             nxt = new
-        if not nxt > lk or nxt > g_max:
+        if not np.isfinite(nxt) or not nxt > lk or nxt > g_max:
             break
         levels.append(nxt)
     return np.array(levels)
@@ -420,12 +429,13 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
             rs[lvl == L] = max(mad, 1e-6 * span)
         z = np.abs(e) / rs
         tol = 0.05 * span
-        outlier = has_first & (z > 6)
+        outlier = has_first & (z > 4.5)
         stuck_lo_cell = outlier & (np.abs(g_first - g_min) <= tol)
         stuck_hi_cell = outlier & (np.abs(g_first - g_max) <= tol)
         elig_lo = (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * rs)
         elig_hi = (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * rs)
-        stuck_method = "detected: robust z > 6 from the target and within 5% of the range of a bound"
+        stuck_method = ("detected: robust z > 4.5 from the target and within 5% of the range of a bound; rates over "
+                        "cells whose target is > 6 robust sigma and > 5% of the range from that bound")
     k_lo, n_lo = int((stuck_lo_cell & elig_lo).sum()), int(elig_lo.sum())
     k_hi, n_hi = int((stuck_hi_cell & elig_hi).sum()), int(elig_hi.sum())
     p_lo = k_lo / n_lo if n_lo else 0.0
