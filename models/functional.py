@@ -33,6 +33,10 @@ the current read):
   (indexed by output only), like aihwkit's once-per-batch weight noise.
 
 Different weight matrices (input vs recurrent, layers, directions) never share draws.
+For the LSTM and Elman RNN, whose input and recurrent reads are only used summed
+(``W_ih x_t + W_hh h_{t-1}``), the two independent noises of one step are drawn as one
+normal of the summed variance (:meth:`MatrixReader.merge_noise`): exact in distribution,
+half the random numbers. The GRU keeps two draws (its n gate uses ``r * gh_n``).
 Long-term device noise (programming noise, stuck cells, drift exponents) is drawn when
 a matrix is programmed: once per forward call in training (shared by every read of that
 call), once per :func:`models.deploy.program` in deployment. Short-term device read
@@ -62,6 +66,7 @@ __all__ = [
     "new_seed",
     "long_term_random",
     "add_output_noise",
+    "noise_variance",
     "output_noise_of",
     "read_config",
     "models_add_output_noise",
@@ -166,7 +171,8 @@ class MatrixReader:
     """
 
     __slots__ = ("programmed", "config", "noise_draw", "steps", "batch", "generator", "np_rng",
-                 "t_s", "out_features", "_sigma", "_conv", "_z", "_noise_here", "_crossbar_noise")
+                 "t_s", "out_features", "_sigma", "_conv", "_z", "_noise_here", "_crossbar_noise",
+                 "defer", "deferred_var", "partner")
 
     def __init__(self, programmed: Any, config: Any, noise_draw: str, steps: int, batch: int,
                  generator: torch.Generator, np_rng: np.random.Generator, t_s: float | None,
@@ -193,6 +199,9 @@ class MatrixReader:
                 f"noise_draw={noise_draw!r} is not supported with device read noise, which crossbar draws "
                 "fresh on every read; use noise_draw='mvm' or a config without read noise")
         self._z: Tensor | None = None
+        self.defer = False
+        self.deferred_var: float | Tensor = 0.0
+        self.partner: MatrixReader | None = None
 
     def _draws(self, dtype: torch.dtype) -> Tensor:
         if self._z is None or self._z.dtype != dtype:
@@ -217,11 +226,45 @@ class MatrixReader:
         if y.dtype != x.dtype:
             y = y.to(x.dtype)
         if self._noise_here:
-            y = add_output_noise(y, self._sigma, self._conv, self._z_for(t0, s, b, y.dtype))
+            var = noise_variance(y, self._sigma, self._conv)
+            if self.defer:
+                # the partner read adds this read's noise with its own (see merge_noise)
+                self.deferred_var = var
+                return y
+            if self.partner is not None:
+                pv = self.partner.deferred_var
+                var = var + (pv if isinstance(pv, float) else pv[t0:t0 + s])
+            z = self._z_for(t0, s, b, y.dtype)
+            scale = math.sqrt(var) if isinstance(var, float) else var.sqrt_()
+            y = y.add_(z, alpha=scale) if isinstance(scale, float) and z.shape == y.shape else (
+                y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z)
         return y
+
+    def merge_noise(self, partner: "MatrixReader") -> bool:
+        """Let this reader add ``partner``'s output noise together with its own.
+
+        For two reads whose outputs are only ever used summed (an LSTM's or Elman RNN's
+        ``W_ih x_t + W_hh h_{t-1}``), the sum of their independent noises, drawn with the
+        same sharing (``noise_draw``), is one normal of the summed variance: one draw
+        replaces two, exactly in distribution. ``partner`` (the input projection, read
+        first, all steps at once) then stores its per-step variance instead of drawing.
+
+        Returns:
+            True when merged (both readers add the output noise in models).
+        """
+        if not (self._noise_here and partner._noise_here and self.noise_draw == partner.noise_draw):
+            return False
+        partner.defer = True
+        self.partner = partner
+        return True
 
     def _z_for(self, t0: int, s: int, b: int, dtype: torch.dtype) -> Tensor:
         if self.noise_draw == "mvm":
+            if s == 1 and self.steps > 1:
+                # one-step reads of a sequence: draw all steps at once, hand out a step each
+                if self._z is None or self._z.dtype != dtype or self._z.shape[1] != b:
+                    self._z = torch.randn(self.steps, b, self.out_features, generator=self.generator, dtype=dtype)
+                return self._z[t0:t0 + 1]
             return torch.randn(s, b, self.out_features, generator=self.generator, dtype=dtype)
         z = self._draws(dtype)
         if self.noise_draw == "step":
@@ -229,6 +272,20 @@ class MatrixReader:
         if self.noise_draw == "sequence" and z.shape[1] != b:
             raise ValueError(f"noise_draw='sequence' needs the same batch in every step, got {b} vs {z.shape[1]}")
         return z
+
+
+def noise_variance(y: Tensor, sigma: float, convention: str) -> float | Tensor:
+    """Variance of the output noise for clean reads ``y`` of shape (S, B, out).
+
+    absolute: ``sigma**2``; relative: ``sigma**2 * mean(y**2)``; snr_db:
+    ``mean(y**2) / 10**(sigma/10)``; means per time step (over B and out), shape (S, 1, 1).
+    """
+    if convention == "absolute":
+        return float(sigma) ** 2
+    ms = y.square().mean(dim=(1, 2), keepdim=True)
+    if convention == "relative":
+        return ms.mul_(float(sigma) ** 2)
+    return ms.div_(10.0 ** (sigma / 10.0))
 
 
 def add_output_noise(y: Tensor, sigma: float, convention: str, z: Tensor) -> Tensor:
@@ -240,14 +297,9 @@ def add_output_noise(y: Tensor, sigma: float, convention: str, z: Tensor) -> Ten
         convention: "absolute" | "relative" | "snr_db".
         z: standard normals broadcastable to ``y``.
     """
-    if convention == "absolute":
-        return y.add_(z, alpha=sigma) if z.shape == y.shape else y + sigma * z
-    ms = y.square().mean(dim=(1, 2), keepdim=True)  # per time step
-    if convention == "relative":
-        scale = ms.sqrt_().mul_(sigma)
-    else:
-        scale = ms.div_(10.0 ** (sigma / 10.0)).sqrt_()
-    return y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z
+    var = noise_variance(y, sigma, convention)
+    scale = math.sqrt(var) if isinstance(var, float) else var.sqrt_()
+    return y + scale * z
 
 
 # ----------------------------------------------------------------------------------------
@@ -310,20 +362,49 @@ def rnn_relu_step(gi: Tensor, gh: Tensor) -> Tensor:
     return torch.relu(gi + gh)
 
 
+class _LSTMPointwise(torch.autograd.Function):
+    """The LSTM gate arithmetic of one step as one autograd node (exact gradient)."""
+
+    @staticmethod
+    def forward(ctx, gi: Tensor, gh: Tensor, c: Tensor):  # type: ignore[override]
+        gates = gi + gh
+        h4 = gates.shape[-1] // 4
+        ifo = torch.cat((gates[..., :2 * h4], gates[..., 3 * h4:]), dim=-1).sigmoid_()
+        i, f, o = ifo[..., :h4], ifo[..., h4:2 * h4], ifo[..., 2 * h4:]
+        g = gates[..., 2 * h4:3 * h4].tanh()
+        c_new = torch.addcmul(f * c, i, g)
+        tc = c_new.tanh()
+        h_new = o * tc
+        ctx.save_for_backward(i, f, g, o, c, tc)
+        return h_new, c_new
+
+    @staticmethod
+    def backward(ctx, dh: Tensor, dc_next: Tensor):  # type: ignore[override]
+        i, f, g, o, c, tc = ctx.saved_tensors
+        if dh is None:
+            dh = torch.zeros_like(tc)
+        dc = dh * o * (1 - tc * tc)
+        if dc_next is not None:
+            dc = dc + dc_next
+        di = dc * g * i * (1 - i)
+        df = dc * c * f * (1 - f)
+        dg = dc * i * (1 - g * g)
+        do = dh * tc * o * (1 - o)
+        dgates = torch.cat((di, df, dg, do), dim=-1)
+        return dgates, dgates, dc * f
+
+
 def lstm_step(gi: Tensor, gh: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """LSTM step with torch's gate order i, f, g, o.
 
     ``i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of (gi + gh)``;
-    ``c' = f c + i g``; ``h' = o tanh(c')``.
+    ``c' = f c + i g``; ``h' = o tanh(c')``. One autograd node with a hand-written
+    (exact) backward, to keep per-step overhead low.
 
     Shape:
         gi, gh: (B, 4H); c: (B, H); returns (h', c'), each (B, H).
     """
-    gates = gi + gh
-    i, f, g, o = gates.chunk(4, dim=-1)
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h_new = torch.sigmoid(o) * torch.tanh(c_new)
-    return h_new, c_new
+    return _LSTMPointwise.apply(gi, gh, c)
 
 
 def gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:

@@ -206,10 +206,17 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         b_ih = getattr(self, f"bias_ih_l{layer}{sfx}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_l{layer}{sfx}") if self.bias else None
         # all input projections of the sequence: one MVM call
-        gi_all = analog_mvm(x, w_ih, self._reader(f"weight_ih_l{layer}{sfx}", steps, batch))
+        read_ih = self._reader(f"weight_ih_l{layer}{sfx}", steps, batch)
+        read_hh = self._reader(f"weight_hh_l{layer}{sfx}", steps, batch)
+        if self.mode != "GRU":  # only gi + gh is used: one noise draw for both (exact in distribution)
+            read_hh.merge_noise(read_ih)
+        gi_all = analog_mvm(x, w_ih, read_ih)
         if b_ih is not None:
             gi_all = gi_all + b_ih
-        read_hh = self._reader(f"weight_hh_l{layer}{sfx}", steps, batch)
+            if self.mode != "GRU":  # fold b_hh in once (GRU needs b_hn inside r * (.))
+                gi_all = gi_all + b_hh
+                b_hh = None
+        gis = gi_all.unbind(0)  # one backward node for all steps (indexing would scatter T times)
         order = range(steps - 1, -1, -1) if d == 1 else range(steps)
         outs: list[Tensor | None] = [None] * steps
         mode = self.mode
@@ -219,11 +226,11 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
             if b_hh is not None:
                 gh = gh + b_hh
             if mode == "LSTM":
-                h_new, c_new = lstm_step(gi_all[t], gh, c)
+                h_new, c_new = lstm_step(gis[t], gh, c)
             elif mode == "GRU":
-                h_new, c_new = gru_step(gi_all[t], gh, h), None
+                h_new, c_new = gru_step(gis[t], gh, h), None
             else:
-                h_new, c_new = step(gi_all[t], gh), None
+                h_new, c_new = step(gis[t], gh), None
             if mask is not None:
                 m = mask[t]
                 h = torch.where(m, h_new, h)
