@@ -153,3 +153,93 @@ def warm() -> None:
         add_scaled(o, x, 0.5)
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)
+        standard_normal(np.random.default_rng(0), o)
+
+
+# ---------------------------------------------------------------------------------------
+# Standard normals: splitmix64 bits + the Marsaglia-Tsang (2000) ziggurat with 128 layers.
+# The layer index comes from the low 7 bits and the value from the high 32 bits of one
+# 64-bit draw, so they are independent. Seeded per call from the caller's Generator.
+
+
+def _ziggurat_tables():
+    m1 = 2147483648.0
+    dn = tn = 3.442619855899
+    vn = 9.91256303526217e-3
+    kn = np.zeros(128, np.int64)
+    wn = np.zeros(128)
+    fn = np.zeros(128)
+    q = vn / math.exp(-0.5 * dn * dn)
+    kn[0] = int((dn / q) * m1)
+    kn[1] = 0
+    wn[0] = q / m1
+    wn[127] = dn / m1
+    fn[0] = 1.0
+    fn[127] = math.exp(-0.5 * dn * dn)
+    for i in range(126, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(vn / dn + math.exp(-0.5 * dn * dn)))
+        kn[i + 1] = int((dn / tn) * m1)
+        tn = dn
+        fn[i] = math.exp(-0.5 * dn * dn)
+        wn[i] = dn / m1
+    return kn, wn, fn
+
+
+_KN, _WN, _FN = _ziggurat_tables()
+_ZIG_R = 3.442619855899
+
+
+@njit(**_JIT)
+def _splitmix64(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(**_JIT)
+def _uniform(state):
+    state, u = _splitmix64(state)
+    return state, (float(u >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)
+def fill_normal(out, seed, kn, wn, fn):
+    """Fill the 1-D array ``out`` with standard normals (ziggurat); same seed, same numbers."""
+    state = np.uint64(seed)
+    n = out.shape[0]
+    for k in range(n):
+        state, u = _splitmix64(state)
+        iz = int(u & np.uint64(127))
+        hz = np.int64(np.int32(np.uint32(u >> np.uint64(32))))
+        if abs(hz) < kn[iz]:
+            out[k] = hz * wn[iz]
+            continue
+        while True:  # the slow path, ~1 % of draws
+            x = hz * wn[iz]
+            if iz == 0:  # tail beyond r
+                while True:
+                    state, u1 = _uniform(state)
+                    state, u2 = _uniform(state)
+                    xt = -math.log(u1) / _ZIG_R
+                    yt = -math.log(u2)
+                    if yt + yt >= xt * xt:
+                        break
+                x = _ZIG_R + xt if hz > 0 else -_ZIG_R - xt
+                break
+            state, u1 = _uniform(state)
+            if fn[iz] + u1 * (fn[iz - 1] - fn[iz]) < math.exp(-0.5 * x * x):
+                break
+            state, u = _splitmix64(state)
+            iz = int(u & np.uint64(127))
+            hz = np.int64(np.int32(np.uint32(u >> np.uint64(32))))
+            if abs(hz) < kn[iz]:
+                x = hz * wn[iz]
+                break
+        out[k] = x
+
+
+def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``."""
+    fill_normal(out.reshape(-1), int(rng.integers(0, 1 << 63)), _KN, _WN, _FN)

@@ -326,7 +326,7 @@ class ProgrammedArray:
             sigma = self._output_sigma(ms)
             if sigma > 0:
                 z = np.empty_like(y)
-                rng.standard_normal(out=z, dtype=y.dtype)
+                K.standard_normal(rng, z)
                 K.add_scaled(y, z, sigma)
         return y
 
@@ -386,7 +386,7 @@ class ProgrammedArray:
         acc = np.empty((nb, n_out), dt)
         z = np.empty((nt, nb, n_out), dt) if noisy and (has_read or sigma_y > 0) else None
         if z is not None:
-            rng.standard_normal(out=z, dtype=dt)
+            K.standard_normal(rng, z)
         var = np.empty((nb, n_out), dt) if has_read else empty
         adc = cfg.adc
         for k, (a, b) in enumerate(tiles):

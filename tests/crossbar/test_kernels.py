@@ -138,3 +138,22 @@ def test_noiseless_analog_without_quantisation_recovers_weights(rng):
     np.testing.assert_allclose(arr.effective_weights(50.0), w, rtol=1e-12, atol=1e-12)
     x = rng.normal(size=(3, 7)).astype(np.float32)
     np.testing.assert_allclose(arr.mvm(x), x.astype(np.float64) @ w.T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ziggurat_normals_are_standard_normal(dtype):
+    """N = 200000 draws: mean within 5/sqrt(N), variance within 5 sqrt(2/(N-1)), KS vs N(0, 1), tails."""
+    from scipy.stats import kstest, norm
+
+    z = np.empty(200_000, dtype)
+    K.standard_normal(np.random.default_rng(3), z)
+    n = z.size
+    assert abs(z.mean()) <= 5 / np.sqrt(n)
+    assert abs(z.var(ddof=1) - 1) <= 5 * np.sqrt(2 / (n - 1))
+    assert kstest(z.astype(np.float64), "norm").pvalue > 1e-4
+    p_tail = 2 * norm.sf(3.442619855899)  # beyond the ziggurat's base layer: the tail path
+    count = np.sum(np.abs(z) > 3.442619855899)
+    assert abs(count - n * p_tail) <= 5 * np.sqrt(n * p_tail)
+    again = np.empty(200_000, dtype)
+    K.standard_normal(np.random.default_rng(3), again)
+    np.testing.assert_array_equal(z, again)
