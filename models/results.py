@@ -276,7 +276,10 @@ def plot_curves(path: str | os.PathLike, rows: list[dict], arch: str, sigma_trai
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{arch.upper()}: accuracy vs inference noise (95% CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finished jobs yet", ha="center", va="center", transform=ax.transAxes)
     _atomic_savefig(fig, Path(path))
     plt.close(fig)
 
