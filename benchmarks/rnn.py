@@ -1,0 +1,150 @@
+"""``xbarsim bench rnn``: AnalogLSTM training step and inference vs torch.nn.LSTM (and aihwkit).
+
+One training step = forward + backward + SGD update of an LSTM (input 28, hidden 128,
+sequence 28, batch 64 by default) with a loss on the last output. The AnalogLSTM runs
+with Deep Noise Injection on: the "paper" preset, relative output noise sigma 0.1, fresh
+on every MVM. Measurements of all contestants are interleaved (round robin) so that
+load from other processes hits them alike; the median is reported. Inference throughput
+is sequences per second of a no-grad forward. One thread per pool (DESIGN.md).
+
+Example:
+    xbarsim bench rnn --json rnn.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xbarsim bench rnn", description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    p.add_argument("--input", type=int, default=28, help="input features (default 28)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
+    p.add_argument("--seq", type=int, default=28, help="sequence length (default 28)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--sigma", type=float, default=0.1, help="relative output noise of the paper preset (default 0.1)")
+    p.add_argument("--repeats", type=int, default=30, help="timed repetitions per contestant (default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first (default 3)")
+    p.add_argument("--threads", type=int, default=1, help="threads for torch and BLAS (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and noise (default 0)")
+    p.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
+    return p
+
+
+def _aihwkit_lstm(args) -> tuple[Any, str] | tuple[None, str]:
+    try:
+        from aihwkit.nn import AnalogRNN, AnalogLSTMCell  # type: ignore
+        from aihwkit.simulator.configs import InferenceRPUConfig  # type: ignore
+    except Exception as exc:  # noqa: BLE001 - any import failure means: not available
+        return None, f"aihwkit not importable ({type(exc).__name__}: {exc})"
+    cfg = InferenceRPUConfig()
+    cfg.forward.out_noise = args.sigma
+    model = AnalogRNN(AnalogLSTMCell, args.input, args.hidden, rpu_config=cfg)
+    return model, "aihwkit AnalogRNN(AnalogLSTMCell), InferenceRPUConfig(out_noise=sigma)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print a table; optionally write JSON. Returns 0."""
+    args = _parser().parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=args.threads)
+    import numpy as np
+    import torch
+
+    import crossbar
+    import models
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    x_bf = torch.randn(args.batch, args.seq, args.input)     # batch_first
+    x_tf = x_bf.transpose(0, 1).contiguous()                 # (T, B, F) for aihwkit
+    config = crossbar.preset("paper", out_noise_sigma=args.sigma, out_noise_convention="relative")
+    torch_lstm = torch.nn.LSTM(args.input, args.hidden, batch_first=True)
+    analog_lstm = models.AnalogLSTM.from_torch(torch_lstm, config, seed=args.seed)
+
+    def train_step(model, x, out_of: Callable) -> Callable[[], None]:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+        def step() -> None:
+            loss = out_of(model(x)).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+
+    def infer(model, x) -> Callable[[], None]:
+        def run() -> None:
+            with torch.no_grad():
+                model(x)
+        return run
+
+    last_bf = lambda o: o[0][:, -1]  # noqa: E731
+    contestants: dict[str, dict[str, Any]] = {
+        "torch_lstm": {"train": train_step(torch_lstm, x_bf, last_bf), "infer": infer(torch_lstm, x_bf),
+                       "what": "torch.nn.LSTM (no noise)"},
+        "analog_lstm": {"train": train_step(analog_lstm, x_bf, last_bf), "infer": infer(analog_lstm, x_bf),
+                        "what": f"models.AnalogLSTM, paper preset, relative sigma {args.sigma}, noise_draw=mvm"},
+    }
+    skipped = {}
+    if not args.no_aihwkit:
+        model, what = _aihwkit_lstm(args)
+        if model is None:
+            skipped["aihwkit_lstm"] = what
+        else:
+            contestants["aihwkit_lstm"] = {"train": train_step(model, x_tf, lambda o: o[0][-1]),
+                                           "infer": infer(model, x_tf), "what": what}
+    else:
+        skipped["aihwkit_lstm"] = "--no-aihwkit"
+
+    times: dict[str, dict[str, list[float]]] = {k: {"train": [], "infer": []} for k in contestants}
+    for kind in ("train", "infer"):
+        for rep in range(args.warmup + args.repeats):
+            for name, c in contestants.items():
+                t0 = time.perf_counter()
+                c[kind]()
+                dt = time.perf_counter() - t0
+                if rep >= args.warmup:
+                    times[name][kind].append(dt)
+
+    base = statistics.median(times["torch_lstm"]["train"])
+    records = []
+    for name, c in contestants.items():
+        med = statistics.median(times[name]["train"])
+        inf = statistics.median(times[name]["infer"])
+        records.append({"name": name, "what": c["what"], "seconds_median": med, "time_ratio_to_torch": med / base,
+                        "seconds_iqr": float(np.subtract(*np.percentile(times[name]["train"], [75, 25]))),
+                        "inference_seconds_median": inf, "inference_sequences_per_s": args.batch / inf})
+    for name, why in skipped.items():
+        records.append({"name": name, "skipped": why})
+
+    print(f"RNN training step (forward+backward+SGD), LSTM {args.input}->{args.hidden}, T={args.seq}, "
+          f"B={args.batch}, {args.threads} thread(s), median of {args.repeats}")
+    print(f"{'name':<14} {'step ms':>9} {'ratio':>7} {'infer seq/s':>12}  what")
+    for r in records:
+        if "skipped" in r:
+            print(f"{r['name']:<14} {'skipped':>9} {'':>7} {'':>12}  {r['skipped']}")
+        else:
+            print(f"{r['name']:<14} {r['seconds_median'] * 1e3:>9.2f} {r['time_ratio_to_torch']:>7.2f} "
+                  f"{r['inference_sequences_per_s']:>12.0f}  {r['what']}")
+    if args.json:
+        meta = {"benchmark": "rnn", "input": args.input, "hidden": args.hidden, "seq": args.seq, "batch": args.batch,
+                "sigma": args.sigma, "noise_convention": "relative", "preset": "paper", "threads": args.threads,
+                "repeats": args.repeats, "seed": args.seed, "python": platform.python_version(),
+                "torch": torch.__version__, "numpy": np.__version__, "machine": platform.machine()}
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"meta": meta, "records": records}, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
