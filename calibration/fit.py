@@ -48,6 +48,10 @@ __all__ = [
 ]
 
 Z95 = 1.959963984540054
+#: fewer ramps than this per polarity: cut them into segments (block bootstrap)
+MIN_RAMPS_PER_DIRECTION = 5
+#: segment length in pulses for that case
+SEGMENT_PULSES = 50
 
 
 # --------------------------------------------------------------------------- polynomial laws
@@ -679,6 +683,25 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
     notes: list[str] = []
     ramps = data.ramps
     allg = np.concatenate(ramps)
+    # Few long ramps (e.g. one potentiation and one depression trace): cross-validation and the
+    # bootstrap resample ramps, so cut each ramp into segments of SEGMENT_PULSES pulses that
+    # serve as the resampling units (a block bootstrap).
+    direction = np.asarray(data.direction)
+    for sgn, label in ((1, "up"), (-1, "down")):
+        idx = np.flatnonzero(direction == sgn)
+        if 0 < idx.size < MIN_RAMPS_PER_DIRECTION:
+            pieces, dirs_new = [], []
+            for i in idx:
+                r = ramps[i]
+                n_seg = max(1, r.size // SEGMENT_PULSES)
+                pieces += [seg for seg in np.array_split(r, n_seg)]
+            keep = [i for i in range(len(ramps)) if direction[i] != sgn]
+            ramps = [ramps[i] for i in keep] + pieces
+            direction = np.concatenate([direction[keep], np.full(len(pieces), sgn)])
+            notes.append(f"only {idx.size} {label} ramp(s): cut into {len(pieces)} segments of about "
+                         f"{SEGMENT_PULSES} pulses for cross-validation and the block bootstrap")
+    data = RampData(sources=data.sources, ramps=ramps, direction=direction,
+                    names=[str(i) for i in range(len(ramps))], unit=data.unit)
     qlo, qhi = range_quantiles
     g_min = float(np.quantile(allg, qlo))
     g_max = float(np.quantile(allg, qhi))
@@ -692,8 +715,6 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
     for name, idx in idx_all.items():
         if idx.size == 0:
             continue
-        if idx.size < 2:
-            notes.append(f"only one {name} ramp: its degree cannot be cross-validated over ramps (degree 1 used)")
         mean, c2c, (x, d, rid, pos) = _fit_direction(
             ramps, idx, g_max, 0.0, seed, k_folds, {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})})
         first[name] = (mean, x, d, rid, pos)

@@ -31,8 +31,11 @@ K = 4.0
 PROBE = np.linspace(3.0, 22.0, 5)
 
 
+G_MAX = 25.0  # both known devices below
+
+
 def _true(law, g):
-    return law(g, g_max_us=TRUE.g_max_us)
+    return law(g, g_max_us=G_MAX)
 
 
 def _check_law(name, fit_law, true_law, s_item, n_items):
@@ -68,7 +71,7 @@ def test_long_round_trip_recovers_every_parameter(cells_per_level, seed, select)
     # read noise: N = variance degrees of freedom at t0 = cells x (reads - 1)
     _check_law("read_sigma", fit.read_sigma, TRUE.read_sigma, s_read / np.sqrt(2), n_good * (READS - 1))
     # drift: per-cell spread = sigma_nu plus the read-noise estimation error of each slope
-    s_nu = 0.01 + 0.02
+    s_nu = 0.01 + 0.02  # sigma_nu + a bound on the slope error from read noise at the low levels
     _check_law("drift_mu_nu", fit.drift_mu_nu, TRUE.drift_mu_nu, s_nu, n_good)
     _check_law("drift_sigma_nu", fit.drift_sigma_nu, TRUE.drift_sigma_nu, s_nu / np.sqrt(2), n_good)
     # stuck rates: binomial, 5 sigma over the eligible cells
@@ -115,3 +118,27 @@ def test_fitted_law_converts_exactly_to_crossbar_law():
     law = law_from_fit(fit.prog_sigma, fit.g_max_us)
     g = np.linspace(fit.g_min_us, fit.g_max_us, 7)
     np.testing.assert_allclose(law(g, g_max_us=fit.g_max_us), fit.prog_sigma(g), rtol=1e-12, atol=1e-12)
+
+
+NOISY_READS = crossbar.DeviceConfig(
+    g_min_us=0.5, g_max_us=25.0,
+    prog_sigma=crossbar.Law("poly", (0.3,), x="g_norm", lo=0.0),
+    read_sigma=crossbar.Law("poly", (0.5,), x="g_norm", lo=0.0),
+    drift_mu_nu=crossbar.Law("poly", (0.05,), x="g_norm"),
+    drift_sigma_nu=crossbar.Law("poly", (0.01,), x="g_norm", lo=0.0),
+    t0_s=20.0)
+
+
+def test_read_noise_is_taken_out_of_programming_and_drift_spread():
+    """Read noise as large as the programming error, two reads: the mean of the reads at t0
+    carries 0.5^2/2 = 0.125 uS^2 next to 0.09 uS^2 of programming variance, and each cell's
+    drift slope carries read-noise error larger than sigma_nu. Both must be removed."""
+    reads = 2
+    data = sample_long(NOISY_READS, LEVELS, 400, TIMES, reads, seed=31)
+    degrees = {"prog_offset": 0, "prog_sigma": 0, "read_sigma": 0, "drift_mu_nu": 0, "drift_sigma_nu": 0}
+    fit = fit_long(data, seed=31, degrees=degrees)
+    n = data.n_cells
+    _check_law("prog_sigma", fit.prog_sigma, NOISY_READS.prog_sigma, np.sqrt(0.3 ** 2 + 0.5 ** 2 / 2), n)
+    _check_law("read_sigma", fit.read_sigma, NOISY_READS.read_sigma, 0.5 / np.sqrt(2), n * (reads - 1))
+    _check_law("drift_mu_nu", fit.drift_mu_nu, NOISY_READS.drift_mu_nu, 0.1, n)
+    _check_law("drift_sigma_nu", fit.drift_sigma_nu, NOISY_READS.drift_sigma_nu, 0.1, n)
