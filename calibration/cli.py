@@ -117,7 +117,8 @@ def calibrate(args) -> dict:
         tfit = fit_long(data.subset_cells(train), seed=args.seed, level_z=args.level_sigmas,
                         g_range_us=(fit.g_min_us, fit.g_max_us))
         tdev = device_from_long_fit(tfit, base.device)
-        levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7)
+        stuck_cells = fit.raw["cell_stuck_min"] | fit.raw["cell_stuck_max"]
+        levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7, stuck=stuck_cells[test])
         steps = []
         device = device_from_long_fit(fit, base.device, set_levels=args.set_levels)
     else:

@@ -58,13 +58,15 @@ def _level_index(targets: np.ndarray):
     return remap[lvl], rep[keep]
 
 
-def levels_rows(device, test: LongData, n_model_per_cell: int = 20, seed: int = 0):
+def levels_rows(device, test: LongData, n_model_per_cell: int = 20, seed: int = 0, stuck=None):
     """levels.csv and gof rows: measured (held-out cells) vs sampled from ``device``.
 
     For each (target level, time): the first read (lowest read_id) of every held-out cell
     measured then; the model side samples ``n_model_per_cell`` cells per held-out cell at the
-    same targets and times from the fitted device. The two-sample Kolmogorov-Smirnov test
-    compares the two sets of conductances.
+    same targets and times from the fitted device. Stuck cells are left out on both sides
+    (``stuck``: per held-out cell, flagged or detected; the model's own stuck draws), so the
+    rows describe the working cells; the stuck rates are fitted and reported separately.
+    The two-sample Kolmogorov-Smirnov test compares the two sets of conductances.
 
     Returns (level rows, gof rows), lists of dicts keyed by LEVEL_COLUMNS / GOF_COLUMNS.
     """
@@ -80,16 +82,18 @@ def levels_rows(device, test: LongData, n_model_per_cell: int = 20, seed: int = 
     meas[test.cell[first], np.searchsorted(times, test.t_s[first])] = test.g_us[first]
     model_t = np.repeat(targets, n_model_per_cell)
     model_lvl = np.repeat(lvl, n_model_per_cell)
-    g, _ = sample_cells(device, model_t, times, 1, rng)
+    g, model_stuck = sample_cells(device, model_t, times, 1, rng)
     g = g[:, :, 0]
+    keep_meas = np.ones(test.n_cells, bool) if stuck is None else ~np.asarray(stuck, bool)
+    keep_model = model_stuck == 0
     rows, gof = [], []
     for k, gt in enumerate(rep):
         for j, t in enumerate(times):
-            m = meas[lvl == k, j]
+            m = meas[(lvl == k) & keep_meas, j]
             m = m[np.isfinite(m)]
             if m.size == 0:
                 continue
-            s = g[model_lvl == k, j]
+            s = g[(model_lvl == k) & keep_model, j]
             row = {"g_target_us": gt, "t_s": t, "n_cells": m.size, "measured_mean_us": m.mean(),
                    "measured_std_us": m.std(ddof=1) if m.size > 1 else np.nan, "model_mean_us": s.mean(),
                    "model_std_us": s.std(ddof=1)}
