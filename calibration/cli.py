@@ -112,6 +112,7 @@ def calibrate(args) -> dict:
         if len(paths) != 1:
             raise cio.CalibrationInputError(paths[1], "long format takes one file; merge the tables first")
         data = cio.read_long(paths[0], read_voltage_v=args.read_voltage)
+        options["ignored_columns"] = list(data.ignored_columns)
         fit = fit_long(data, seed=args.seed, level_z=args.level_sigmas, g_range_us=args.g_range_us)
         train, test = split_cells(data.n_cells, args.holdout, args.seed)
         tfit = fit_long(data.subset_cells(train), seed=args.seed, level_z=args.level_sigmas,
