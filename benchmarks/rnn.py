@@ -54,15 +54,15 @@ def _aihwkit_lstm(args) -> tuple[Any, str] | tuple[None, str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table; optionally write JSON. Returns 0."""
     args = _parser().parse_args(argv)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=args.threads)
     import numpy as np
     import torch
+    from threadpoolctl import threadpool_limits
 
     import crossbar
     import models
 
+    # after the imports: threadpoolctl only limits the pools already loaded
+    threadpool_limits(limits=args.threads)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x_bf = torch.randn(args.batch, args.seq, args.input)     # batch_first
