@@ -200,7 +200,7 @@ class MatrixReader:
                 "fresh on every read; use noise_draw='mvm' or a config without read noise")
         self._z: Tensor | None = None
         self.defer = False
-        self.deferred_var: float | Tensor = 0.0
+        self.deferred_var: list[float] = []
         self.partner: MatrixReader | None = None
 
     def _draws(self, dtype: torch.dtype) -> Tensor:
@@ -226,18 +226,20 @@ class MatrixReader:
         if y.dtype != x.dtype:
             y = y.to(x.dtype)
         if self._noise_here:
-            var = noise_variance(y, self._sigma, self._conv)
+            var = noise_variance(y, self._sigma, self._conv)  # list of per-step floats
             if self.defer:
                 # the partner read adds this read's noise with its own (see merge_noise)
                 self.deferred_var = var
                 return y
             if self.partner is not None:
                 pv = self.partner.deferred_var
-                var = var + (pv if isinstance(pv, float) else pv[t0:t0 + s])
+                var = [v + pv[t0 + i] for i, v in enumerate(var)]
             z = self._z_for(t0, s, b, y.dtype)
-            scale = math.sqrt(var) if isinstance(var, float) else var.sqrt_()
-            y = y.add_(z, alpha=scale) if isinstance(scale, float) and z.shape == y.shape else (
-                y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z)
+            if s == 1 and z.shape == y.shape:
+                y.add_(z, alpha=math.sqrt(var[0]))
+            else:
+                scale = torch.tensor(var, dtype=y.dtype).sqrt_().reshape(s, 1, 1)
+                y = y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z
         return y
 
     def merge_noise(self, partner: "MatrixReader") -> bool:
@@ -274,18 +276,26 @@ class MatrixReader:
         return z
 
 
-def noise_variance(y: Tensor, sigma: float, convention: str) -> float | Tensor:
-    """Variance of the output noise for clean reads ``y`` of shape (S, B, out).
+def noise_variance(y: Tensor, sigma: float, convention: str) -> list[float]:
+    """Variance of the output noise for clean reads ``y`` of shape (S, B, out), per step.
 
     absolute: ``sigma**2``; relative: ``sigma**2 * mean(y**2)``; snr_db:
-    ``mean(y**2) / 10**(sigma/10)``; means per time step (over B and out), shape (S, 1, 1).
+    ``mean(y**2) / 10**(sigma/10)``; means per time step (over B and out).
+
+    Returns:
+        S floats.
     """
+    s = y.shape[0]
     if convention == "absolute":
-        return float(sigma) ** 2
-    ms = y.square().mean(dim=(1, 2), keepdim=True)
-    if convention == "relative":
-        return ms.mul_(float(sigma) ** 2)
-    return ms.div_(10.0 ** (sigma / 10.0))
+        return [float(sigma) ** 2] * s
+    n = y[0].numel()
+    if s == 1:
+        yf = y.reshape(-1)
+        ms = [float(torch.dot(yf, yf)) / n]
+    else:
+        ms = (y.reshape(s, -1).square().sum(1) / n).tolist()
+    k = float(sigma) ** 2 if convention == "relative" else 10.0 ** (-sigma / 10.0)
+    return [k * m for m in ms]
 
 
 def add_output_noise(y: Tensor, sigma: float, convention: str, z: Tensor) -> Tensor:
@@ -298,8 +308,7 @@ def add_output_noise(y: Tensor, sigma: float, convention: str, z: Tensor) -> Ten
         z: standard normals broadcastable to ``y``.
     """
     var = noise_variance(y, sigma, convention)
-    scale = math.sqrt(var) if isinstance(var, float) else var.sqrt_()
-    return y + scale * z
+    return y + torch.tensor(var, dtype=y.dtype).sqrt_().reshape(-1, 1, 1) * z
 
 
 # ----------------------------------------------------------------------------------------
