@@ -164,3 +164,15 @@ def test_shipped_gong_normalised_ramps_fit(tmp_path):
     # the data's lag-1 step correlation is about -0.44: read noise dominates the step noise
     assert row["read_sigma_us"]["value"] > 0 and row["read_sigma_us"]["ci_lo"] > 0
     assert 10 <= row["g_min_us"]["value"] < row["g_max_us"]["value"] <= 100
+
+
+def test_calibrate_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from calibration.cli import main; "
+            f"rc = main([{str(EXAMPLE)!r}, '--out', {str(tmp_path / 'm.json')!r}, '--quiet']); "
+            "assert rc == 0; bad = [m for m in ('torch', 'models') if m in sys.modules]; "
+            "assert not bad, f'calibration imported {bad}'")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
