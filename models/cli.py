@@ -267,23 +267,31 @@ def _sweep_parser() -> argparse.ArgumentParser:
         prog="xbarsim sweep", formatter_class=_Formatter,
         description="Train each architecture at each sigma_train and seed, evaluate every trained model at each "
                     "sigma_val over many noise draws. Writes results.h5 (raw accuracies), summary.csv (mean, std, "
-                    "95%% CI per cell), heatmap.png and curves_<arch>.png. A killed sweep resumes where it stopped. "
+                    "95% CI per cell), heatmap.png and curves_<arch>.png. A killed sweep resumes where it stopped. "
                     "With no arguments: a small sweep on the embedded digits (RNN and LSTM) in runs/sweep.",
         epilog="examples:\n"
                "  xbarsim sweep                                   # the default small sweep\n"
                "  xbarsim sweep --arch lstm --sigma-train 0,0.1,0.2 --sigma-val 0,0.1,0.2,0.4 --seeds 0,1,2\n"
                "  xbarsim sweep --data mnist --data-path ../shared/data/mnist --hidden 64 --scheduler local\n"
                "  xbarsim sweep --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster")
-    p.add_argument("--arch", type=_arch_list, default=["rnn", "lstm"], help="comma list of rnn, lstm, gru")
+    from .sweep import SweepSpec
+
+    d = SweepSpec()  # the defaults: the README's small sweep
+
+    def join(values) -> str:
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+    p.add_argument("--arch", type=_arch_list, default=join(d.archs), help="comma list of rnn, lstm, gru")
     _add_data_args(p)
     _add_model_args(p)
+    p.set_defaults(epochs=d.epochs, hidden=d.hidden)
     _add_noise_args(p)
-    p.add_argument("--sigma-train", type=_float_list, default=[0.0, 0.1, 0.3],
+    p.add_argument("--sigma-train", type=_float_list, default=join(d.sigma_train),
                    help="comma list of training noise levels (--convention units)")
-    p.add_argument("--sigma-val", type=_float_list, default=[0.0, 0.1, 0.2, 0.3, 0.5],
+    p.add_argument("--sigma-val", type=_float_list, default=join(d.sigma_val),
                    help="comma list of inference noise levels (--convention units)")
-    p.add_argument("--seeds", type=_int_list, default=[0], help="comma list of training seeds")
-    p.add_argument("--draws", type=_positive_int, default=10, help="noise draws (test passes) per sigma_val")
+    p.add_argument("--seeds", type=_int_list, default=join(d.seeds), help="comma list of training seeds")
+    p.add_argument("--draws", type=_positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
     g = p.add_argument_group("execution")
     g.add_argument("--workers", type=_nonneg_int, default=None,
                    help="worker processes (one thread each; 0 = in this process); default min(2, CPUs)")

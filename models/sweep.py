@@ -47,13 +47,13 @@ class SweepSpec:
     archs: tuple[str, ...] = ("rnn", "lstm")
     hidden: int = 32
     num_layers: int = 1
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-2
     optimizer: str = "adam"
-    seeds: tuple[int, ...] = (0,)
-    sigma_train: tuple[float, ...] = (0.0, 0.1, 0.3)
-    sigma_val: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    sigma_train: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4)
+    sigma_val: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.6)
     convention: str = "relative"
     """output-noise convention of sigma_train and sigma_val: relative, absolute or snr_db."""
     preset: str = "paper"
