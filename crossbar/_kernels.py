@@ -47,21 +47,78 @@ def dac(x, inv_range, levels, clip, out, out_sq):
 
 
 @njit(**_JIT)
-def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
-                         acc, first, last, row_scale):
+def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scale, sumsq, bounds):
+    """DAC with the range found in the kernel (the read pipeline's first step, one pass).
+
+    ``r[b] = max_i |x[b, i]|`` (0 -> 1) when ``abs_max``, else ``input_range``;
+    ``out[b, i] = floor(clip(x[b, i] / r[b], -1, 1) L + 0.5) / L``; ``out_sq = out**2``;
+    ``row_scale[b] = r[b] * alpha``; ``sumsq[k, b] = sum of out_sq[b, i]`` over row tile k
+    (rows ``bounds[k]`` to ``bounds[k + 1]``), accumulated in float64.
+
+    Args:
+        x: (B, n) inputs.
+        abs_max, input_range: the range mode ("abs_max" per vector, or a fixed range).
+        alpha: drift-compensation factor folded into ``row_scale``.
+        levels: L = 2^(bits-1) - 1 (0: no quantisation). clip: saturate at +-1.
+        out: (B, n) result. out_sq: (B, n), or a (0, 0) array to skip it.
+        row_scale: (B,) result. sumsq: (n_tiles, B), or a (0, 0) array to skip it.
+        bounds: (n_tiles + 1,) int64 row-tile edges (used only with ``sumsq``).
+    """
+    nb, n = x.shape
+    want_sq = out_sq.shape[0] == nb
+    want_sum = sumsq.shape[1] == nb
+    nt = sumsq.shape[0]
+    inv_l = 1.0 / levels if levels > 0 else 0.0
+    for b in range(nb):
+        if abs_max:
+            r = 0.0
+            for i in range(n):
+                a = abs(float(x[b, i]))
+                if a > r:
+                    r = a
+            if r == 0.0:
+                r = 1.0
+        else:
+            r = input_range
+        s = 1.0 / r
+        row_scale[b] = r * alpha
+        for i in range(n):
+            v = x[b, i] * s
+            if clip:
+                if v > 1.0:
+                    v = 1.0
+                elif v < -1.0:
+                    v = -1.0
+            if levels > 0:
+                v = math.floor(v * levels + 0.5) * inv_l
+            out[b, i] = v
+            if want_sq:
+                out_sq[b, i] = v * v
+        if want_sum:
+            for k in range(nt):
+                acc = 0.0
+                for i in range(bounds[k], bounds[k + 1]):
+                    o = float(out[b, i])
+                    acc += o * o
+                sumsq[k, b] = acc
+
+
+@njit(**_JIT)
+def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, adc_on, acc, first, last, row_scale):
     """One tile's partial sums: noise, ADC, digital scale, accumulation (fused, one pass).
 
-    ``u = p + sqrt(var[b, j] + out_var_b[b] * inv_s2[j]) z[b, j]``;
+    ``u = p + sqrt(var[b, j] + a1[b] c1[j] + a2[b] c2[j]) z[b, j]`` (the rank-one terms:
+    read noise of a column-uniform array, ``||x_tile||^2 sigma_j^2``, and output noise);
     ``u = R floor(clip(u / R, -1, 1) L + 0.5) / L`` when the ADC is on;
     ``acc[b, j] = (0 if first else acc[b, j]) + scale[j] u``; on the last tile
     ``acc[b, j] *= row_scale[b]``.
 
     Args:
         p: (B, m) noiseless partial sums of this tile (normalised units).
-        var: (B, m) read-noise variance of each partial sum, or a (0, 0) array for none.
+        var: (B, m) per-output read-noise variance, or a (0, 0) array for none.
         z: (B, m) standard normals, or a (0, 0) array when there is no noise at all.
-        out_var_b: (B,) output-noise variance per input vector (before ``inv_s2``).
-        inv_s2: (m,) 1 / scale^2 of each column (output noise expressed in tile units).
+        a1, c1: (B,), (m,) first rank-one variance term, or (0,) arrays for none.
+        a2, c2: (B,), (m,) second rank-one variance term, or (0,) arrays for none.
         scale: (m,) digital scale of each column.
         levels, out_range, clip, adc_on: the ADC (levels 0: clip only).
         acc: (B, m) accumulator, written in place.
@@ -71,17 +128,24 @@ def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range,
     nb, m = p.shape
     has_var = var.shape[0] == nb
     has_z = z.shape[0] == nb
+    has_1 = a1.shape[0] == nb
+    has_2 = a2.shape[0] == nb
     inv_r = 1.0 / out_range
     inv_l = 1.0 / levels if levels > 0 else 0.0
     for b in range(nb):
-        ov = out_var_b[b]
         rs = row_scale[b]
+        w1 = a1[b] if has_1 else 0.0
+        w2 = a2[b] if has_2 else 0.0
         for j in range(m):
             u = p[b, j]
             if has_z:
-                v = ov * inv_s2[j]
+                v = 0.0
                 if has_var:
                     v += var[b, j]
+                if has_1:
+                    v += w1 * c1[j]
+                if has_2:
+                    v += w2 * c2[j]
                 u += math.sqrt(v) * z[b, j]
             if adc_on:
                 w = u * inv_r
@@ -99,6 +163,15 @@ def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range,
             if last:
                 c *= rs
             acc[b, j] = c
+
+
+@njit(**_JIT)
+def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
+                         acc, first, last, row_scale):
+    """:func:`noise_adc_tile` with one rank-one term: ``v = var[b, j] + out_var_b[b] inv_s2[j]``."""
+    e = out_var_b[:0]
+    noise_adc_tile(p, var, z, out_var_b, inv_s2, e, e, scale, levels, out_range, clip, adc_on,
+                   acc, first, last, row_scale)
 
 
 @njit(**_JIT)
@@ -139,17 +212,24 @@ def mean_square_tiles(parts, scale, row_scale):
 
 
 def warm() -> None:
-    """Compile (or load from cache) every kernel for float32 and float64 once."""
+    """Compile (or load from cache) every kernel for float32 and float64 once, with the
+    argument types the read pipeline passes."""
+    bounds = np.array([0, 3], np.int64)
     for dt in (np.float32, np.float64):
         x = np.ones((2, 3), dt)
         r = np.ones(2, dt)
         o = np.empty((2, 3), dt)
         e = np.empty((0, 0), dt)
+        e1 = np.empty(0, dt)
         dac(x, r, 127, True, o, o.copy())
         dac(x, r, 0, False, o, e)
+        dac_rows(x, True, 1.0, 1.0, 127, True, o, o.copy(), r, np.empty((1, 2), dt), bounds)
+        dac_rows(x, False, 1.0, 1.0, 0, False, o, e, r, e, bounds)
         s = np.ones(3, dt)
         noise_adc_accumulate(x, x, x, r, s, s, 127, 12.0, True, True, o, True, True, r)
         noise_adc_accumulate(x, e, e, r, s, s, 0, 12.0, False, False, o, False, False, r)
+        noise_adc_tile(x, x, x, r, s, r, s, s, 127, 12.0, True, True, o, True, True, r)
+        noise_adc_tile(x, e, e, e1, e1, e1, e1, s, 0, 12.0, False, False, o, False, False, r)
         add_scaled(o, x, 0.5)
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = ["ProgrammedArray", "program", "mvm", "load_programmed", "as_generator
 
 _FLOATS = (np.float32, np.float64)
 _EMPTY = {np.dtype(np.float32): np.empty((0, 0), np.float32), np.dtype(np.float64): np.empty((0, 0), np.float64)}
+_EMPTY1 = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 _PER_CELL_CHUNK = 1 << 22  # cells drawn at once on the per-cell path (memory bound)
 
 
@@ -106,20 +108,69 @@ def _tile_bounds(n: int, size: int | None) -> list[tuple[int, int]]:
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
+def _column_uniform(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray | None:
+    """(n_tiles, out) when, within every row tile, each column's variance is the same in
+    every row (e.g. a read-noise law that does not depend on G), else None.
+
+    Then a tile's output variance is exactly ``sum_i x_i^2 var_ij = ||x_tile||^2 var_j``:
+    no second matmul. The test is exact equality (float64), never a tolerance.
+    """
+    out = np.empty((len(tiles), var.shape[1]))
+    for k, (a, b) in enumerate(tiles):
+        block = var[a:b]
+        if not (block == block[0]).all():
+            return None
+        out[k] = block[0]
+    return out
+
+
 class _ReadState:
-    """Everything one read at a given time needs, in one float dtype (cached per (t, dtype))."""
+    """Everything one read at a given time needs, in one float dtype (cached per (t, dtype)).
 
-    __slots__ = ("gn", "var", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "alpha")
+    Per-tile views (``*_t`` lists) are made once here, not on every read.
+    """
 
-    def __init__(self, gn, var, sig_p, sig_m, scale, tiles, alpha):
-        self.gn = gn            # (in, out): normalised conductance difference (scale folded when one tile)
-        self.var = var          # (in, out) read-noise variance in the same units, or None
+    __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
+                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t")
+
+    def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha):
+        self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
+        self.var = var          # (in, out) read-noise variance in the same units, or None (no read noise)
+        self.var_col = var_col  # (n_tiles, out) when every tile's variance is the same down each column, else None
         self.sig_p = sig_p      # (in, out) per-cell sigmas of G+ / G- in the same units, or None
         self.sig_m = sig_m
         self.scale = scale      # (n_tiles, out) digital scale applied after each tile
         self.inv_s2 = 1.0 / (scale * scale)
         self.tiles = tiles      # list of (row0, row1)
+        self.bounds = np.array([a for a, _ in tiles] + [tiles[-1][1]], np.int64)
         self.alpha = alpha      # global drift-compensation factor
+        self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
+        self.var_t = None if var is None else [var[a:b] for a, b in tiles]
+        self.var_col_t = None if var_col is None else list(var_col)
+        self.scale_t = list(self.scale)
+        self.inv_s2_t = list(self.inv_s2)
+
+
+class _Work:
+    """Per-(batch, dtype) work buffers of one array, reused across reads (never returned)."""
+
+    __slots__ = ("xn", "xsq", "sumsq", "rs", "parts", "parts_t", "v", "z", "z_t", "xn_t", "xsq_t", "sumsq_t")
+
+    def __init__(self, nb: int, n_in: int, n_out: int, tiles, dt: np.dtype):
+        nt = len(tiles)
+        self.xn = np.empty((nb, n_in), dt)       # DAC output
+        self.xsq = np.empty((nb, n_in), dt)      # its square (general read-noise variance)
+        self.sumsq = np.empty((nt, nb), dt)      # per-tile sum of squares (column-uniform variance)
+        self.rs = np.empty(nb, dt)               # row scale: DAC range times drift compensation
+        self.parts = np.empty((nt, nb, n_out), dt)
+        self.v = np.empty((nb, n_out), dt)       # read-noise variance of one tile's partial sums
+        self.z = np.empty((nt, nb, n_out), dt)   # standard normals, one per output and tile
+        self.parts_t = list(self.parts)
+        self.z_t = list(self.z)
+        self.sumsq_t = list(self.sumsq)
+        one = nt == 1
+        self.xn_t = [self.xn if one else self.xn[:, a:b] for a, b in tiles]
+        self.xsq_t = [self.xsq if one else self.xsq[:, a:b] for a, b in tiles]
 
 
 class ProgrammedArray:
@@ -146,8 +197,18 @@ class ProgrammedArray:
         self._scales = scales            # (n_row_tiles, out) float64
         self._rng = as_generator(None) if seed_state is None else seed_state
         self._cache: dict[tuple[float, str], Any] = {}
+        self._work: dict[tuple[int, str, int], _Work] = {}
         self._digital = weights is not None
         self._row_tiles = _tile_bounds(self.shape[1], config.tile.rows)
+
+    def __getstate__(self) -> dict:
+        # pickles and deep copies carry the programmed state, not derived caches or work buffers
+        state = self.__dict__.copy()
+        state["_cache"], state["_work"] = {}, {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -220,16 +281,21 @@ class ProgrammedArray:
                 s_cells[a:b] = scale[k]
             gn = gn * s_cells
             scale = np.ones((1, n_out))
-        sig_p = sig_m = var = None
+        sig_p = sig_m = var = var_col = None
         if sp is not None:
             sig_p, sig_m = sp / dg, sm / dg
             if s_cells is not None:
                 sig_p, sig_m = sig_p * s_cells, sig_m * s_cells
             var = sig_p * sig_p + sig_m * sig_m
+            if not var.any():  # a law that is zero everywhere: no read noise at all
+                sig_p = sig_m = var = None
+            else:
+                var_col = _column_uniform(var, tiles)
         alpha = self._alpha(t) if cfg.drift_compensation else 1.0
         st = _ReadState(
             np.ascontiguousarray(gn, dtype=dtype),
             None if var is None else np.ascontiguousarray(var, dtype=dtype),
+            None if var_col is None else np.ascontiguousarray(var_col, dtype=dtype),
             None if sig_p is None else sig_p.astype(dtype),
             None if sig_m is None else sig_m.astype(dtype),
             np.ascontiguousarray(scale, dtype=dtype), tiles, alpha)
@@ -336,68 +402,73 @@ class ProgrammedArray:
             w = self._cache[dtype.char] = np.ascontiguousarray(self._weights.T, dtype=dtype)
         return w
 
+    def _work_for(self, nb: int, dt: np.dtype, st: _ReadState) -> _Work:
+        # keyed by thread too: two threads reading one array must not share buffers
+        key = (nb, dt.char, threading.get_ident())
+        wk = self._work.get(key)
+        if wk is None:
+            if len(self._work) >= 8:
+                self._work.pop(next(iter(self._work)))
+            wk = self._work[key] = _Work(nb, self.in_features, self.out_features, st.tiles, dt)
+        return wk
+
     def _mvm_analog(self, x: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
+        """DAC -> one BLAS product per row tile -> read-noise variance -> normals -> fused
+        noise + ADC + scale + accumulation. Work buffers are reused; only the result is new."""
         cfg = self.config
         dt = x.dtype
         st = self._state(t, dt)
         nb = x.shape[0]
-        n_out = self.out_features
+        wk = self._work_for(nb, dt, st)
         empty = _EMPTY[dt]
-        # DAC -> normalised inputs x_n and x_n^2
-        if cfg.dac.active:
-            if cfg.dac.range_mode == "abs_max":
-                r = np.abs(x).max(axis=1).astype(dt)
-                r[r == 0] = 1
-            else:
-                r = np.full(nb, cfg.dac.input_range, dt)
-            xn = np.empty_like(x)
-            want_sq = st.var is not None and cfg.read_noise_path == "output"
-            xsq = np.empty_like(x) if want_sq else empty
-            K.dac(x, (1.0 / r).astype(dt), _levels(cfg.dac.bits), cfg.dac.clip, xn, xsq)
-        else:
-            r = np.ones(nb, dt)
-            xn = x
-            xsq = x * x if st.var is not None and cfg.read_noise_path == "output" else empty
-        row_scale = r * dt.type(st.alpha) if st.alpha != 1.0 else r
-        # one BLAS product per row tile
         tiles = st.tiles
         nt = len(tiles)
-        parts = np.empty((nt, nb, n_out), dt)
-        for k, (a, b) in enumerate(tiles):
-            if nt == 1:
-                np.matmul(xn, st.gn, out=parts[0])
-            else:
-                np.matmul(xn[:, a:b], st.gn[a:b], out=parts[k])
-        # noise variances and standard normals
+        per_cell = st.var is not None and cfg.read_noise_path == "per_cell"
+        general = st.var is not None and not per_cell and st.var_col is None   # x^2 @ sigma^2 per tile
+        uniform = st.var is not None and not per_cell and st.var_col is not None  # ||x_tile||^2 sigma_j^2
+        # DAC -> normalised inputs, their squares or per-tile sums of squares, row scale
+        dac = cfg.dac
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        K.dac_rows(x, dac.range_mode == "abs_max", float(dac.input_range) if dac.active else 1.0,
+                   float(st.alpha), _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active,
+                   wk.xn, wk.xsq if general else empty, wk.rs, wk.sumsq if uniform else empty, st.bounds)
+        # one BLAS product per row tile, into reused buffers
+        parts_t = wk.parts_t
+        for xk, gk, pk in zip(wk.xn_t, st.gn_t, parts_t):
+            np.matmul(xk, gk, out=pk)
+        # output noise (the paper's): a variance per input vector, split over the tiles
         on = cfg.output_noise
+        ov = _EMPTY1[dt]
+        sigma_y = 0.0
         if on.active:
-            ms = K.mean_square_tiles(parts, st.scale, r) if on.convention != "absolute" else 0.0
+            if on.convention != "absolute":
+                r = wk.rs if st.alpha == 1.0 else wk.rs / dt.type(st.alpha)
+                ms = K.mean_square_tiles(wk.parts, st.scale, r)
+            else:
+                ms = 0.0
             sigma_y = self._output_sigma(ms)
-            out_var_b = (sigma_y * sigma_y / nt) / (r.astype(np.float64) ** 2)
-        else:
-            sigma_y = 0.0
-            out_var_b = np.zeros(nb)
-        out_var_b = out_var_b.astype(dt)
-        has_read = st.var is not None
-        noisy = has_read or sigma_y > 0
-        if has_read and cfg.read_noise_path == "per_cell":
-            self._add_per_cell(xn, st, parts, rng)
-            has_read = False
-        acc = np.empty((nb, n_out), dt)
-        z = np.empty((nt, nb, n_out), dt) if noisy and (has_read or sigma_y > 0) else None
-        if z is not None:
-            K.standard_normal(rng, z)
-        var = np.empty((nb, n_out), dt) if has_read else empty
+            if sigma_y > 0:
+                r64 = wk.rs.astype(np.float64) / st.alpha
+                ov = ((sigma_y * sigma_y / nt) / (r64 * r64)).astype(dt)
+        if per_cell:
+            self._add_per_cell(wk.xn, st, wk.parts, rng)
+        noisy = general or uniform or sigma_y > 0
+        if noisy:
+            K.standard_normal(rng, wk.z)
+        acc = np.empty((nb, self.out_features), dt)
         adc = cfg.adc
-        for k, (a, b) in enumerate(tiles):
-            if has_read:
-                if nt == 1:
-                    np.matmul(xsq, st.var, out=var)
-                else:
-                    np.matmul(xsq[:, a:b], st.var[a:b], out=var)
-            K.noise_adc_accumulate(parts[k], var, empty if z is None else z[k], out_var_b, st.inv_s2[k],
-                                   st.scale[k], _levels(adc.bits), float(adc.output_range), adc.clip,
-                                   adc.active, acc, k == 0, k == nt - 1, row_scale)
+        levels, out_range, clip, adc_on = _levels(adc.bits), float(adc.output_range), bool(adc.clip), adc.active
+        has_ov = ov.shape[0] == nb
+        e1 = _EMPTY1[dt]
+        v = wk.v
+        for k in range(nt):
+            if general:
+                np.matmul(wk.xsq_t[k], st.var_t[k], out=v)
+            K.noise_adc_tile(parts_t[k], v if general else empty, wk.z_t[k] if noisy else empty,
+                             wk.sumsq_t[k] if uniform else e1, st.var_col_t[k] if uniform else e1,
+                             ov, st.inv_s2_t[k] if has_ov else e1, st.scale_t[k],
+                             levels, out_range, clip, adc_on, acc, k == 0, k == nt - 1, wk.rs)
         return acc
 
     def _add_per_cell(self, xn: np.ndarray, st: _ReadState, parts: np.ndarray, rng: np.random.Generator) -> None:
