@@ -10,6 +10,7 @@ Program a weight matrix once (long-term noise), read it many times (short-term n
 
 numpy, numba, scipy and h5py only; never torch. See crossbar/README.md.
 """
+from ._threads import blas_threads_from_env as _blas_threads_from_env, set_blas_threads
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program
 from .config import (
     ADCConfig,
@@ -27,4 +28,7 @@ from .config import (
 __all__ = [
     "ADCConfig", "ArrayConfig", "DACConfig", "DeviceConfig", "Law", "MappingConfig", "OutputNoiseConfig",
     "PRESETS", "TileConfig", "preset", "ProgrammedArray", "program", "mvm", "load_programmed", "as_generator",
+    "set_blas_threads",
 ]
+
+set_blas_threads(_blas_threads_from_env())
