@@ -90,7 +90,7 @@ def test_sweep_cli_in_process(tmp_path, capsys):
 def test_sweep_snr_db_convention(tmp_path):
     out = tmp_path / "snr"
     rc = cli.sweep_main(["--arch", "rnn", "--convention", "snr_db", "--sigma-train", "inf,10",
-                         "--sigma-val", "inf,20,5", "--draws", "2", "--workers", "0", "--out", str(out), *SMALL])
+                         "--sigma-val", "inf,20,5", "--seeds", "0", "--draws", "2", "--workers", "0", "--out", str(out), *SMALL])
     assert rc == 0
     with h5py.File(out / "results.h5", "r") as f:
         acc = f["accuracy"][()]

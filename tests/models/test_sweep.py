@@ -147,7 +147,7 @@ def test_killed_sweep_process_resumes(pool_run, tmp_path):
     out = tmp_path / "killed_cli"
     args = [sys.executable, "-m", "models", "sweep", "--data", "digits", "--n-train", "200", "--n-test", "100",
             "--arch", "rnn,lstm", "--hidden", "8", "--epochs", "2", "--sigma-train", "0,0.2",
-            "--sigma-val", "0,0.1,0.4", "--draws", "3", "--workers", "0", "--quiet", "--out", str(out)]
+            "--sigma-val", "0,0.1,0.4", "--seeds", "0", "--draws", "3", "--workers", "0", "--quiet", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
