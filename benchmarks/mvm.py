@@ -4,7 +4,13 @@ Variants, timed in one run (median of repeated calls after warm-up), each report
 its time ratio to the clean fp32 matmul of the same shape (the physical limit):
 
 * ``blas``: ``x @ W.T`` in float32 with numpy (one thread by default).
-* ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path.
+* ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path. With a
+  per-cell read-noise law (pcm) this is two BLAS products (``x @ G`` and the variance
+  ``x^2 @ sigma^2``) plus one normal per output and tile.
+* ``fast_uniform``: the same periphery with a constant read-noise law (every cell's sigma
+  equal to the RMS read sigma of the ``fast`` array at ``t_s``, so the same noise power):
+  the variance is exactly ``sigma^2 ||x||^2`` per tile, no second product. Shows the cost
+  of per-cell-heterogeneous read noise (only when the preset has a read-noise law).
 * ``per_cell``: the same array read on the per-cell path (fewer repeats).
 * ``torch``: the same noisy MVM written by hand in plain torch (DAC, per-tile product,
   output-referred read noise, ADC, accumulation), as a user would.
@@ -139,11 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     wt32 = np.ascontiguousarray(w.T, dtype=np.float32)
     arr = crossbar.program(w, cfg, seed=args.seed)
     cell_arr = crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=args.seed)
+    uni_arr = None
+    if not arr.is_digital and cfg.device.read_sigma is not None:
+        gp, gm = arr.conductances(args.t_s)
+        gp0, gm0 = arr.conductances(0.0)
+        dev = cfg.device
+        kw = dict(g_max_us=dev.g_max_us, t_s=dev.t0_s + args.t_s, t_read_s=dev.t_read_s)
+        if dev.read_sigma.kind == "pcm_read":
+            sp, sm = dev.read_sigma(gp0, g_t_us=gp, **kw), dev.read_sigma(gm0, g_t_us=gm, **kw)
+        else:
+            sp, sm = dev.read_sigma(gp, **kw), dev.read_sigma(gm, **kw)
+        rms = float(np.sqrt(0.5 * np.mean(sp * sp + sm * sm)))
+        uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
     flops = 2.0 * args.batch * args.rows * args.cols
 
     variants: list[tuple[str, Callable[[], object] | None, int]] = [
         ("blas", lambda: x32 @ wt32, args.repeat),
         ("fast", lambda: arr.mvm(x32, t_s=args.t_s), args.repeat),
+        ("fast_uniform", None if uni_arr is None else (lambda: uni_arr.mvm(x32, t_s=args.t_s)), args.repeat),
         ("per_cell", lambda: cell_arr.mvm(x32, t_s=args.t_s), max(3, args.repeat // 10)),
         ("torch", _torch_variant(arr, x32, args.t_s, args.threads), args.repeat),
         ("aihwkit", _aihwkit_variant(w, x32, args, args.t_s), args.repeat),
@@ -152,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     blas_s = None
     for name, fn, repeat in variants:
         if fn is None:
-            print(f"{name}: skipped (not importable)", file=sys.stderr)
+            why = "no read-noise law in this preset" if name == "fast_uniform" else "not importable"
+            print(f"{name}: skipped ({why})", file=sys.stderr)
             continue
         sec = _median_seconds(fn, repeat, warmup=1 if name == "per_cell" else 3)
         if name == "blas":
@@ -164,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             f"tile={args.tile_rows}x{args.tile_cols}  dac={args.dac_bits}b adc={args.adc_bits}b  "
             f"t={args.t_s:g}s  threads={args.threads}")
     print(head)
-    print(f"{'variant':<10}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
+    print(f"{'variant':<14}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
     for r in records:
-        print(f"{r['name']:<10}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}{r['time_ratio_to_blas']:>9.2f}")
+        print(f"{r['name']:<14}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}{r['time_ratio_to_blas']:>9.2f}")
     if args.json:
         meta = dict(preset=cfg.name, config=cfg.to_dict(), threads=args.threads, t_s=args.t_s, seed=args.seed,
                     repeat=args.repeat, numpy=np.__version__, python=platform.python_version(),
