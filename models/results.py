@@ -405,7 +405,7 @@ def plot_deploy(path: str | os.PathLike, rows: list[dict], title: str = "",
     ax.set_xscale("log")
     ax.set_xlabel("time after programming (s)")
     ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3, which="major")
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
