@@ -61,6 +61,7 @@ __all__ = [
     "rnn_tanh_step",
     "rnn_relu_step",
     "lstm_step",
+    "lstm_sequence",
     "gru_step",
     "check_noise_draw",
     "new_seed",
@@ -168,15 +169,21 @@ class MatrixReader:
         generator: torch generator for the output-noise draws.
         np_rng: numpy generator passed to crossbar reads (device read noise).
         t_s: time since programming for deployed arrays, or None.
+        weight: for a digital config only (``config.is_digital``, e.g. ideal, paper): the
+            weights the reads use, (out, in). Then ``programmed`` may be None and reads
+            are ``x @ weight.T`` in torch (plus the output noise): the digital crossbar
+            read is exactly that product, so nothing is programmed. Ignored otherwise.
     """
 
     __slots__ = ("programmed", "config", "noise_draw", "steps", "batch", "generator", "np_rng",
                  "t_s", "out_features", "_sigma", "_conv", "_z", "_noise_here", "_crossbar_noise",
-                 "defer", "deferred_var", "partner")
+                 "defer", "deferred_var", "partner", "_digital_w")
 
     def __init__(self, programmed: Any, config: Any, noise_draw: str, steps: int, batch: int,
                  generator: torch.Generator, np_rng: np.random.Generator, t_s: float | None,
-                 out_features: int):
+                 out_features: int, weight: Tensor | None = None):
+        if programmed is None and (weight is None or not config.is_digital):
+            raise ValueError("MatrixReader needs a programmed array, or weights with a digital config")
         self.programmed = programmed
         self.config = config
         self.noise_draw = noise_draw
@@ -202,6 +209,43 @@ class MatrixReader:
         self.defer = False
         self.deferred_var: list[float] = []
         self.partner: MatrixReader | None = None
+        self._digital_w: Tensor | None = None
+        if config.is_digital and weight is not None:
+            self._digital_w = weight.detach()
+        elif programmed is not None and getattr(programmed, "is_digital", False):
+            # a programmed digital array holds its weights exactly (deployment)
+            self._digital_w = torch.from_numpy(programmed.effective_weights())
+
+    def digital_weight(self, dtype: torch.dtype) -> Tensor | None:
+        """The weights (out, in) in ``dtype`` when a read is exactly ``x @ W.T`` plus the
+        output noise models adds (digital config: ideal or paper); None otherwise."""
+        w = self._digital_w
+        if w is None:
+            return None
+        if w.dtype != dtype:
+            w = self._digital_w = w.to(dtype)
+        return w
+
+    def noise_coefficients(self) -> tuple[float, float] | None:
+        """(k, a) with this read's output-noise variance ``k * mean(y_clean**2) + a`` per
+        step (relative: (sigma**2, 0); snr_db: (10**(-snr/10), 0); absolute: (0, sigma**2)),
+        or None when models adds no output noise for this read."""
+        if not self._noise_here:
+            return None
+        if self._conv == "absolute":
+            return 0.0, float(self._sigma) ** 2
+        k = float(self._sigma) ** 2 if self._conv == "relative" else 10.0 ** (-self._sigma / 10.0)
+        return k, 0.0
+
+    def sequence_draws(self, batch: int, dtype: torch.dtype) -> Tensor:
+        """The standard normals of all one-step reads of a sequence, shape (S', B', out)
+        with S' in (steps, 1) and B' in (batch, 1): step ``t`` uses ``z[t]`` (``z[0]``
+        when S' = 1). Consumes the generator exactly as ``steps`` calls of one-step reads
+        would (same numbers for the same seed)."""
+        if self.noise_draw == "mvm":
+            z = self._z_for(0, 1, batch, dtype)  # with steps > 1 this draws all steps into self._z
+            return self._z if self.steps > 1 else z
+        return self._z_for(0, self.steps, batch, dtype)
 
     def _draws(self, dtype: torch.dtype) -> Tensor:
         if self._z is None or self._z.dtype != dtype:
@@ -215,6 +259,10 @@ class MatrixReader:
     def __call__(self, x: Tensor, t0: int = 0) -> Tensor:
         """Read ``x`` of shape (S, B, in) holding time steps ``t0 .. t0+S-1``; returns (S, B, out)."""
         s, b, n_in = x.shape
+        wd = self.digital_weight(x.dtype)
+        if wd is not None:
+            y = torch.mm(x.detach().reshape(s * b, n_in), wd.t()).reshape(s, b, -1)
+            return self._add_noise(y, t0, s, b)
         xn = x.detach().reshape(s * b, n_in).numpy()
         if self._crossbar_noise and self._conv != "absolute" and s > 1:
             # per-step scale: one crossbar call per step (only with ADC + relative/snr noise)
@@ -225,6 +273,9 @@ class MatrixReader:
         y = y.reshape(s, b, -1)
         if y.dtype != x.dtype:
             y = y.to(x.dtype)
+        return self._add_noise(y, t0, s, b)
+
+    def _add_noise(self, y: Tensor, t0: int, s: int, b: int) -> Tensor:
         if self._noise_here:
             var = noise_variance(y, self._sigma, self._conv)  # list of per-step floats
             if self.defer:
@@ -293,7 +344,8 @@ def noise_variance(y: Tensor, sigma: float, convention: str) -> list[float]:
         yf = y.reshape(-1)
         ms = [float(torch.dot(yf, yf)) / n]
     else:
-        ms = (y.reshape(s, -1).square().sum(1) / n).tolist()
+        y2 = y.reshape(s, 1, -1)  # per-step dot products (no squared copy of y)
+        ms = (torch.bmm(y2, y2.transpose(1, 2)).reshape(s) / n).tolist()
     k = float(sigma) ** 2 if convention == "relative" else 10.0 ** (-sigma / 10.0)
     return [k * m for m in ms]
 
@@ -414,6 +466,146 @@ def lstm_step(gi: Tensor, gh: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         gi, gh: (B, 4H); c: (B, H); returns (h', c'), each (B, H).
     """
     return _LSTMPointwise.apply(gi, gh, c)
+
+
+class _LSTMSequence(torch.autograd.Function):
+    """A whole LSTM recurrence on a digital array as one autograd node (see :func:`lstm_sequence`)."""
+
+    @staticmethod
+    def forward(ctx, gi: Tensor, w_hh: Tensor, bias: Tensor | None, h0: Tensor, c0: Tensor,  # type: ignore[override]
+                w_read: Tensor, z: Tensor | None, var_in: list[float] | None, k: float, a: float, reverse: bool):
+        steps, b, h4 = gi.shape
+        hs = h4 // 4
+        acts = gi.new_empty(steps, b, h4)   # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        cs = gi.new_empty(steps, b, hs)     # c_t
+        tcs = gi.new_empty(steps, b, hs)    # tanh(c_t)
+        out = gi.new_empty(steps, b, hs)    # h_t
+        wt = w_read.t()
+        n = b * h4
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        # per-step views, made once (slicing inside the loop costs more than the math)
+        gis, outs, css, tcss = gi.unbind(0), out.unbind(0), cs.unbind(0), tcs.unbind(0)
+        act_t = acts.unbind(0)
+        a_i, a_f, a_g, a_o = (acts[..., j * hs:(j + 1) * hs].unbind(0) for j in range(4))
+        zs = None if z is None else (z.unbind(0) if z.shape[0] > 1 else [z[0]] * steps)
+        mm, dot, sigmoid, addcmul, mul, sqrt = torch.mm, torch.dot, torch.sigmoid, torch.addcmul, torch.mul, math.sqrt
+        h, c = h0, c0
+        for t in order:
+            yh = mm(h, wt)
+            if zs is not None:
+                yf = yh.view(-1)
+                var = (k * (float(dot(yf, yf)) / n) if k else a) + var_in[t]
+                yh.add_(zs[t], alpha=sqrt(var))
+            gates = yh.add_(gis[t])
+            if bias is not None:
+                gates.add_(bias)
+            # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
+            # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
+            gates[:, 2 * hs:3 * hs].mul_(2.0)
+            sigmoid(gates, out=act_t[t])
+            g_t = a_g[t].mul_(2.0).sub_(1.0)
+            c = addcmul(mul(a_f[t], c), a_i[t], g_t, out=css[t])
+            tc = sigmoid(mul(c, 2.0, out=tcss[t]), out=tcss[t]).mul_(2.0).sub_(1.0)
+            h = mul(a_o[t], tc, out=outs[t])
+        ctx.reverse = reverse
+        ctx.save_for_backward(w_hh, h0, c0, acts, cs, tcs, out)
+        return out, h.clone(), c.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out: Tensor | None, g_hn: Tensor | None, g_cn: Tensor | None):  # type: ignore[override]
+        w_hh, h0, c0, acts, cs, tcs, out = ctx.saved_tensors
+        reverse = ctx.reverse
+        steps, b, h4 = acts.shape
+        hs = h4 // 4
+        # everything that does not depend on the recurrence, for all steps at once, in place
+        # (no large temporaries: allocating several big ones in a row is slow here)
+        i, f, g, o = acts.split(hs, dim=-1)
+        p = torch.rsub(acts, 1).mul_(acts)            # sigmoid' = s (1 - s); g part replaced below
+        p[..., :hs].mul_(g)                           # d i-pre / d c
+        pf = p[..., hs:2 * hs]                        # d f-pre / d c: times c_{t-1}
+        if reverse:
+            pf[:-1].mul_(cs[1:])
+            pf[-1].mul_(c0)
+        else:
+            pf[1:].mul_(cs[:-1])
+            pf[0].mul_(c0)
+        torch.mul(g, g, out=p[..., 2 * hs:3 * hs]).neg_().add_(1).mul_(i)  # d g-pre / d c
+        p[..., 3 * hs:].mul_(tcs)                     # d o-pre / d h
+        p3 = p[..., :3 * hs].unflatten(-1, (3, hs))
+        po = p[..., 3 * hs:]
+        dh_dc = torch.mul(tcs, tcs).neg_().add_(1).mul_(o)  # d c_t / d h_t
+        dg = torch.empty_like(acts)
+        dg3 = dg[..., :3 * hs].unflatten(-1, (3, hs))
+        dgo = dg[..., 3 * hs:]
+        dh = g_hn if g_hn is not None else acts.new_zeros(b, hs)
+        dc = g_cn if g_cn is not None else acts.new_zeros(b, hs)
+        order = range(steps) if reverse else range(steps - 1, -1, -1)
+        prev = None
+        for t in order:
+            if prev is not None:
+                dh = torch.mm(dg[prev], w_hh) if g_out is None else torch.addmm(g_out[t], dg[prev], w_hh)
+            elif g_out is not None:
+                dh = dh + g_out[t]
+            dc = torch.addcmul(dc, dh, dh_dc[t])
+            torch.mul(p3[t], dc.unsqueeze(1), out=dg3[t])
+            torch.mul(po[t], dh, out=dgo[t])
+            dc = dc * f[t]
+            prev = t
+        grad_w = grad_h0 = None
+        if ctx.needs_input_grad[1]:
+            # sum_t dg_t^T h_{t-1}: one matmul over the steps that read an output, one for h0
+            first = steps - 1 if reverse else 0
+            grad_w = torch.mm(dg[first].t(), h0)
+            if steps > 1:
+                dgs = dg[:-1] if reverse else dg[1:]
+                hs_in = out[1:] if reverse else out[:-1]
+                grad_w.addmm_(dgs.reshape(-1, h4).t(), hs_in.reshape(-1, hs))
+        grad_b = dg.sum((0, 1)) if ctx.needs_input_grad[2] else None
+        if ctx.needs_input_grad[3]:
+            grad_h0 = torch.mm(dg[prev], w_hh)
+        return dg, grad_w, grad_b, grad_h0, dc, None, None, None, None, None, None
+
+
+def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: "MatrixReader",
+                  reverse: bool = False, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The recurrence of one LSTM layer direction on a digital array, as one autograd node.
+
+    Same numbers as the step-by-step path (``analog_mvm`` of ``h`` per step, then
+    :func:`lstm_step`) for the same seed, to rounding: each step reads
+    ``y = h_{t-1} W^T`` with ``W = reader.digital_weight`` and adds the output noise of
+    ``reader`` (merged with its partner's per-step variance, drawn by
+    :meth:`MatrixReader.sequence_draws`, so the generator advances as there), then the
+    gate arithmetic of :func:`lstm_step`. Backward is the exact gradient of that
+    computation with the noise held fixed and the read straight-through with the
+    parameter ``w_hh`` (as :class:`AnalogMVM`): the gate gradients of all steps are
+    kept, so :math:`\partial L/\partial W_{hh} = \sum_t \delta_t^T h_{t-1}` is one
+    matmul over all steps instead of one per step. Not twice differentiable.
+
+    Args:
+        gi: (T, B, 4H) input projections (reads of W_ih).
+        w_hh: (4H, H) the recurrent weight parameter (for the straight-through gradient).
+        h0, c0: (B, H) initial state.
+        reader: the recurrent :class:`MatrixReader` (``reader.digital_weight`` not None).
+        reverse: run the steps from T-1 down to 0.
+        bias: (4H,) added to every step's gates (``b_ih + b_hh``), or None.
+
+    Returns:
+        (out (T, B, H), h_n, c_n).
+    """
+    w_read = reader.digital_weight(gi.dtype)
+    if w_read is None:
+        raise ValueError("lstm_sequence needs a digital reader (ideal or paper config)")
+    coef = reader.noise_coefficients()
+    z = var_in = None
+    k = a = 0.0
+    if coef is not None:
+        k, a = coef
+        steps = gi.shape[0]
+        partner = reader.partner
+        var_in = list(partner.deferred_var) if partner is not None else [0.0] * steps
+        z = reader.sequence_draws(gi.shape[1], gi.dtype)
+    return _LSTMSequence.apply(gi, w_hh, bias, h0, c0, w_read, z, var_in, k, a, reverse)
 
 
 def gru_step(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:

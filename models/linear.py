@@ -159,6 +159,10 @@ class AnalogLayerMixin:
     def _reader(self, name: str, steps: int, batch: int) -> MatrixReader:
         g, r = self._generators()
         w = getattr(self, name)
+        if self._programmed is None and self.config.is_digital:
+            # digital config (ideal, paper): the read is exactly x @ W.T (+ the output noise
+            # models adds); programming would only copy W, so read the parameter itself
+            return MatrixReader(None, self.config, self.noise_draw, steps, batch, g, r, None, w.shape[0], weight=w)
         return MatrixReader(self._array_for(name), self.config, self.noise_draw, steps, batch, g, r,
                             self.t_s if self._programmed is not None else None, w.shape[0])
 

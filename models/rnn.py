@@ -17,10 +17,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .functional import analog_mvm, gru_step, lstm_step, rnn_relu_step, rnn_tanh_step
+from .functional import analog_mvm, gru_step, lstm_sequence, lstm_step, rnn_relu_step, rnn_tanh_step
 from .linear import AnalogLayerMixin, check_input
 
 __all__ = ["AnalogRNN", "AnalogLSTM", "AnalogGRU", "AnalogRNNCell", "AnalogLSTMCell", "AnalogGRUCell"]
+
+#: Run an LSTM direction on a digital config (ideal, paper) as one autograd node
+#: (:func:`models.functional.lstm_sequence`); False forces the step-by-step reference path
+#: (``analog_mvm`` + :func:`models.functional.lstm_step` per step). Both give the same
+#: numbers for the same seed, to rounding.
+FAST_RECURRENCE = True
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -211,6 +217,11 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         if self.mode != "GRU":  # only gi + gh is used: one noise draw for both (exact in distribution)
             read_hh.merge_noise(read_ih)
         gi_all = analog_mvm(x, w_ih, read_ih)
+        if (self.mode == "LSTM" and FAST_RECURRENCE and mask is None and read_hh.digital_weight(x.dtype) is not None
+                and (read_hh.noise_coefficients() is None or read_hh.partner is read_ih)):
+            # digital array: the whole recurrence as one node (one weight-gradient matmul)
+            return lstm_sequence(gi_all, w_hh, h, c, read_hh, reverse=d == 1,
+                                 bias=None if b_ih is None else b_ih + b_hh)
         if b_ih is not None:
             gi_all = gi_all + b_ih
             if self.mode != "GRU":  # fold b_hh in once (GRU needs b_hn inside r * (.))

@@ -116,25 +116,39 @@ def test_relative_scale_is_per_time_step():
         assert abs(got - want) < _noise_std_bound(want, N_ROWS * N_OUT), (t, got, want)
 
 
-def test_lstm_gate_noise_level_each_gate(monkeypatch):
-    """Each LSTM gate pre-activation gets input + recurrent noise: var = s_ih^2 + s_hh^2."""
+@pytest.mark.parametrize("fast", [False, True], ids=["step_path", "sequence_path"])
+def test_lstm_gate_noise_level_each_gate(monkeypatch, fast):
+    """Each LSTM gate pre-activation gets input + recurrent noise: var = s_ih^2 + s_hh^2.
+
+    step_path: the per-step reference (``analog_mvm`` + ``lstm_step``, spied on);
+    sequence_path: the fused recurrence of digital configs (``lstm_sequence``), whose
+    pre-activations are recovered from the gate activations it saves (float64).
+    """
     torch.manual_seed(7)
     hidden, batch = 8, 6000
-    t = torch.nn.LSTM(5, hidden)
+    dtype = torch.float64 if fast else torch.float32
+    t = torch.nn.LSTM(5, hidden, dtype=dtype)
     sigma = 0.25
     a = models.AnalogLSTM.from_torch(t, crossbar.preset("paper", out_noise_sigma=sigma), seed=3)
-    x = torch.randn(1, batch, 5)
-    h0, c0 = torch.randn(1, batch, hidden), torch.randn(1, batch, hidden)
+    x = torch.randn(1, batch, 5, dtype=dtype)
+    h0, c0 = torch.randn(1, batch, hidden, dtype=dtype), torch.randn(1, batch, hidden, dtype=dtype)
+    monkeypatch.setattr("models.rnn.FAST_RECURRENCE", fast)
     seen = []
-    real = Fn.lstm_step
+    if fast:
+        out, _ = a(x, (h0, c0))
+        acts = out.grad_fn.saved_tensors[3][0].detach()  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        i, f, g, o = acts.split(hidden, dim=-1)
+        seen.append(torch.cat([torch.logit(i), torch.logit(f), torch.atanh(g), torch.logit(o)], dim=-1))
+    else:
+        real = Fn.lstm_step
 
-    def spy(gi, gh, c):
-        seen.append((gi + gh).detach().clone())
-        return real(gi, gh, c)
+        def spy(gi, gh, c):
+            seen.append((gi + gh).detach().clone())
+            return real(gi, gh, c)
 
-    monkeypatch.setattr("models.rnn.lstm_step", spy)
-    with torch.no_grad():
-        a(x, (h0, c0))
+        monkeypatch.setattr("models.rnn.lstm_step", spy)
+        with torch.no_grad():
+            a(x, (h0, c0))
     yi = x[0] @ t.weight_ih_l0.detach().t()
     yh = h0[0] @ t.weight_hh_l0.detach().t()
     clean = yi + yh + t.bias_ih_l0.detach() + t.bias_hh_l0.detach()
@@ -144,6 +158,7 @@ def test_lstm_gate_noise_level_each_gate(monkeypatch):
     for k, gate in enumerate("ifgo"):
         got = float(noise[:, k * hidden:(k + 1) * hidden].std())
         assert abs(got - want) < _noise_std_bound(want, n), (gate, got, want)
+        assert abs(float(noise[:, k * hidden:(k + 1) * hidden].mean())) < 5 * want / math.sqrt(n), gate
 
 
 def test_gru_keeps_two_draws_and_level():
