@@ -247,3 +247,78 @@ def test_same_seed_same_numbers():
         torch.manual_seed(11)
         res.append(models.AnalogLSTM.from_torch(t, cfg)(x)[0])
     torch.testing.assert_close(res[0], res[1], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------- fused LSTM recurrence
+def _lstm_pair(cfg, noise_draw, **kw):
+    torch.manual_seed(12)
+    t = torch.nn.LSTM(3, 5, dtype=torch.float64, **kw)
+    return [models.AnalogLSTM.from_torch(t, cfg, noise_draw=noise_draw, seed=4) for _ in range(2)]
+
+
+@pytest.mark.parametrize("noise_draw", Fn.NOISE_DRAWS)
+@pytest.mark.parametrize("convention,level", [("relative", 0.3), ("absolute", 0.2), ("snr_db", 8.0), (None, 0)])
+def test_lstm_sequence_path_equals_step_path_same_seed(monkeypatch, noise_draw, convention, level):
+    """The fused recurrence of digital configs gives the step-by-step path's numbers and
+    straight-through gradients (same seed: same draws), forward and reverse, two layers."""
+    cfg = IDEAL if convention is None else crossbar.preset("paper", out_noise_sigma=level,
+                                                           out_noise_convention=convention)
+    fast, ref = _lstm_pair(cfg, noise_draw, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    h0 = torch.randn(4, 4, 5, dtype=torch.float64)
+    c0 = torch.randn(4, 4, 5, dtype=torch.float64)
+    res = []
+    for layer, on in ((fast, True), (ref, False)):
+        monkeypatch.setattr("models.rnn.FAST_RECURRENCE", on)
+        xs, hs, cs = (v.clone().requires_grad_() for v in (x, h0, c0))
+        out, (hn, cn) = layer(xs, (hs, cs))
+        loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum() + hn.square().sum() + cn.sum()
+        loss.backward()
+        res.append([out, hn, cn, xs.grad, hs.grad, cs.grad] + [p.grad for p in layer.parameters()])
+    assert fast.weight_hh_l0.grad is not None
+    for k, (a, b) in enumerate(zip(*res)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"tensor {k}")
+
+
+def test_lstm_sequence_gradcheck_with_recorded_noise():
+    """With the noise recorded (fixed z, absolute scale), the fused node's backward is the
+    exact gradient (float64 gradcheck), including bias, h0, c0, both directions."""
+    torch.manual_seed(13)
+    steps, b, hs = 4, 3, 2
+    cfg = crossbar.preset("paper", out_noise_sigma=0.3, out_noise_convention="absolute")
+    w = torch.randn(4 * hs, hs, dtype=torch.float64, requires_grad=True)
+    gi = torch.randn(steps, b, 4 * hs, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4 * hs, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(b, hs, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(b, hs, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(steps, b, 4 * hs, dtype=torch.float64)
+    var_in = [0.01 * (t + 1) for t in range(steps)]
+    for reverse in (False, True):
+        def f(gi_, w_, b_, h_, c_):
+            # the read uses the same weights the straight-through gradient uses
+            return Fn._LSTMSequence.apply(gi_, w_, b_, h_, c_, w_.detach(), z, var_in, 0.0, 0.09, reverse)
+        assert torch.autograd.gradcheck(f, (gi, w, bias, h0, c0))
+
+
+def test_lstm_sequence_only_for_digital_configs():
+    x = torch.randn(4, 2, 3)
+    paper = models.AnalogLSTM(3, 5, config=crossbar.preset("paper", out_noise_sigma=0.1), seed=0)
+    assert type(paper(x)[0].grad_fn).__name__ == "_LSTMSequenceBackward"
+    pcm = models.AnalogLSTM(3, 5, config=crossbar.preset("pcm"), seed=0)
+    assert type(pcm(x)[0].grad_fn).__name__ != "_LSTMSequenceBackward"  # crossbar reads, step by step
+    with pytest.raises(ValueError, match="programmed array, or weights with a digital config"):
+        Fn.MatrixReader(None, crossbar.preset("pcm"), "mvm", 1, 1, torch.Generator(), np.random.default_rng(0),
+                        None, 5, weight=torch.zeros(5, 3))
+
+
+def test_deployed_digital_reads_programmed_weights():
+    """A programmed (deployed) digital layer reads the programmed weights, not later edits."""
+    torch.manual_seed(14)
+    t = torch.nn.LSTM(3, 5)
+    a = models.AnalogLSTM.from_torch(t, IDEAL, seed=0)
+    models.program(a, seed=0)
+    with torch.no_grad():
+        a.weight_hh_l0.zero_()
+        a.weight_ih_l0.zero_()
+    x = torch.randn(4, 2, 3)
+    torch.testing.assert_close(a(x)[0], t(x)[0], rtol=1e-5, atol=1e-6)
