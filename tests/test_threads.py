@@ -6,12 +6,14 @@ import sys
 def _blas_threads(env_value: str | None) -> str:
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    # A clean slate: no *_NUM_THREADS (other tests' workers set them) and no opt-in.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS") and k != "XBARSIM_BLAS_THREADS"}
     if env_value is not None:
         env["XBARSIM_BLAS_THREADS"] = env_value
     code = ("import numpy, crossbar, threadpoolctl;"
             "print(max(d['num_threads'] for d in threadpoolctl.threadpool_info() if d['user_api'] == 'blas'))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 or env_value is not None, out.stderr
     return out.stdout.strip() if out.returncode == 0 else out.stderr
 
 
