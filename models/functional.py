@@ -45,6 +45,7 @@ noise is drawn by :mod:`crossbar` fresh on every read, and so needs ``noise_draw
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -237,12 +238,16 @@ class MatrixReader:
         k = float(self._sigma) ** 2 if self._conv == "relative" else 10.0 ** (-self._sigma / 10.0)
         return k, 0.0
 
-    def sequence_draws(self, batch: int, dtype: torch.dtype) -> Tensor:
+    def sequence_draws(self, batch: int, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
         """The standard normals of all one-step reads of a sequence, shape (S', B', out)
         with S' in (steps, 1) and B' in (batch, 1): step ``t`` uses ``z[t]`` (``z[0]``
         when S' = 1). Consumes the generator exactly as ``steps`` calls of one-step reads
-        would (same numbers for the same seed)."""
+        would (same numbers for the same seed). ``out``: a (steps, batch, out) buffer to
+        fill instead of allocating (noise_draw "mvm" only; the draws do not outlive it)."""
         if self.noise_draw == "mvm":
+            if out is not None:
+                # same numbers as torch.randn(shape, generator=...) (which is empty().normal_())
+                return out.normal_(generator=self.generator)
             z = self._z_for(0, 1, batch, dtype)  # with steps > 1 this draws all steps into self._z
             return self._z if self.steps > 1 else z
         return self._z_for(0, self.steps, batch, dtype)
@@ -468,6 +473,24 @@ def lstm_step(gi: Tensor, gh: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     return _LSTMPointwise.apply(gi, gh, c)
 
 
+class _Scratch(threading.local):
+    """Per-thread scratch tensors reused across calls (keyed by role); for temporaries
+    that never leave the function using them. Fresh large allocations cost page faults
+    here that are comparable to the arithmetic done on them."""
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, Tensor] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        buf = self.bufs.get(role)
+        if buf is None or buf.dtype != dtype or tuple(buf.shape) != tuple(shape):
+            buf = self.bufs[role] = torch.empty(shape, dtype=dtype)
+        return buf
+
+
+_SCRATCH = _Scratch()
+
+
 class _LSTMSequence(torch.autograd.Function):
     """A whole LSTM recurrence on a digital array as one autograd node (see :func:`lstm_sequence`)."""
 
@@ -521,7 +544,8 @@ class _LSTMSequence(torch.autograd.Function):
         # everything that does not depend on the recurrence, for all steps at once, in place
         # (no large temporaries: allocating several big ones in a row is slow here)
         i, f, g, o = acts.split(hs, dim=-1)
-        p = torch.rsub(acts, 1).mul_(acts)            # sigmoid' = s (1 - s); g part replaced below
+        p = torch.mul(acts, -1.0, out=_SCRATCH.get("lstm_p", acts.shape, acts.dtype)).add_(1.0).mul_(acts)
+        # p: sigmoid' = s (1 - s); g part replaced below
         p[..., :hs].mul_(g)                           # d i-pre / d c
         pf = p[..., hs:2 * hs]                        # d f-pre / d c: times c_{t-1}
         if reverse:
@@ -534,7 +558,8 @@ class _LSTMSequence(torch.autograd.Function):
         p[..., 3 * hs:].mul_(tcs)                     # d o-pre / d h
         p3 = p[..., :3 * hs].unflatten(-1, (3, hs))
         po = p[..., 3 * hs:]
-        dh_dc = torch.mul(tcs, tcs).neg_().add_(1).mul_(o)  # d c_t / d h_t
+        dh_dc = torch.mul(tcs, tcs, out=_SCRATCH.get("lstm_a", tcs.shape, tcs.dtype)).neg_().add_(1).mul_(o)
+        # dh_dc: d c_t / d h_t
         dg = torch.empty_like(acts)
         dg3 = dg[..., :3 * hs].unflatten(-1, (3, hs))
         dgo = dg[..., 3 * hs:]
@@ -604,7 +629,9 @@ def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: "Mat
         steps = gi.shape[0]
         partner = reader.partner
         var_in = list(partner.deferred_var) if partner is not None else [0.0] * steps
-        z = reader.sequence_draws(gi.shape[1], gi.dtype)
+        buf = _SCRATCH.get("lstm_z", (steps, gi.shape[1], reader.out_features), gi.dtype) \
+            if reader.noise_draw == "mvm" else None
+        z = reader.sequence_draws(gi.shape[1], gi.dtype, out=buf)
     return _LSTMSequence.apply(gi, w_hh, bias, h0, c0, w_read, z, var_in, k, a, reverse)
 
 

@@ -47,7 +47,8 @@ def check_input(x: Any, name: str, ndims: Iterable[int], last: int | None, dtype
         raise ValueError(f"{name}.shape[-1] must equal {last}, got {x.shape[-1]} (shape {tuple(x.shape)})")
     if x.device.type != "cpu":
         raise ValueError(f"{name} must be on the CPU (the crossbar kernel runs there), got device {x.device}")
-    if not bool(torch.isfinite(x).all()):
+    # a NaN or Inf makes the sum non-finite; only then (or on overflow) check element-wise
+    if x.numel() and not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return x
 
