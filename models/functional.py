@@ -2,6 +2,9 @@
 
 Every analog matrix-vector product in :mod:`models` goes through :class:`AnalogMVM`:
 its forward reads a crossbar (:mod:`crossbar`, noisy), its backward is straight-through.
+The one exception is the recurrence of an LSTM layer on a *digital* config (ideal,
+paper: ``config.is_digital``), which :func:`lstm_sequence` runs as one autograd node with
+the same reads, draws and straight-through gradients (fewer, larger ops; see below).
 The cell step functions (:func:`rnn_tanh_step`, :func:`rnn_relu_step`,
 :func:`lstm_step`, :func:`gru_step`) take the two MVM outputs of one time step
 (input part ``gi`` and recurrent part ``gh``, biases included) and return the new state,
@@ -41,6 +44,19 @@ Long-term device noise (programming noise, stuck cells, drift exponents) is draw
 a matrix is programmed: once per forward call in training (shared by every read of that
 call), once per :func:`models.deploy.program` in deployment. Short-term device read
 noise is drawn by :mod:`crossbar` fresh on every read, and so needs ``noise_draw="mvm"``.
+
+Digital configs
+---------------
+For a digital config (``config.is_digital``: ideal device, no DAC/ADC, no clipping, no
+drift compensation) the crossbar read is exactly ``x @ W.T`` and models adds the output
+noise itself, so :class:`MatrixReader` computes the product in torch (``weight=``; or
+from the programmed array's weights when deployed) and nothing is programmed in
+training. No random numbers move: the digital crossbar read draws none. Non-digital
+configs (any device noise, DAC, ADC, ...) always read through :mod:`crossbar`. The LSTM
+recurrence on a digital config runs in :func:`lstm_sequence` (one node, one ``W_hh``
+gradient matmul for all steps, ``tanh(x)`` as ``2 sigmoid(2x) - 1``, which differs from
+``torch.tanh`` by float rounding only); ``models.rnn.FAST_RECURRENCE = False`` forces
+the step-by-step path, which gives the same numbers for the same seed, to rounding.
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ Every weight matrix (``weight_ih_l{k}[_reverse]``, ``weight_hh_l{k}[_reverse]``,
 cell's ``weight_ih``/``weight_hh``) is read from a crossbar through
 :class:`models.functional.AnalogMVM`; biases are added digitally (exact). The input
 projection of all time steps of a layer is one MVM call (its reads are independent, so
-this is exact), the recurrent projection one call per step. See
+this is exact), the recurrent projection one call per step; an LSTM on a digital config
+(ideal, paper) runs its whole recurrence as one autograd node
+(:func:`models.functional.lstm_sequence`, same numbers). See
 :mod:`models.functional` for the noise conventions and ``noise_draw``.
 """
 from __future__ import annotations
