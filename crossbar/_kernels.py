@@ -16,34 +16,17 @@ from numba import njit
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
 
-@njit(**_JIT)
-def dac(x, inv_range, levels, clip, out, out_sq):
-    """DAC: ``out[b, i] = floor(clip(x[b, i] * inv_range[b], -1, 1) * L + 0.5) / L``; ``out_sq = out**2``.
-
-    Args:
-        x: (B, n) inputs.
-        inv_range: (B,) 1 / full-scale range of each input vector.
-        levels: L = 2^(bits-1) - 1 (0: no quantisation).
-        clip: saturate at +-1.
-        out, out_sq: (B, n) results; ``out_sq`` may be a (0, 0) array to skip it.
-    """
-    nb, n = x.shape
-    want_sq = out_sq.shape[0] == nb
-    inv_l = 1.0 / levels if levels > 0 else 0.0
-    for b in range(nb):
-        s = inv_range[b]
-        for i in range(n):
-            v = x[b, i] * s
-            if clip:
-                if v > 1.0:
-                    v = 1.0
-                elif v < -1.0:
-                    v = -1.0
-            if levels > 0:
-                v = math.floor(v * levels + 0.5) * inv_l
-            out[b, i] = v
-            if want_sq:
-                out_sq[b, i] = v * v
+@njit(inline="always", **_JIT)
+def _dac_value(v, clip, levels, inv_l):
+    """One DAC conversion in normalised units: ``floor(clip(v, -1, 1) * L + 0.5) / L`` (L = 0: no quantisation)."""
+    if clip:
+        if v > 1.0:
+            v = 1.0
+        elif v < -1.0:
+            v = -1.0
+    if levels > 0:
+        v = math.floor(v * levels + 0.5) * inv_l
+    return v
 
 
 @njit(**_JIT)
@@ -83,14 +66,7 @@ def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scal
         s = 1.0 / r
         row_scale[b] = r * alpha
         for i in range(n):
-            v = x[b, i] * s
-            if clip:
-                if v > 1.0:
-                    v = 1.0
-                elif v < -1.0:
-                    v = -1.0
-            if levels > 0:
-                v = math.floor(v * levels + 0.5) * inv_l
+            v = _dac_value(x[b, i] * s, clip, levels, inv_l)
             out[b, i] = v
             if want_sq:
                 out_sq[b, i] = v * v
@@ -221,8 +197,6 @@ def warm() -> None:
         o = np.empty((2, 3), dt)
         e = np.empty((0, 0), dt)
         e1 = np.empty(0, dt)
-        dac(x, r, 127, True, o, o.copy())
-        dac(x, r, 0, False, o, e)
         dac_rows(x, True, 1.0, 1.0, 127, True, o, o.copy(), r, np.empty((1, 2), dt), bounds)
         dac_rows(x, False, 1.0, 1.0, 0, False, o, e, r, e, bounds)
         s = np.ones(3, dt)

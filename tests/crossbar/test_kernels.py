@@ -15,16 +15,25 @@ def _tol(dtype):
     return dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
 
 
+def _dac(x, input_range, levels, clip, want_sq=True):
+    """Run the DAC kernel with a fixed range (no drift factor, no tile sums)."""
+    nb = x.shape[0]
+    out = np.empty_like(x)
+    out_sq = np.empty_like(x) if want_sq else EMPTY[x.dtype.type]
+    K.dac_rows(x, False, input_range, 1.0, levels, clip, out, out_sq, np.empty(nb, x.dtype),
+               EMPTY[x.dtype.type], np.zeros(1, np.int64))
+    return out, out_sq
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("levels, clip", [(127, True), (127, False), (0, True), (1, True), (7, True)])
-def test_dac_matches_reference(rng, dtype, levels, clip):
+@pytest.mark.parametrize("input_range", [1.0, 0.5, 2.0])
+def test_dac_matches_reference(rng, dtype, levels, clip, input_range):
     L = max(levels, 1)
     edges = np.array([0.0, -0.0, 1.0, -1.0, 2.5, -3.0, 0.5 / L, -0.5 / L, 1.5 / L, 3.0 / L, 1.0 - 0.5 / L])
-    x = np.concatenate([rng.uniform(-2, 2, size=(3, 11)), np.zeros((1, 11)), edges[None]]).astype(dtype)
-    inv_r = np.array([1.0, 0.5, 2.0, 1.0, 1.0], dtype)
-    out, out_sq = np.empty_like(x), np.empty_like(x)
-    K.dac(x, inv_r, levels, clip, out, out_sq)
-    ref = R.dac(x, inv_r, levels, clip)
+    x = np.concatenate([rng.uniform(-2, 2, size=(3, 11)), np.zeros((1, 11)), edges[None] * input_range]).astype(dtype)
+    out, out_sq = _dac(x, input_range, levels, clip)
+    ref = R.dac(x, np.full(x.shape[0], 1.0 / input_range), levels, clip)
     np.testing.assert_allclose(out, ref, **_tol(dtype))
     np.testing.assert_allclose(out_sq, ref**2, **_tol(dtype))
     if clip:
@@ -33,8 +42,7 @@ def test_dac_matches_reference(rng, dtype, levels, clip):
 
 def test_dac_exact_boundaries_round_half_up():
     x = np.array([[0.5, 1.5, -0.5, -1.5, 2.5]]) / 127.0
-    out = np.empty_like(x)
-    K.dac(x, np.ones(1), 127, True, out, EMPTY[np.float64])
+    out, _ = _dac(x, 1.0, 127, True, want_sq=False)
     np.testing.assert_allclose(out * 127.0, [[1.0, 2.0, 0.0, -1.0, 3.0]], atol=1e-9)
 
 
