@@ -256,9 +256,37 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         return torch.stack(outs, 0), h, c
 
     # -- torch twins ---------------------------------------------------------------------
+    #: the torch twin of this layer (set by each subclass)
+    _torch_cls: type[nn.Module]
+    #: constructor options beyond torch's common ones that the twin shares (e.g. nonlinearity)
+    _extra_options: tuple[str, ...] = ()
+
     def _torch_kwargs(self) -> dict[str, Any]:
-        return dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    dropout=self.dropout, bidirectional=self.bidirectional)
+        kw = dict(num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
+                  dropout=self.dropout, bidirectional=self.bidirectional)
+        kw.update({name: getattr(self, name) for name in self._extra_options})
+        return kw
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, config: Any, **kw: Any) -> "_AnalogRNNBase":
+        """An analog layer with ``module``'s options and weights (``module``: the torch twin)."""
+        if not isinstance(module, cls._torch_cls):
+            raise TypeError(f"{cls.__name__}.from_torch expects a {cls._torch_cls.__name__}, got {type(module).__name__}")
+        options = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                       dropout=module.dropout, bidirectional=module.bidirectional)
+        options.update({name: getattr(module, name) for name in cls._extra_options})
+        if getattr(module, "proj_size", 0):
+            options["proj_size"] = module.proj_size  # rejected with a clear error by the constructor
+        new = cls(module.input_size, module.hidden_size, dtype=module.weight_ih_l0.dtype, config=config,
+                  **options, **kw)
+        new.load_state_dict(module.state_dict())
+        return new
+
+    def to_torch(self) -> nn.Module:
+        """The torch twin (:attr:`_torch_cls`) with this layer's options and weights."""
+        new = self._torch_cls(self.input_size, self.hidden_size, dtype=self.weight_ih_l0.dtype, **self._torch_kwargs())
+        new.load_state_dict(self.state_dict())
+        return new
 
 
 class AnalogRNN(_AnalogRNNBase):
@@ -288,6 +316,9 @@ class AnalogRNN(_AnalogRNNBase):
         >>> out, h = rnn(torch.randn(5, 3, 8))
     """
 
+    _torch_cls = nn.RNN
+    _extra_options = ("nonlinearity",)
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, config: Any, noise_draw: str = "mvm", seed: int | None = None):
@@ -297,22 +328,6 @@ class AnalogRNN(_AnalogRNNBase):
                          bias, batch_first, dropout, bidirectional, 0, device, dtype, config=config,
                          noise_draw=noise_draw, seed=seed)
         self.nonlinearity = nonlinearity
-
-    @classmethod
-    def from_torch(cls, module: nn.RNN, config: Any, **kw: Any) -> "AnalogRNN":
-        """An AnalogRNN with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.num_layers, module.nonlinearity, module.bias,
-                  module.batch_first, module.dropout, module.bidirectional, dtype=module.weight_ih_l0.dtype,
-                  config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.RNN:
-        """A :class:`torch.nn.RNN` with this layer's options and weights."""
-        new = nn.RNN(self.input_size, self.hidden_size, nonlinearity=self.nonlinearity, dtype=self.weight_ih_l0.dtype,
-                     **self._torch_kwargs())
-        new.load_state_dict(self.state_dict())
-        return new
 
 
 class AnalogLSTM(_AnalogRNNBase):
@@ -331,26 +346,13 @@ class AnalogLSTM(_AnalogRNNBase):
         >>> out, (h, c) = lstm(torch.randn(4, 28, 28))
     """
 
+    _torch_cls = nn.LSTM
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  device=None, dtype=None, *, config: Any, noise_draw: str = "mvm", seed: int | None = None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device, dtype, config=config, noise_draw=noise_draw, seed=seed)
-
-    @classmethod
-    def from_torch(cls, module: nn.LSTM, config: Any, **kw: Any) -> "AnalogLSTM":
-        """An AnalogLSTM with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, module.batch_first,
-                  module.dropout, module.bidirectional, module.proj_size, dtype=module.weight_ih_l0.dtype,
-                  config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.LSTM:
-        """A :class:`torch.nn.LSTM` with this layer's options and weights."""
-        new = nn.LSTM(self.input_size, self.hidden_size, dtype=self.weight_ih_l0.dtype, **self._torch_kwargs())
-        new.load_state_dict(self.state_dict())
-        return new
 
 
 class AnalogGRU(_AnalogRNNBase):
@@ -366,25 +368,13 @@ class AnalogGRU(_AnalogRNNBase):
         >>> out, h = gru(torch.randn(5, 3, 8))
     """
 
+    _torch_cls = nn.GRU
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, config: Any, noise_draw: str = "mvm", seed: int | None = None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          0, device, dtype, config=config, noise_draw=noise_draw, seed=seed)
-
-    @classmethod
-    def from_torch(cls, module: nn.GRU, config: Any, **kw: Any) -> "AnalogGRU":
-        """An AnalogGRU with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.num_layers, module.bias, module.batch_first,
-                  module.dropout, module.bidirectional, dtype=module.weight_ih_l0.dtype, config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.GRU:
-        """A :class:`torch.nn.GRU` with this layer's options and weights."""
-        new = nn.GRU(self.input_size, self.hidden_size, dtype=self.weight_ih_l0.dtype, **self._torch_kwargs())
-        new.load_state_dict(self.state_dict())
-        return new
 
 
 # ----------------------------------------------------------------------------------------
@@ -394,6 +384,28 @@ class AnalogGRU(_AnalogRNNBase):
 
 class _AnalogCellBase(AnalogLayerMixin, nn.Module):
     analog_weights = ("weight_ih", "weight_hh")
+    #: the torch twin of this cell (set by each subclass)
+    _torch_cls: type[nn.Module]
+    #: constructor options beyond (input_size, hidden_size, bias) that the twin shares
+    _extra_options: tuple[str, ...] = ()
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, config: Any, **kw: Any) -> "_AnalogCellBase":
+        """An analog cell with ``module``'s options and weights (``module``: the torch twin)."""
+        if not isinstance(module, cls._torch_cls):
+            raise TypeError(f"{cls.__name__}.from_torch expects a {cls._torch_cls.__name__}, got {type(module).__name__}")
+        options = {name: getattr(module, name) for name in cls._extra_options}
+        new = cls(module.input_size, module.hidden_size, module.bias, dtype=module.weight_ih.dtype, config=config,
+                  **options, **kw)
+        new.load_state_dict(module.state_dict())
+        return new
+
+    def to_torch(self) -> nn.Module:
+        """The torch twin (:attr:`_torch_cls`) with this cell's options and weights."""
+        options = {name: getattr(self, name) for name in self._extra_options}
+        new = self._torch_cls(self.input_size, self.hidden_size, self.bias, dtype=self.weight_ih.dtype, **options)
+        new.load_state_dict(self.state_dict())
+        return new
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool, device, dtype, *,
                  config: Any, noise_draw: str, seed: int | None):
@@ -479,6 +491,9 @@ class AnalogRNNCell(_AnalogCellBase):
         >>> h = cell(torch.randn(3, 8))
     """
 
+    _torch_cls = nn.RNNCell
+    _extra_options = ("nonlinearity",)
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  device=None, dtype=None, *, config: Any, noise_draw: str = "mvm", seed: int | None = None):
         if nonlinearity not in ("tanh", "relu"):
@@ -492,20 +507,6 @@ class AnalogRNNCell(_AnalogCellBase):
         h = rnn_tanh_step(gi, gh) if self.nonlinearity == "tanh" else rnn_relu_step(gi, gh)
         return h if batched else h.squeeze(0)
 
-    @classmethod
-    def from_torch(cls, module: nn.RNNCell, config: Any, **kw: Any) -> "AnalogRNNCell":
-        """An AnalogRNNCell with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.bias, module.nonlinearity,
-                  dtype=module.weight_ih.dtype, config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.RNNCell:
-        """A :class:`torch.nn.RNNCell` with this cell's options and weights."""
-        new = nn.RNNCell(self.input_size, self.hidden_size, self.bias, self.nonlinearity, dtype=self.weight_ih.dtype)
-        new.load_state_dict(self.state_dict())
-        return new
-
 
 class AnalogLSTMCell(_AnalogCellBase):
     """One LSTM step on crossbars; as :class:`torch.nn.LSTMCell` plus the analog keywords.
@@ -517,6 +518,8 @@ class AnalogLSTMCell(_AnalogCellBase):
         >>> h, c = cell(torch.randn(3, 8))
     """
 
+    _torch_cls = nn.LSTMCell
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  config: Any, noise_draw: str = "mvm", seed: int | None = None):
         super().__init__("LSTM", input_size, hidden_size, bias, device, dtype, config=config,
@@ -526,20 +529,6 @@ class AnalogLSTMCell(_AnalogCellBase):
         gi, gh, (_, c), batched = self._prepare(input, hx)
         h, c = lstm_step(gi, gh, c)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
-
-    @classmethod
-    def from_torch(cls, module: nn.LSTMCell, config: Any, **kw: Any) -> "AnalogLSTMCell":
-        """An AnalogLSTMCell with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.bias, dtype=module.weight_ih.dtype,
-                  config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.LSTMCell:
-        """A :class:`torch.nn.LSTMCell` with this cell's options and weights."""
-        new = nn.LSTMCell(self.input_size, self.hidden_size, self.bias, dtype=self.weight_ih.dtype)
-        new.load_state_dict(self.state_dict())
-        return new
 
 
 class AnalogGRUCell(_AnalogCellBase):
@@ -552,6 +541,8 @@ class AnalogGRUCell(_AnalogCellBase):
         >>> h = cell(torch.randn(3, 8))
     """
 
+    _torch_cls = nn.GRUCell
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  config: Any, noise_draw: str = "mvm", seed: int | None = None):
         super().__init__("GRU", input_size, hidden_size, bias, device, dtype, config=config,
@@ -561,17 +552,3 @@ class AnalogGRUCell(_AnalogCellBase):
         gi, gh, (h,), batched = self._prepare(input, hx)
         h = gru_step(gi, gh, h)
         return h if batched else h.squeeze(0)
-
-    @classmethod
-    def from_torch(cls, module: nn.GRUCell, config: Any, **kw: Any) -> "AnalogGRUCell":
-        """An AnalogGRUCell with ``module``'s options and weights."""
-        new = cls(module.input_size, module.hidden_size, module.bias, dtype=module.weight_ih.dtype,
-                  config=config, **kw)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.GRUCell:
-        """A :class:`torch.nn.GRUCell` with this cell's options and weights."""
-        new = nn.GRUCell(self.input_size, self.hidden_size, self.bias, dtype=self.weight_ih.dtype)
-        new.load_state_dict(self.state_dict())
-        return new

@@ -223,3 +223,10 @@ def test_repr_names_analog_settings():
     a = models.AnalogLSTM(4, 3, batch_first=True, config=crossbar.preset("paper", out_noise_sigma=0.1), seed=5)
     r = repr(a)
     assert "batch_first=True" in r and "noise_draw='mvm'" in r and "seed=5" in r and "paper" in r
+
+
+@pytest.mark.parametrize("analog, wrong", [(models.AnalogLSTM, nn.GRU(3, 4)), (models.AnalogRNN, nn.LSTM(3, 4)),
+                                           (models.AnalogGRUCell, nn.GRU(3, 4)), (models.AnalogLSTMCell, nn.LSTM(3, 4))])
+def test_from_torch_rejects_a_module_that_is_not_the_twin(analog, wrong):
+    with pytest.raises(TypeError, match=f"{analog.__name__}.from_torch expects a"):
+        analog.from_torch(wrong, crossbar.preset("ideal"))
