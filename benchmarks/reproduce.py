@@ -61,8 +61,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "deploy": {"presets": "pcm,rram", "times": "1,3600,86400,2592000,31536000", "instances": 5, "draws": 3,
                    "n_test": 2000, "seeds": "0,1,2", "seed": 0},
         "device": {"preset": "pcm", "sigma_train": "0", "sigma_val": "0", "seeds": "0,1,2", "draws": 20},
-        "speech": {"data": "japanese_vowels", "n_train": None, "n_test": None, "archs": "lstm,rnn", "hidden": 64,
-                   "epochs": 60, "batch_size": 32, "lr": 2e-3, "optimizer": "adam",
+        "speech": {"data": "japanese_vowels", "n_train": None, "n_test": None, "archs": "lstm,rnn", "hidden": 128,
+                   "epochs": 60, "batch_size": 16, "lr": 2e-3, "optimizer": "adam",
                    "sigma_train": "0,0.05,0.1,0.2,0.4", "sigma_val": "0,0.05,0.1,0.2,0.3,0.4,0.6,0.8",
                    "seeds": "0,1,2,3,4", "draws": 20, "convention": "relative"},
         "conventions": {"data": "mnist", "n_train": 10000, "n_test": 2000, "archs": "lstm,rnn", "hidden": 128,
@@ -540,8 +540,17 @@ def sweep_claims(h5: Path, clean: dict | None = None) -> dict:
     m = np.nanmean(acc, axis=-1) if acc.size else acc  # (A, S, K, V); NaN for missing jobs
     i0 = next((i for i, v in enumerate(st) if _noiseless(v, conv)), None)
     v0 = next((j for j, v in enumerate(sv) if _noiseless(v, conv)), None)
+    job_s = {"total": 0.0, "train": 0.0}
+    for jf in sorted((Path(h5).parent / "jobs").glob("*.json")):
+        try:
+            sec = json.loads(jf.read_text(encoding="utf-8")).get("seconds", {})
+        except (OSError, json.JSONDecodeError):
+            continue
+        job_s["total"] += float(sec.get("total", 0.0))
+        job_s["train"] += float(sec.get("train", 0.0))
     out: dict[str, Any] = {"file": str(h5), "convention": conv, "sigma_train": st, "sigma_val": sv, "seeds": seeds,
-                           "n_jobs_finished": n_done, "n_jobs": n_jobs, "data": data, "archs": {}}
+                           "n_jobs_finished": n_done, "n_jobs": n_jobs, "data": data, "job_seconds": job_s,
+                           "archs": {}}
     if i0 is None or v0 is None:
         out["error"] = "the sweep needs a noiseless sigma_train and sigma_val level"
         return out
@@ -755,7 +764,9 @@ def _sweep_section(name: str, c: dict, folder: Path, doc: Path | None, lines: li
     conv = c["convention"]
     lines.append(f"Jobs finished: {c['n_jobs_finished']}/{c['n_jobs']}; convention `{conv}`; "
                  f"data {c['data'].get('name', '?')} ({c['data'].get('n_train', '?')} train / "
-                 f"{c['data'].get('n_test', '?')} test); seeds {c['seeds']}.")
+                 f"{c['data'].get('n_test', '?')} test); seeds {c['seeds']}. Sum of the jobs' own wall times "
+                 f"(each job on one worker process; training + evaluation): {c['job_seconds']['total'] / 60:.1f} min, "
+                 f"of which training {c['job_seconds']['train'] / 60:.1f} min.")
     lines.append("")
     if (folder / "heatmap.png").exists():
         lines.append(f"![{name} heatmap]({_rel(folder / 'heatmap.png', doc)})")
