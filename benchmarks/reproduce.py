@@ -111,6 +111,22 @@ def _show(argv: list[str]) -> str:
     return "xbarsim " + " ".join(shlex.quote(a) for a in argv)
 
 
+def _git_state() -> dict:
+    """The commit of the code that runs (and whether the tracked files differ from it), when in a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "crossbar", "models", "benchmarks"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": head or None, "code_modified": bool(dirty)} if head else {}
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -1093,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with runner.lock:
             entry["status"] = "running"
-            entry["runs"].append({"started": started, "wall_s": None, "host_cpus": os.cpu_count()})
+            entry["runs"].append({"started": started, "wall_s": None, "host_cpus": os.cpu_count(), **_git_state()})
             beat["entry"], beat["t0"] = entry, t0
         runner.save()
         print(f"[reproduce] stage {name}: start {started}", flush=True)
