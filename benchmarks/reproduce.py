@@ -174,23 +174,41 @@ class Runner:
             if text not in st["commands"]:
                 st["commands"].append(text)
 
-    def run(self, name: str, cmds: list[list[str]], parallel: bool = False) -> list[int]:
-        """Run ``cmds`` (each ``[subcommand, args...]``); in parallel over ``workers`` processes if asked."""
+    def run(self, name: str, cmds: list[list[str]], parallel: bool = False, on_done=None) -> list[int]:
+        """Run ``cmds`` (each ``[subcommand, args...]``); over ``workers`` processes if ``parallel``.
+
+        ``on_done(cmd, rc)`` is called in this process as each command finishes (in completion order).
+        """
         self.note_commands(name, cmds)
         self.save()
         if not cmds:
             return []
-        for c in cmds:
-            print(f"[reproduce:{name}] {_show(c)}", flush=True)
         if self.dry_run:
+            for c in cmds:
+                print(f"[reproduce:{name}] {_show(c)}", flush=True)
             return [0] * len(cmds)
+        rcs: list[int] = [0] * len(cmds)
         if parallel and self.workers > 1 and len(cmds) > 1:
             import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn")) as ex:
-                return list(ex.map(_cli, cmds))
-        return [_cli(c) for c in cmds]
+                futures = {}
+                for i, c in enumerate(cmds):
+                    print(f"[reproduce:{name}] {_show(c)}", flush=True)
+                    futures[ex.submit(_cli, c)] = i
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    rcs[i] = fut.result()
+                    if on_done is not None:
+                        on_done(cmds[i], rcs[i])
+            return rcs
+        for i, c in enumerate(cmds):
+            print(f"[reproduce:{name}] {_show(c)}", flush=True)
+            rcs[i] = _cli(c)
+            if on_done is not None:
+                on_done(c, rcs[i])
+        return rcs
 
 
 # --------------------------------------------------------------------------- stage helpers
@@ -279,16 +297,17 @@ def _run_deploys(runner: Runner, name: str, argvs: list[list[str]]) -> bool:
     todo = [a for a in argvs if not _deploy_done(a)]
     print(f"[reproduce:{name}] {len(argvs) - len(todo)}/{len(argvs)} deploys already done", flush=True)
     runner.note_commands(name, [a for a in argvs if a not in todo])
-    # run in chunks so that finished deploys are stamped as they come (a killed run keeps them)
-    chunk = max(1, runner.workers)
-    for i in range(0, len(todo), chunk):
-        part = todo[i:i + chunk]
-        rcs = runner.run(name, part, parallel=True)
-        for argv, rc in zip(part, rcs):
-            if rc != 0:
-                raise RuntimeError(f"stage {name}: {_show(argv)} failed with exit {rc}")
-            if not runner.dry_run:
-                atomic_write_json(Path(argv[argv.index("--out") + 1]) / "command.json", {"argv": argv})
+    failed: list[str] = []
+
+    def stamp(argv: list[str], rc: int) -> None:  # as each finishes, so that a killed run keeps it
+        if rc != 0:
+            failed.append(f"{_show(argv)} (exit {rc})")
+        elif not runner.dry_run:
+            atomic_write_json(Path(argv[argv.index("--out") + 1]) / "command.json", {"argv": argv})
+
+    runner.run(name, todo, parallel=True, on_done=stamp)
+    if failed:
+        raise RuntimeError(f"stage {name}: {len(failed)} deploy(s) failed: {'; '.join(failed)}")
     return True
 
 
