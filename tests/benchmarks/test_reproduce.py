@@ -99,3 +99,22 @@ def test_command_line(tmp_path, capsys):
                             str(tmp_path / "dry"), "--doc", ""]) == 0
     assert "xbarsim sweep" in capsys.readouterr().out
     assert not (tmp_path / "dry" / "mnist").exists()
+
+
+def test_report_from_a_partial_sweep(run, tmp_path):
+    """The report aggregates finished jobs with `xbarsim sweep --max-jobs 0` and marks the claims partial."""
+    import shutil
+
+    out, _ = run
+    part = tmp_path / "out"
+    shutil.copytree(out / "mnist", part / "mnist")
+    (part / "mnist" / "jobs" / "lstm_st0.2_seed0.json").unlink()
+    assert reproduce.main(["--profile", "tiny", "--out", str(part), "--doc", str(tmp_path / "R.md"), "--workers", "0",
+                           "--stages", "report"]) == 0
+    with h5py.File(part / "mnist" / "results.h5") as f:
+        assert f.attrs["n_jobs_finished"] == 3
+    claims = json.loads((part / "claims.json").read_text())
+    assert claims["mnist"]["n_jobs_finished"] == 3 and "deploy" not in claims
+    assert "Partial data (3 of 4 jobs)" in (part / "claims.md").read_text()
+    commands = json.loads((part / "stages.json").read_text())["stages"]["report"]["commands"]
+    assert any("--max-jobs 0" in c for c in commands)
