@@ -80,21 +80,60 @@ def _torch_variant(arr, x32: np.ndarray, t_s: float, threads: int):
     return run
 
 
-def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float):
-    """aihwkit's inference tile with its PCM-like model, or None when aihwkit is missing."""
+def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_us: float | None = None):
+    """aihwkit's C++ inference tile with its PCM-like model, or None when aihwkit is missing.
+
+    Configured to mirror the preset as closely as aihwkit allows: ``PCMLikeNoiseModel`` with
+    the preset's g_max (the same programming-noise, drift and 1/f laws as our ``pcm`` preset)
+    applied once by ``drift_analog_weights(t_s)``; per-output weight scaling; the preset's DAC /
+    ADC (aihwkit's resolution is relative to the full range ``2 * bound``, so b bits ->
+    ``1 / (2**b - 2)``) with fixed ranges (no noise or bound management, i.e. no input
+    rescaling and no re-runs on saturation); no additive output noise, no drift compensation;
+    the preset's tile size. Per-call read noise is aihwkit's ``PCM_READ`` output-referred
+    weight noise (sigma^2 proportional to ``|W| @ x^2``, the same two-product structure as the
+    ``fast`` kernel's ``x^2 @ sigma^2``), scaled to the same mean noise power. Forward only,
+    no grad, ``args.threads`` threads.
+    """
     try:
         import torch
         from aihwkit.inference import PCMLikeNoiseModel
         from aihwkit.nn import AnalogLinear
         from aihwkit.simulator.configs import InferenceRPUConfig
+        from aihwkit.simulator.parameters.enums import (BoundManagementType, NoiseManagementType,
+                                                        WeightNoiseType)
     except ImportError:
         return None
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(limits=args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
+    import crossbar
+
+    keys = ("tile_rows", "tile_cols", "dac_bits", "adc_bits")
+    cfg = crossbar.preset(args.preset, **{k: getattr(args, k) for k in keys if getattr(args, k) is not None})
     rpu = InferenceRPUConfig()
-    rpu.noise_model = PCMLikeNoiseModel(g_max=25.0)
-    rpu.forward.inp_res = 1 / (2 ** args.dac_bits - 2) if args.dac_bits else -1
-    rpu.forward.out_res = 1 / (2 ** args.adc_bits - 2) if args.adc_bits else -1
+    g_max = cfg.device.g_max_us if cfg.device.g_max_us else 25.0
+    rpu.noise_model = PCMLikeNoiseModel(g_max=g_max)
+    rpu.drift_compensation = None
+    fwd = rpu.forward
+    fwd.inp_res = 1 / (2 ** args.dac_bits - 2) if args.dac_bits else -1
+    fwd.out_res = 1 / (2 ** args.adc_bits - 2) if args.adc_bits else -1
+    fwd.inp_bound = cfg.dac.input_range
+    fwd.out_bound = cfg.adc.output_range
+    fwd.noise_management = NoiseManagementType.NONE
+    fwd.bound_management = BoundManagementType.NONE
+    fwd.out_noise = 0.0
+    rpu.mapping.weight_scaling_omega = 1.0
+    rpu.mapping.weight_scaling_columnwise = True
+    rpu.mapping.digital_bias = False
     rpu.mapping.max_input_size = args.tile_rows or 0
     rpu.mapping.max_output_size = args.tile_cols or 0
+    if read_rms_us:
+        # our per-call variance (tile units): x^2 @ (sp^2 + sm^2) / g_max^2, mean 2 rms^2 / g_max^2 per
+        # cell; aihwkit's: w_noise^2 * |W_tile| @ x^2 with W_tile = W / max|W| per output
+        w_tile = np.abs(w) / np.abs(w).max(axis=1, keepdims=True)
+        fwd.w_noise_type = WeightNoiseType.PCM_READ
+        fwd.w_noise = float(np.sqrt(2.0) * read_rms_us / g_max / np.sqrt(w_tile.mean()))
     layer = AnalogLinear(w.shape[1], w.shape[0], bias=False, rpu_config=rpu)
     layer.set_weights(torch.from_numpy(w.astype(np.float32)))
     layer.eval()
@@ -146,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     arr = crossbar.program(w, cfg, seed=args.seed)
     cell_arr = crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=args.seed)
     uni_arr = None
+    read_rms_us = None
     if not arr.is_digital and cfg.device.read_sigma is not None:
         gp, gm = arr.conductances(args.t_s)
         gp0, gm0 = arr.conductances(0.0)
@@ -155,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             sp, sm = dev.read_sigma(gp0, g_t_us=gp, **kw), dev.read_sigma(gm0, g_t_us=gm, **kw)
         else:
             sp, sm = dev.read_sigma(gp, **kw), dev.read_sigma(gm, **kw)
-        rms = float(np.sqrt(0.5 * np.mean(sp * sp + sm * sm)))
+        rms = read_rms_us = float(np.sqrt(0.5 * np.mean(sp * sp + sm * sm)))
         uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
     flops = 2.0 * args.batch * args.rows * args.cols
 
@@ -165,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fast_uniform", None if uni_arr is None else (lambda: uni_arr.mvm(x32, t_s=args.t_s)), args.repeat),
         ("per_cell", lambda: cell_arr.mvm(x32, t_s=args.t_s), max(3, args.repeat // 10)),
         ("torch", _torch_variant(arr, x32, args.t_s, args.threads), args.repeat),
-        ("aihwkit", _aihwkit_variant(w, x32, args, args.t_s), args.repeat),
+        ("aihwkit", _aihwkit_variant(w, x32, args, args.t_s, read_rms_us), args.repeat),
     ]
     records = []
     blas_s = None
