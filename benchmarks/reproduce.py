@@ -144,6 +144,7 @@ class Runner:
         import threading
 
         self.lock = threading.RLock()
+        self.touched: set[str] = set()
         for st in self.log["stages"].values():  # runs of an earlier, killed process
             for r in st.get("runs", []):
                 if "finished" not in r:
@@ -157,14 +158,29 @@ class Runner:
             return {"stages": {}}
 
     def save(self) -> None:
+        """Write the stages this process ran into stages.json, keeping the other stages as they are there.
+
+        So a second process (e.g. ``--stages report`` while the study runs) does not overwrite the
+        first one's entries, nor the first the second's. The read-modify-write holds a file lock.
+        """
         if self.dry_run:
             return
+        import fcntl
+
         from models.results import atomic_write_json
 
-        with self.lock:
-            atomic_write_json(self.log_path, self.log)
+        with self.lock, open(self.out / ".stages.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                disk = self._read_log()
+                for name in self.touched:
+                    disk["stages"][name] = self.log["stages"][name]
+                atomic_write_json(self.log_path, disk)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def stage(self, name: str) -> dict:
+        self.touched.add(name)
         return self.log["stages"].setdefault(name, {"status": "pending", "runs": [], "commands": []})
 
     def note_commands(self, name: str, cmds: list[list[str]]) -> None:
@@ -761,7 +777,9 @@ def compute_claims(study: Study) -> dict:
             out["deploy"]["choice"] = json.loads((study.out / "deploy" / "choice.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             pass
-    out["stages"] = study.runner.log.get("stages", {})
+    disk = study.runner._read_log().get("stages", {})
+    out["stages"] = {**disk, **{k: v for k, v in study.runner.log.get("stages", {}).items()
+                                if k in study.runner.touched}}
     return out
 
 

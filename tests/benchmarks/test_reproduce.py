@@ -118,3 +118,16 @@ def test_report_from_a_partial_sweep(run, tmp_path):
     assert "Partial data (3 of 4 jobs)" in (part / "claims.md").read_text()
     commands = json.loads((part / "stages.json").read_text())["stages"]["report"]["commands"]
     assert any("--max-jobs 0" in c for c in commands)
+
+
+def test_two_processes_keep_each_others_stages(tmp_path):
+    """A report run beside the running study must not erase its stages in stages.json, nor the reverse."""
+    a, b = reproduce.Runner(tmp_path, 0), reproduce.Runner(tmp_path, 0)
+    a.stage("mnist")["status"] = "running"
+    a.save()
+    b.stage("report")["status"] = "complete"
+    b.save()
+    a.stage("mnist")["status"] = "complete"
+    a.save()
+    stages = json.loads((tmp_path / "stages.json").read_text())["stages"]
+    assert stages["mnist"]["status"] == "complete" and stages["report"]["status"] == "complete"
