@@ -887,6 +887,11 @@ def write_report(study: Study, claims: dict, doc: Path | None) -> None:
                      f"{len(s.get('runs', []))} |")
     lines.append("")
     mn = claims.get("mnist")
+    pending = [n for n in STAGES if n != "report" and st.get(n, {}).get("status") != "complete"]
+    if pending:
+        lines.append(f"Not complete yet: {', '.join(pending)}. Resume (from the repository root): "
+                     "`nohup nice -n 10 .venv/bin/python -m benchmarks reproduce --keep-going > reproduce.log 2>&1 &`")
+        lines.append("")
     lines.append("### Row-by-row MNIST, relative noise (the paper's claims)")
     lines.append("")
     if mn is None:
@@ -934,6 +939,13 @@ def write_report(study: Study, claims: dict, doc: Path | None) -> None:
             lines.append(f"| {preset} | {arch} | {kind} | {'on' if cv else 'off'} | "
                          + " | ".join(_acc_ci(by_t[t]) if t in by_t else "-" for t in times) + " |")
         lines.append("")
+        verdicts = _deploy_verdicts(dep)
+        if verdicts:
+            lines.append("Which holds up better at the last time after programming (paired by training seed, 95% CI "
+                         "of the difference in percentage points; *no resolved difference* when it includes 0):")
+            lines.append("")
+            lines.extend(f"- {v}" for v in verdicts)
+            lines.append("")
         if dep["comparisons"]:
             lines.append("Paired differences (pp, per training seed, 95% CI): model a minus model b.")
             lines.append("")
@@ -995,6 +1007,31 @@ def write_report(study: Study, claims: dict, doc: Path | None) -> None:
         for name in STAGES if st.get(name, {}).get("commands")))
     if doc is not None:
         _update_doc(doc, text)
+
+
+def _deploy_verdicts(dep: dict) -> list[str]:
+    """One line per (preset, arch, a - b, compensation) at the last time: which model is better, with the CI."""
+    times = dep.get("times_s") or []
+    if not times:
+        return []
+    last = max(times)
+    out = []
+    for r in sorted(dep["comparisons"], key=lambda r: (r["preset"], r["arch"], r["a"], r["b"],
+                                                      r["drift_compensation"])):
+        if r["time_s"] != last:
+            continue
+        if not np.isfinite(r.get("ci_low", math.nan)):
+            word = "not measurable (fewer than 2 seeds)"
+        elif r["ci_low"] > 0:
+            word = f"**{r['a']} better**"
+        elif r["ci_high"] < 0:
+            word = f"**{r['b']} better**"
+        else:
+            word = "no resolved difference"
+        out.append(f"{r['preset']}, {r['arch'].upper()}, drift compensation {'on' if r['drift_compensation'] else 'off'}, "
+                   f"{_TIME_NAMES.get(last, f'{last:g} s')}: {r['a']} - {r['b']} = {_ci(r)} pp over seeds "
+                   f"{r['seeds']}: {word}")
+    return out
 
 
 def _update_doc(doc: Path, text: str) -> None:
