@@ -131,3 +131,26 @@ def test_two_processes_keep_each_others_stages(tmp_path):
     a.save()
     stages = json.loads((tmp_path / "stages.json").read_text())["stages"]
     assert stages["mnist"]["status"] == "complete" and stages["report"]["status"] == "complete"
+
+
+def test_glance_names_the_better_dni_flavour(run):
+    """The 'At a glance' deployment table says which DNI flavour holds up, only when the paired CI excludes 0."""
+    out, doc = run
+    assert "### At a glance" in doc.read_text() and "fails** the 97% bar" in doc.read_text()  # tiny: an untrained LSTM
+    rows = [{"preset": "pcm", "arch": "lstm", "model": m, "drift_compensation": False, "time_s": 1.0,
+             "mean": a, "ci_low": a - 0.01, "ci_high": a + 0.01, "n": 3}
+            for m, a in (("conventional", 0.5), ("dni_paper", 0.6), ("dni_device", 0.7))]
+    better = dict(reproduce.paired_ci([0.09, 0.10, 0.11]), preset="pcm", arch="lstm", a="dni_device", b="dni_paper",
+                  drift_compensation=False, time_s=1.0)
+    unresolved = dict(reproduce.paired_ci([-0.05, 0.10, 0.02]), preset="pcm", arch="lstm", a="dni_paper",
+                      b="conventional", drift_compensation=False, time_s=1.0)
+    table = reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [better, unresolved]})
+    assert len(table) == 3 and table[2].startswith("| pcm | lstm | off | 50.00")
+    assert table[2].rstrip(" |").endswith("**device noise**")
+    assert "+10.00 [" in table[2] and "+2.33 [" in table[2]
+    worse = dict(better, **reproduce.paired_ci([-0.09, -0.10, -0.11]))
+    assert reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [worse]})[2].rstrip(
+        " |").endswith("**paper noise**")
+    flat = dict(better, **reproduce.paired_ci([-0.09, 0.10, 0.01]))
+    assert reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [flat]})[2].rstrip(
+        " |").endswith("no resolved difference")
