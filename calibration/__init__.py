@@ -5,10 +5,13 @@ numpy, scipy, h5py, matplotlib and crossbar only; never torch. See calibration/R
     >>> from calibration import read_long, fit_long
     >>> # data = read_long("cells.csv"); fit = fit_long(data)
 """
-from .fit import LongFit, PolyFit, RampFit, distinguishable_levels, fit_long, fit_ramps, simulate_program_verify
-from .io import CalibrationInputError, LongData, RampData, detect_format, read_long, read_pulse_ramps
+from .fit import (DgLookupFit, LongFit, PolyFit, RampFit, distinguishable_levels, fit_dg_lookup, fit_long, fit_ramps,
+                  quantile_moments, simulate_program_verify)
+from .io import (CalibrationInputError, DgLookupData, LongData, RampData, detect_format, read_dg_lookup, read_long,
+                 read_pulse_ramps)
 
 __all__ = [
-    "CalibrationInputError", "LongData", "RampData", "detect_format", "read_long", "read_pulse_ramps",
-    "LongFit", "RampFit", "PolyFit", "fit_long", "fit_ramps", "distinguishable_levels", "simulate_program_verify",
+    "CalibrationInputError", "LongData", "RampData", "DgLookupData", "detect_format", "read_long", "read_pulse_ramps",
+    "read_dg_lookup", "LongFit", "RampFit", "DgLookupFit", "PolyFit", "fit_long", "fit_ramps", "fit_dg_lookup",
+    "quantile_moments", "distinguishable_levels", "simulate_program_verify",
 ]

@@ -2,14 +2,18 @@
 
     xbarsim calibrate cells.csv --out model.json --report report/
     xbarsim calibrate set.csv reset.csv --unit A --read-voltage 0.1 --out reram.json --report rep/
+    xbarsim calibrate dG_increasing.txt dG_decreasing.txt --out enode.json --report rep/
 
 The format of DATA is detected (``--format auto``): HDF5 files and CSVs with a ``cell_id``
-column are long-format tables; CSVs of numbers only (optionally under a header row) are
-pulse ramps, one column per ramp. See calibration/README.md for both schemas.
+column are long-format tables; a comment line followed by a line of conductance bins and a
+line of CDF points is a dG lookup table (Sandia cross-sim-data); CSVs of numbers only
+(optionally under a header row) are pulse ramps, one column per ramp. See
+calibration/README.md for the schemas.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,20 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xbarsim calibrate",
         description="Fit a device noise model to measured memory-cell data and write a device model "
                     "(JSON that crossbar.preset(path) and 'xbarsim deploy' load, plus HDF5 with the fit data) "
-                    "and a report (levels.csv, gof.csv, params.csv, fits.png).",
+                    "and a report (levels.csv, gof.csv or steps.csv, params.csv, sources.txt, fits.png).",
         epilog="Long format (one file, CSV or HDF5): columns cell_id, g_target_us, t_s, read_id and one of "
                "g_us|g_ms|g_s|r_ohm|r_kohm|i_a|i_ua (a current needs v_read_v or --read-voltage); optional stuck, "
                "pulse. Pulse ramps (one or more CSVs): one column per ramp, one row per identical pulse, values in "
-               "--unit. Examples:\n"
+               "--unit. dG lookup tables (one per polarity, e.g. dG_increasing.txt dG_decreasing.txt): line 1 a "
+               "comment, line 2 conductance bins, line 3 CDF points, then dG per pulse (rows = CDF points, columns "
+               "= bins), in S unless --unit says otherwise. Examples:\n"
                "  xbarsim calibrate calibration/examples/example_cells.csv --out model.json --report rep\n"
                "  xbarsim calibrate set.csv reset.csv --unit A --read-voltage 0.1 --out reram.json --report rep\n"
-               "  xbarsim calibrate gong_et_al.csv --unit norm --norm-range-us 10 100 --out hfo2.json",
+               "  xbarsim calibrate gong_et_al.csv --unit norm --norm-range-us 10 100 --out hfo2.json\n"
+               "  xbarsim calibrate dG_increasing.txt dG_decreasing.txt --out enode.json --report rep",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="+", metavar="DATA", help="measurement file(s): one long-format CSV/HDF5, or "
-                                                           "one or more pulse-ramp CSVs")
+    p.add_argument("data", nargs="+", metavar="DATA", help="measurement file(s): one long-format CSV/HDF5, "
+                                                           "one or more pulse-ramp CSVs, or one or two dG lookup "
+                                                           "tables (increasing, decreasing)")
     p.add_argument("--out", required=True, metavar="MODEL", help="device model to write: MODEL.json and MODEL.h5")
     p.add_argument("--report", metavar="DIR", help="report folder (levels.csv, gof.csv, params.csv, fits.png, ...)")
-    p.add_argument("--format", choices=("auto", "long", "ramps"), default="auto",
+    p.add_argument("--format", choices=("auto", "long", "ramps", "dg_lookup"), default="auto",
                    help="input format (default: detected from the file)")
     p.add_argument("--base-preset", default="rram", metavar="NAME",
                    help="preset whose periphery (DAC, ADC, tiles, mapping) goes with the fitted device "
@@ -53,17 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="long format: impose the device range instead of estimating it")
     p.add_argument("--read-voltage", type=float, metavar="V", help="read voltage for currents (V)")
     p.add_argument("--unit", choices=("uS", "mS", "S", "ohm", "kohm", "A", "uA", "norm"),
-                   help="pulse ramps: unit of the values (required for ramps)")
+                   help="pulse ramps: unit of the values (required for ramps); dG lookup tables: uS, mS or S "
+                        "(default S)")
     p.add_argument("--norm-range-us", type=float, nargs=2, metavar=("LO", "HI"),
                    help="pulse ramps in --unit norm: map the data's min..max onto LO..HI uS")
     p.add_argument("--direction", choices=("auto", "up", "down"), default="auto",
-                   help="pulse ramps: polarity of every ramp (default: sign of each ramp's mean step)")
+                   help="pulse ramps, dG table: polarity of every ramp / of a single table (default: sign of "
+                        "each one's mean step)")
     p.add_argument("--bootstrap", type=int, default=100, metavar="N",
                    help="pulse ramps: bootstrap resamples over ramps for intervals (default: 100)")
     p.add_argument("--verify-tol-us", type=float, metavar="TOL",
-                   help="pulse ramps: program-and-verify acceptance window (default: half the median step)")
-    p.add_argument("--max-pulses", type=int, default=200,
-                   help="pulse ramps: pulses allowed per cell in program-and-verify (default: 200)")
+                   help="pulse ramps, dG tables: program-and-verify acceptance window (default: half the median "
+                        "step)")
+    p.add_argument("--max-pulses", type=int, default=None,
+                   help="pulse ramps, dG tables: pulses allowed per cell in program-and-verify (default: 200 for "
+                        "ramps; for dG tables twice the pulses the mean step needs to cross the range, at least 200)")
     p.add_argument("--quiet", action="store_true", help="print only the output paths")
     return p
 
@@ -79,7 +91,7 @@ def _check_args(args, p) -> None:
         p.error(f"--g-range-us needs 0 <= LO < HI, got {args.g_range_us}")
     if args.bootstrap < 0:
         p.error(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if args.max_pulses < 1:
+    if args.max_pulses is not None and args.max_pulses < 1:
         p.error(f"--max-pulses must be >= 1, got {args.max_pulses}")
     if args.verify_tol_us is not None and not args.verify_tol_us > 0:
         p.error(f"--verify-tol-us must be > 0, got {args.verify_tol_us}")
@@ -92,17 +104,19 @@ def calibrate(args) -> dict:
     "data", "kind".
     """
     import crossbar
+    import numpy as np
 
     from . import io as cio
-    from .fit import fit_long, fit_ramps
+    from .fit import fit_dg_lookup, fit_long, fit_ramps
     from .model import (array_config, calibration_block, device_from_long_fit, device_from_ramp_fit)
-    from .report import levels_rows, split_cells, step_rows
+    from .report import dg_step_rows, levels_rows, pv_level_rows, split_cells, step_rows
 
     paths = [Path(p) for p in args.data]
     kinds = [cio.detect_format(p) if args.format == "auto" else args.format for p in paths]
     if len(set(kinds)) > 1:
-        raise cio.CalibrationInputError(paths[kinds.index("ramps")], "mixes pulse ramps with a long-format table "
-                                        f"({paths[kinds.index('long')]}); calibrate one kind at a time")
+        k = next(i for i in range(len(kinds)) if kinds[i] != kinds[0])
+        raise cio.CalibrationInputError(paths[k], f"is {kinds[k]} data, {paths[0]} is {kinds[0]}; calibrate one kind "
+                                                  "at a time")
     kind = kinds[0]
     base = crossbar.preset(args.base_preset)
     name = args.name or f"calibrated:{paths[0].stem}"
@@ -122,17 +136,25 @@ def calibrate(args) -> dict:
         levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7, stuck=stuck_cells[test])
         steps = []
         device = device_from_long_fit(fit, base.device, set_levels=args.set_levels)
+    elif kind == "dg_lookup":
+        unit = args.unit or "S"
+        data = cio.read_dg_lookup(paths, unit=unit, direction=args.direction)
+        options["unit"] = unit
+        fit = fit_dg_lookup(data, seed=args.seed, level_z=args.level_sigmas, verify_tol_us=args.verify_tol_us,
+                            max_pulses=args.max_pulses)
+        steps = dg_step_rows(fit, data, seed=args.seed + 7)
+        device = device_from_ramp_fit(fit, base.device, set_levels=args.set_levels)
+        levels = pv_level_rows(fit, device_from_ramp_fit(fit, base.device), seed=args.seed + 7)
+        gof = []
     else:
         if args.unit is None:
             raise cio.CalibrationInputError(paths[0], "pulse ramps need --unit (uS, mS, S, ohm, kohm, A, uA or norm)")
         data = cio.read_pulse_ramps(paths, args.unit, read_voltage_v=args.read_voltage, direction=args.direction,
                                     norm_range_us=None if args.norm_range_us is None else tuple(args.norm_range_us))
         kw = dict(seed=args.seed, level_z=args.level_sigmas, verify_tol_us=args.verify_tol_us,
-                  max_pulses=args.max_pulses)
+                  max_pulses=200 if args.max_pulses is None else args.max_pulses)
         fit = fit_ramps(data, n_boot=args.bootstrap, **kw)
         # held-out ramps, per polarity
-        import numpy as np
-
         test = []
         rng = np.random.default_rng(args.seed)
         for sgn in (1, -1):
@@ -146,29 +168,26 @@ def calibrate(args) -> dict:
         tfit = fit_ramps(sub, n_boot=0, **kw)
         steps = step_rows(tfit, data, test, seed=args.seed + 7)
         device = device_from_ramp_fit(fit, base.device, set_levels=args.set_levels)
-        tdev = device_from_ramp_fit(fit, base.device)
         # model side of levels.csv: the program-and-verify targets, sampled from the model (no measured
         # programmed levels exist in pulse-ramp data)
-        from .model import sample_cells
-
-        g, _ = sample_cells(tdev, np.repeat(fit.pv["targets_us"], 2000), [tdev.t0_s], 1,
-                            np.random.default_rng(args.seed + 7))
-        g = g[:, 0, 0].reshape(fit.pv["targets_us"].size, 2000)
-        levels = [{"g_target_us": t, "t_s": tdev.t0_s, "n_cells": 0, "measured_mean_us": float("nan"),
-                   "measured_std_us": float("nan"), "model_mean_us": g[k].mean(), "model_std_us": g[k].std(ddof=1)}
-                  for k, t in enumerate(fit.pv["targets_us"])]
+        levels = pv_level_rows(fit, device_from_ramp_fit(fit, base.device), seed=args.seed + 7)
         gof = []
     cfg = array_config(device, base=args.base_preset, name=name)
     crossbar.ArrayConfig.from_dict(cfg.to_dict())  # the model must load back
     pvals = [r["ks_pvalue"] for r in (gof or steps) if r["ks_pvalue"] == r["ks_pvalue"]]
+    test_desc = {"long": "held-out cells per (level, time)", "ramps": "held-out ramps' steps per conductance bin",
+                 "dg_lookup": f"{steps[0]['n_steps'] if steps else 0} draws from the table vs as many from the fitted "
+                              "N(mu, sigma_c2c^2) per (polarity, conductance bin)"}[kind]
     gof_summary = {
-        "test": "two-sample Kolmogorov-Smirnov, held-out " + ("cells per (level, time)" if kind == "long"
-                                                              else "ramps' steps per conductance bin"),
-        "holdout_fraction": args.holdout, "n_tests": len(pvals),
+        "test": "two-sample Kolmogorov-Smirnov, " + test_desc,
+        "holdout_fraction": args.holdout if kind != "dg_lookup" else None, "n_tests": len(pvals),
         "n_p_below_0.01": int(sum(p < 0.01 for p in pvals)),
         "min_pvalue": float(min(pvals)) if pvals else None,
         "max_ks_stat": float(max(r["ks_stat"] for r in (gof or steps))) if (gof or steps) else None,
     }
+    if kind == "dg_lookup":
+        gof_summary["fraction_bins_mean_in_95pi"] = float(np.mean([r["mean_in_95pi"] for r in steps]))
+        gof_summary["fraction_bins_std_in_95pi"] = float(np.mean([r["std_in_95pi"] for r in steps]))
     calib = calibration_block(fit, [str(p) for p in paths], sha, options, gof_summary)
     raw = dict(fit.raw)
     return {"fit": fit, "config": cfg, "calibration": calib, "raw": raw, "levels": levels, "gof": gof,
@@ -177,7 +196,8 @@ def calibrate(args) -> dict:
 
 def _write(res, args) -> list[Path]:
     from .model import write_model
-    from .report import GOF_COLUMNS, LEVEL_COLUMNS, STEP_COLUMNS, plot_long, plot_ramps, write_csv
+    from .report import (DG_STEP_COLUMNS, GOF_COLUMNS, LEVEL_COLUMNS, STEP_COLUMNS, plot_dg_lookup, plot_long,
+                         plot_ramps, write_csv, write_sources)
 
     written = list(write_model(args.out, res["config"], res["calibration"], res["raw"]))
     if args.report:
@@ -186,11 +206,16 @@ def _write(res, args) -> list[Path]:
         write_csv(d / "levels.csv", LEVEL_COLUMNS, res["levels"])
         write_csv(d / "params.csv", ["name", "value", "stderr", "ci_lo", "ci_hi", "unit", "method"],
                   res["calibration"]["parameters"])
-        written += [d / "levels.csv", d / "params.csv"]
+        write_sources(d / "sources.txt", res["calibration"]["sources"])
+        written += [d / "levels.csv", d / "params.csv", d / "sources.txt"]
         if res["kind"] == "long":
             write_csv(d / "gof.csv", GOF_COLUMNS, res["gof"])
             plot_long(res["fit"], res["levels"], d / "fits.png")
             written += [d / "gof.csv", d / "fits.png"]
+        elif res["kind"] == "dg_lookup":
+            write_csv(d / "steps.csv", DG_STEP_COLUMNS, res["steps"])
+            plot_dg_lookup(res["fit"], res["data"], res["steps"], d / "fits.png")
+            written += [d / "steps.csv", d / "fits.png"]
         else:
             write_csv(d / "steps.csv", STEP_COLUMNS, res["steps"])
             plot_ramps(res["fit"], res["data"], d / "fits.png")
@@ -222,12 +247,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibrated {res['kind']} data from {', '.join(args.data)} in {time.perf_counter() - t:.1f} s")
         print(f"device: g = [{dev.g_min_us:.4g}, {dev.g_max_us:.4g}] uS, distinguishable levels "
               f"{fit.levels_us.size} (95% {fit.levels_ci[0]}-{fit.levels_ci[1]}) at +-{fit.level_z:g} sigma")
-        rows = [r for r in cal["parameters"] if ".c" not in r["name"] or "bootstrap" in r["name"]]
+        rows = [r for r in cal["parameters"] if not re.search(r"\.c\d+$", r["name"])]
         print(format_table(rows, ["name", "value", "stderr", "ci_lo", "ci_hi", "unit"]))
         g = cal["goodness_of_fit"]
         if g.get("n_tests"):
             print(f"goodness of fit ({g['test']}): {g['n_tests']} tests, {g['n_p_below_0.01']} with p < 0.01, "
                   f"min p = {g['min_pvalue']:.3g}, max KS = {g['max_ks_stat']:.3f}")
+        if "fraction_bins_mean_in_95pi" in g:
+            print(f"table bins inside the laws' 95% prediction intervals: mean {g['fraction_bins_mean_in_95pi']:.0%}, "
+                  f"std {g['fraction_bins_std_in_95pi']:.0%}")
         for n in fit.notes:
             print(f"note: {n}")
     for w in written:

@@ -18,6 +18,10 @@ Pulse ramps: range, mean step per pulse mu(G), cycle-to-cycle spread sigma_c2c(G
 read noise (from the lag-1 covariance of the step residuals), then a simulated
 program-and-verify loop gives the programming error that device would reach.
 
+dG lookup tables: per conductance bin, the mean and standard deviation of dG from the
+tabulated quantile function; mu(G) and sigma_c2c(G) fitted to them; then the same
+program-and-verify simulation (read noise is not in a table: 0).
+
 Every polynomial is in u = G / g_max (crossbar's ``x="g_norm"``), lowest order first; its
 degree is chosen by K-fold cross-validation over held-out cells (ramps) with the
 one-standard-error rule. Uncertainties are standard errors from the (Fisher) information,
@@ -31,14 +35,19 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from .io import LongData, RampData
+from .io import DgLookupData, LongData, RampData
 
 __all__ = [
     "PolyFit",
     "LongFit",
+    "PulseResponseFit",
     "RampFit",
+    "DgLookupFit",
     "fit_long",
     "fit_ramps",
+    "fit_dg_lookup",
+    "quantile_moments",
+    "sample_quantile_table",
     "fit_mean_poly",
     "fit_sigma_poly",
     "select_degree",
@@ -561,16 +570,15 @@ class DirectionFit:
     boot_c2c: np.ndarray
 
 
-@dataclass
-class RampFit:
-    """Everything fitted from pulse ramps (uS)."""
+@dataclass(kw_only=True)
+class PulseResponseFit:
+    """What pulse ramps and dG lookup tables both give (uS): range, read noise, step laws
+    per polarity, simulated program-and-verify and the programming-error laws, levels."""
 
     g_min_us: float
     g_max_us: float
-    g_range_ci: dict
     read_sigma_us: float
-    read_sigma_ci: tuple
-    directions: dict  # "up"/"down" -> DirectionFit
+    directions: dict  # "up"/"down" -> DirectionFit (ramps) or TableDirectionFit (dG tables)
     grid_us: np.ndarray
     pv: dict
     prog_offset: PolyFit
@@ -580,6 +588,14 @@ class RampFit:
     level_z: float
     raw: dict
     notes: list
+
+
+@dataclass(kw_only=True)
+class RampFit(PulseResponseFit):
+    """Everything fitted from pulse ramps, with bootstrap intervals of range and read noise."""
+
+    g_range_ci: dict
+    read_sigma_ci: tuple
 
 
 def _steps(ramps, idx):
@@ -660,6 +676,43 @@ def simulate_program_verify(g_min, g_max, up_mean, up_sigma, down_mean, down_sig
     return {"targets_us": targets, "error_mean_us": err.mean(1), "error_std_us": err.std(1, ddof=1),
             "converged_fraction": 1.0 - active.mean(1), "mean_pulses": pulses.mean(1), "tol_us": tol_us,
             "max_pulses": max_pulses, "errors_us": err}
+
+
+def _program_verify_fit(laws: dict, g_min, g_max, read_sigma, notes: list, what: str, *, seed, k_folds, pv_cells,
+                        pv_targets, verify_tol_us, max_pulses):
+    """Simulated program-and-verify with fitted step laws, and the programming-error laws
+    fitted to its final errors.
+
+    ``laws`` maps "up" / "down" to (mean_step, c2c_sigma); with one polarity only, the other
+    pulse is its mirror image (noted). Targets: ``pv_targets`` evenly spaced over the middle
+    90 % of [g_min, g_max]. Returns (pv dict of :func:`simulate_program_verify`, prog_offset,
+    prog_sigma).
+    """
+    if "up" not in laws or "down" not in laws:
+        only = next(iter(laws))
+        notes.append(f"only {only} {what}: program-and-verify needs both polarities; the "
+                     f"{'down' if only == 'up' else 'up'} pulse is modelled as the mirror image of the measured one")
+        mean, c2c = laws[only]
+        mirror = PolyFit("mean_step", -mean.coeffs, mean.cov, mean.g_scale_us, "uS/pulse")
+        up_m, dn_m = (mean, mirror) if only == "up" else (mirror, mean)
+        up_s = dn_s = c2c
+    else:
+        (up_m, up_s), (dn_m, dn_s) = laws["up"], laws["down"]
+    targets = np.linspace(g_min + 0.05 * (g_max - g_min), g_max - 0.05 * (g_max - g_min), pv_targets)
+    pv = simulate_program_verify(g_min, g_max, up_m, up_s, dn_m, dn_s, read_sigma, targets, n_cells=pv_cells,
+                                 tol_us=verify_tol_us, max_pulses=max_pulses, seed=seed + 2)
+    if pv["converged_fraction"].min() < 0.99:
+        notes.append(f"program-and-verify: only {pv['converged_fraction'].min():.1%} of cells converged within "
+                     f"{max_pulses} pulses at the worst target (tolerance {pv['tol_us']:.3g} uS)")
+    err = pv["errors_us"]
+    tgt = np.repeat(targets, err.shape[1])
+    groups = np.repeat(np.arange(targets.size), err.shape[1])
+    e = err.ravel()
+    off = fit_mean_cv("prog_offset", tgt, e, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
+    sig = fit_sigma_cv("prog_sigma", tgt, (e - off(tgt)) ** 2, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
+    off.method += "; simulated program-and-verify"
+    sig.method += "; simulated program-and-verify"
+    return pv, off, sig
 
 
 def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
@@ -780,30 +833,11 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
     read_sigma = float(np.sqrt(read_var))
 
     # program-and-verify with the fitted response
-    if "up" not in dirs or "down" not in dirs:
-        only = next(iter(dirs))
-        notes.append(f"only {only} ramps: program-and-verify needs both polarities; the {'down' if only == 'up' else 'up'} "
-                     "pulse is modelled as the mirror image of the measured one")
-        src = dirs[only]
-        mirror = PolyFit("mean_step", -src.mean_step.coeffs, src.mean_step.cov, src.mean_step.g_scale_us, "uS/pulse")
-        up_m, up_s = (src.mean_step, src.c2c_sigma) if only == "up" else (mirror, src.c2c_sigma)
-        dn_m, dn_s = (mirror, src.c2c_sigma) if only == "up" else (src.mean_step, src.c2c_sigma)
-    else:
-        up_m, up_s, dn_m, dn_s = dirs["up"].mean_step, dirs["up"].c2c_sigma, dirs["down"].mean_step, dirs["down"].c2c_sigma
-    targets = np.linspace(g_min + 0.05 * (g_max - g_min), g_max - 0.05 * (g_max - g_min), pv_targets)
-    pv = simulate_program_verify(g_min, g_max, up_m, up_s, dn_m, dn_s, read_sigma, targets, n_cells=pv_cells,
-                                 tol_us=verify_tol_us, max_pulses=max_pulses, seed=seed + 2)
-    if pv["converged_fraction"].min() < 0.99:
-        notes.append(f"program-and-verify: only {pv['converged_fraction'].min():.1%} of cells converged within "
-                     f"{max_pulses} pulses at the worst target (tolerance {pv['tol_us']:.3g} uS)")
-    err = pv["errors_us"]
-    tgt = np.repeat(targets, err.shape[1])
-    groups = np.repeat(np.arange(targets.size), err.shape[1])
-    e = err.ravel()
-    off = fit_mean_cv("prog_offset", tgt, e, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
-    sig = fit_sigma_cv("prog_sigma", tgt, (e - off(tgt)) ** 2, groups, g_max, "uS", seed=seed, k_folds=k_folds, cap=3)
-    off.method += "; simulated program-and-verify"
-    sig.method += "; simulated program-and-verify"
+    pv, off, sig = _program_verify_fit(
+        {name: (df.mean_step, df.c2c_sigma) for name, df in dirs.items()}, g_min, g_max, read_sigma, notes, "ramps",
+        seed=seed, k_folds=k_folds, pv_cells=pv_cells, pv_targets=pv_targets, verify_tol_us=verify_tol_us,
+        max_pulses=max_pulses)
+    targets, err = pv["targets_us"], pv["errors_us"]
 
     def total_sigma(g):
         return np.sqrt(sig(g) ** 2 + read_var)
@@ -823,3 +857,170 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
         read_sigma_us=read_sigma, read_sigma_ci=ci(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
         prog_offset=off, prog_sigma=sig, levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw,
         notes=notes)
+
+
+# --------------------------------------------------------------------------- dG lookup tables
+
+def _pad_tails(cdf, q):
+    """CDF points extended to 0 and 1 with the first / last dG row repeated (constant tails)."""
+    p = np.asarray(cdf, float)
+    q = np.asarray(q, float)
+    if p[0] > 0:
+        p, q = np.concatenate([[0.0], p]), np.concatenate([q[:1], q])
+    if p[-1] < 1:
+        p, q = np.concatenate([p, [1.0]]), np.concatenate([q, q[-1:]])
+    return p, q
+
+
+def quantile_moments(cdf, q):
+    """Mean and standard deviation of dG from a tabulated quantile function.
+
+    Q(p) is linear between the CDF points (p_i, q_i), which is the distribution that
+    inverse-CDF sampling of the table with linear interpolation draws from, and constant
+    beyond the first and last points: the probability below p_0 sits at q_0, above p_last
+    at q_last (nothing is extrapolated past the tabulated extremes, so a table that stops
+    short of 0 and 1 gives a narrower spread than the device's). On each segment dG is
+    then uniform between q_i and q_{i+1}, so the moments are exact:
+
+        mean = sum_i dp_i (q_i + q_{i+1}) / 2                 (the trapezoid rule on Q(p) dp)
+        var  = sum_i dp_i [((q_i + q_{i+1}) / 2 - mean)^2 + (q_{i+1} - q_i)^2 / 12]
+
+    Args:
+        cdf: (n_cdf,) increasing CDF points in [0, 1].
+        q: (n_cdf,) or (n_cdf, n_bins) dG at those points, non-decreasing down the rows.
+
+    Returns:
+        (mean, std), each of shape q.shape[1:].
+
+    Example:
+        >>> quantile_moments([0.0, 1.0], [1.0, 3.0])  # uniform on [1, 3]
+        (2.0, 0.5773502691896257)
+    """
+    p, q = _pad_tails(cdf, q)
+    dp = np.diff(p).reshape((-1,) + (1,) * (q.ndim - 1))
+    a, b = q[:-1], q[1:]
+    mid = 0.5 * (a + b)
+    mean = np.sum(dp * mid, axis=0)
+    var = np.sum(dp * ((mid - mean) ** 2 + (b - a) ** 2 / 12.0), axis=0)
+    if np.ndim(mean) == 0:
+        return float(mean), float(np.sqrt(var))
+    return mean, np.sqrt(var)
+
+
+def sample_quantile_table(cdf, q, n: int, rng) -> np.ndarray:
+    """n draws of dG from one tabulated quantile function (inverse-CDF sampling with the same
+    linear interpolation and constant tails as :func:`quantile_moments`)."""
+    p, qq = _pad_tails(cdf, q)
+    return np.interp(rng.random(n), p, qq)
+
+
+@dataclass
+class TableDirectionFit:
+    """Step laws of one pulse polarity fitted to a dG lookup table."""
+
+    direction: int
+    source: str
+    table_mean_us: np.ndarray  # (n_bins,) mean dG per bin, from the quantile function
+    table_std_us: np.ndarray
+    mean_step: PolyFit
+    c2c_sigma: PolyFit
+    tail_mass: float  # probability outside the tabulated CDF range (put at the end values)
+
+
+@dataclass(kw_only=True)
+class DgLookupFit(PulseResponseFit):
+    """Everything fitted from dG lookup tables (read noise is not in a table: 0)."""
+
+    g_bins_us: np.ndarray
+
+
+def _crossing_pulses(dirs: dict, g_min: float, g_max: float, floor: int = 200) -> int:
+    """Default pulse budget of program-and-verify: twice the pulses the mean step needs to
+    cross the targets' span (the middle 90 % of the range), integral dG / |mu(G)|, in the
+    slower polarity; at least ``floor``. A mean step of the wrong sign inside the span
+    (the crossing never ends) gives ``floor``."""
+    g = np.linspace(g_min + 0.05 * (g_max - g_min), g_max - 0.05 * (g_max - g_min), 401)
+    worst = 0.0
+    for df in dirs.values():
+        rate = df.direction * df.mean_step(g)
+        if np.any(rate <= 0):
+            return floor
+        worst = max(worst, float(np.trapezoid(1.0 / rate, g)))
+    return int(max(floor, np.ceil(2.0 * worst)))
+
+
+def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_folds: int = 5, pv_cells: int = 400,
+                  pv_targets: int = 16, verify_tol_us=None, max_pulses: int | None = None,
+                  degrees: dict | None = None) -> DgLookupFit:
+    """Fit step laws to dG lookup tables and simulate program-and-verify with them.
+
+    Per bin, the mean and standard deviation of dG come from the quantile function
+    (:func:`quantile_moments`). The mean step mu(G) and the cycle-to-cycle spread
+    sigma_c2c(G) are polynomials in G / g_max fitted by least squares to those per-bin
+    values, the degree (0-3) chosen by cross-validation over held-out bins. A table carries
+    no sample counts, so the standard errors describe the scatter of the bins about the
+    polynomial, not the number of pulses behind the table. The range is the first and last
+    bin. Read noise is not in a table: it is set to 0 (noted). Program-and-verify and the
+    distinguishable levels are as for pulse ramps; the levels' interval is from the
+    Monte-Carlo standard error of prog_sigma.
+
+    Args:
+        data: from :func:`calibration.io.read_dg_lookup`.
+        seed: folds and the program-and-verify simulation.
+        level_z: separation budget for distinguishable levels.
+        k_folds: cross-validation folds over bins.
+        pv_cells, pv_targets, verify_tol_us: as for :func:`fit_ramps`.
+        max_pulses: pulses allowed per cell in program-and-verify; default
+            :func:`_crossing_pulses` (a table's device may need hundreds of pulses to cross
+            its range).
+        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
+
+    Returns:
+        DgLookupFit.
+    """
+    degrees = dict(degrees or {})
+    notes: list[str] = []
+    g = np.asarray(data.g_bins_us, float)
+    g_min, g_max = float(g[0]), float(g[-1])
+    bins = np.arange(g.size)
+    dirs = {}
+    for name, tab in data.tables.items():
+        m, s = quantile_moments(tab.cdf, tab.dg_us)
+        tail = float(tab.cdf[0] + 1.0 - tab.cdf[-1])
+        if tail > 0:
+            notes.append(f"{tab.source}: the CDF points cover [{tab.cdf[0]:g}, {tab.cdf[-1]:g}]; the probability "
+                         f"{tail:.3g} outside sits at the first / last tabulated dG (no extrapolation), which narrows "
+                         "the spread")
+        how = "least squares on the per-bin {} of dG (quantile function over the CDF points)"
+        mean = fit_mean_cv("mean_step", g, m, bins, g_max, "uS/pulse", seed=seed, k_folds=k_folds,
+                           degree=degrees.get("mean_step"))
+        c2c = fit_mean_cv("c2c_sigma", g, s, bins, g_max, "uS/pulse", seed=seed, k_folds=k_folds,
+                          degree=degrees.get("c2c_sigma"))
+        mean.method, c2c.method, c2c.lo = how.format("mean"), how.format("std"), 0.0
+        dirs[name] = TableDirectionFit(direction=tab.direction, source=tab.source, table_mean_us=m, table_std_us=s,
+                                       mean_step=mean, c2c_sigma=c2c, tail_mass=tail)
+    if max_pulses is None:
+        max_pulses = _crossing_pulses(dirs, g_min, g_max)
+    read_sigma = 0.0
+    notes.append("a dG lookup table holds no repeated reads: read noise is unknown and set to 0 (the device model has "
+                 "no read noise; program-and-verify reads are exact); add it from a read-noise measurement")
+    pv, off, sig = _program_verify_fit(
+        {name: (df.mean_step, df.c2c_sigma) for name, df in dirs.items()}, g_min, g_max, read_sigma, notes, "table",
+        seed=seed, k_folds=k_folds, pv_cells=pv_cells, pv_targets=pv_targets, verify_tol_us=verify_tol_us,
+        max_pulses=max_pulses)
+
+    def total_sigma(gv, k=0.0):
+        return np.sqrt(np.maximum(sig(gv) + k * sig.se(gv), 0.0) ** 2 + read_sigma ** 2)
+
+    levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
+    lv_lo = distinguishable_levels(g_min, g_max, lambda gv: total_sigma(gv, Z95), level_z).size
+    lv_hi = distinguishable_levels(g_min, g_max, lambda gv: total_sigma(gv, -Z95), level_z).size
+    raw = {"g_bins_us": g, "pv_targets_us": pv["targets_us"], "pv_errors_us": pv["errors_us"], "levels_us": levels}
+    for name, tab in data.tables.items():
+        raw[f"{name}_cdf"] = tab.cdf
+        raw[f"{name}_dg_us"] = tab.dg_us
+        raw[f"{name}_table_mean_us"] = dirs[name].table_mean_us
+        raw[f"{name}_table_std_us"] = dirs[name].table_std_us
+    return DgLookupFit(g_min_us=g_min, g_max_us=g_max, g_bins_us=g, read_sigma_us=read_sigma, directions=dirs,
+                       grid_us=np.linspace(g_min, g_max, 41), pv=pv, prog_offset=off, prog_sigma=sig,
+                       levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw, notes=notes)

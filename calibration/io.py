@@ -1,6 +1,6 @@
 """Readers and schema checks for measured device data.
 
-Two input formats (the schema is documented in calibration/README.md):
+Three input formats (the schemas are documented in calibration/README.md):
 
 * **Long format** (CSV or HDF5): one row per measurement, columns ``cell_id``,
   ``g_target_us``, ``t_s``, ``read_id`` and exactly one measurement column (``g_us``,
@@ -10,6 +10,10 @@ Two input formats (the schema is documented in calibration/README.md):
 * **Pulse ramps** (CSV, wide): one column per ramp, one row per identical programming
   pulse; each column is the conductance (or read current, resistance, or normalised
   conductance) read after each pulse. Columns may end early (empty cells at the bottom).
+* **dG lookup tables** (text, as shipped by Sandia cross-sim-data): line 1 a comment, line 2
+  the conductance bins, line 3 the CDF points, an optional blank line, then a matrix (rows =
+  CDF points, columns = bins) of the conductance change per pulse: for each bin, the
+  quantile function of dG. One table per pulse polarity (increasing / decreasing).
 
 Every problem raises :class:`CalibrationInputError` naming the file, the column and what
 was expected. Nothing here writes files.
@@ -29,20 +33,28 @@ __all__ = [
     "CalibrationInputError",
     "LongData",
     "RampData",
+    "DgTable",
+    "DgLookupData",
     "MIN_CELLS",
     "MIN_RAMP_LENGTH",
     "MEASUREMENT_COLUMNS",
     "detect_format",
     "read_long",
     "read_pulse_ramps",
+    "read_dg_lookup",
     "write_long_csv",
     "file_sha256",
+    "source_licence",
 ]
 
 #: Fewest distinct cells a long-format file must hold (fits hold cells out).
 MIN_CELLS = 10
 #: Fewest readings a pulse ramp must hold to contribute steps.
 MIN_RAMP_LENGTH = 5
+#: Fewest conductance bins (and CDF points) a dG lookup table must hold.
+MIN_DG_BINS = 3
+#: Units a dG lookup table may be in (conductances only); cross-sim-data writes siemens.
+DG_UNITS = {"uS": 1.0, "mS": 1e3, "S": 1e6}
 
 REQUIRED_COLUMNS = ("cell_id", "g_target_us", "t_s", "read_id")
 OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v")
@@ -149,12 +161,61 @@ class RampData:
         return len(self.ramps)
 
 
+@dataclass
+class DgTable:
+    """One dG lookup table: for each conductance bin, the quantile function of the
+    conductance change per pulse, dG = Q(p), tabulated at the CDF points ``cdf``.
+
+    ``dg_us`` has shape (n_cdf, n_bins); ``direction`` is +1 (increasing, potentiating) or
+    -1 (decreasing, depressing).
+    """
+
+    source: str
+    cdf: np.ndarray
+    dg_us: np.ndarray
+    direction: int
+
+
+@dataclass
+class DgLookupData:
+    """dG lookup tables on shared conductance bins (uS); ``tables`` maps "up" / "down" to
+    a :class:`DgTable` (one or both)."""
+
+    sources: list[str]
+    g_bins_us: np.ndarray
+    tables: dict
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.g_bins_us.size)
+
+
 def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "LICENCE.txt", "COPYING")
+
+
+def source_licence(path) -> dict | None:
+    """The licence file next to a data file (LICENSE, LICENSE.md, ... in the same folder):
+    {"file", "sha256", "name" (its first line), "copyright" (its first line that starts with
+    "Copyright"), "text"}; None when there is none. Derived models carry it along, as
+    licences such as BSD-3-Clause ask."""
+    folder = Path(path).resolve().parent
+    for name in _LICENCE_NAMES:
+        f = folder / name
+        if f.is_file():
+            text = f.read_text(encoding="utf-8", errors="replace")
+            lines = [ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip()]
+            copyright_ = next((ln for ln in lines if ln.lower().startswith("copyright")), None)
+            return {"file": str(f), "sha256": file_sha256(f), "name": lines[0] if lines else "",
+                    "copyright": copyright_, "text": text}
+    return None
 
 
 # --------------------------------------------------------------------------- detection
@@ -182,13 +243,44 @@ def _csv_header(path: Path) -> list[str]:
     raise CalibrationInputError(path, "no rows")
 
 
+def _numbers(text: str) -> list[float] | None:
+    """The comma-separated numbers of a line (one trailing comma allowed), or None."""
+    fields = [f.strip() for f in text.split(",")]
+    if len(fields) > 1 and fields[-1] == "":
+        fields = fields[:-1]
+    try:
+        return [float(f) for f in fields]
+    except ValueError:
+        return None
+
+
+def _looks_like_dg_lookup(path: Path) -> bool:
+    """A comment line that names the CDF, or: a comment line, then two lines of numbers of
+    different lengths (bins, CDF points) or followed by a blank line."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            head = [f.readline() for _ in range(4)]
+    except UnicodeDecodeError:
+        return False
+    if _numbers(head[0]) is not None:
+        return False
+    if "cdf" in head[0].lower():
+        return True
+    bins, cdf = _numbers(head[1]), _numbers(head[2])
+    return bins is not None and cdf is not None and (len(bins) != len(cdf) or head[3].strip() == "")
+
+
 def detect_format(path) -> str:
-    """'long' or 'ramps': HDF5 and CSVs whose header holds ``cell_id`` are long format;
-    a CSV whose cells are all numbers (with or without a header row) is pulse ramps."""
+    """'long', 'ramps' or 'dg_lookup': HDF5 and CSVs whose header holds ``cell_id`` are long
+    format; a comment line followed by the conductance bins and the CDF points (see
+    :func:`read_dg_lookup`) is a dG lookup table; a CSV whose cells are all numbers (with
+    or without a header row) is pulse ramps."""
     path = Path(path)
     _check_file(path)
     if _is_hdf5(path):
         return "long"
+    if _looks_like_dg_lookup(path):
+        return "dg_lookup"
     header = _csv_header(path)
     low = [h.lower() for h in header]
     if "cell_id" in low or "g_target_us" in low:
@@ -590,3 +682,174 @@ def read_pulse_ramps(paths, unit: str, read_voltage_v: float | None = None,
     else:
         dirs = np.full(len(ramps), 1 if direction == "up" else -1)
     return RampData(sources=sources, ramps=ramps, direction=dirs, names=names, unit="uS")
+
+
+# --------------------------------------------------------------------------- dG lookup tables
+
+_DG_LAYOUT = ("a dG lookup table is: line 1 a comment, line 2 the conductance bins, line 3 the CDF points, "
+              "an optional blank line, then one row of dG per CDF point with one value per bin")
+
+
+def _dg_number_line(path: Path, lineno: int, text: str, what: str, expect: int | None = None,
+                    last_line: bool = False) -> np.ndarray:
+    """The comma-separated numbers of one line of a dG table (one trailing comma allowed)."""
+    fields = [f.strip() for f in text.split(",")]
+    if len(fields) > 1 and fields[-1] == "":
+        fields = fields[:-1]
+    if expect is not None and len(fields) != expect:
+        hint = " (the file ends inside this line: truncated?)" if last_line else ""
+        raise CalibrationInputError(path, f"line {lineno}: {len(fields)} values, expected {expect} {what}{hint}")
+    out = np.empty(len(fields))
+    for k, f in enumerate(fields):
+        try:
+            out[k] = float(f)
+        except ValueError:
+            raise CalibrationInputError(path, f"line {lineno}, value {k + 1}: expected a number, got {f!r} "
+                                              f"({what})") from None
+        if not np.isfinite(out[k]):
+            raise CalibrationInputError(path, f"line {lineno}, value {k + 1}: {f} is not a finite number ({what})")
+    return out
+
+
+def _first_not_increasing(a: np.ndarray) -> int | None:
+    bad = np.flatnonzero(np.diff(a) <= 0)
+    return None if bad.size == 0 else int(bad[0]) + 1
+
+
+def _read_dg_table(path: Path, unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One dG table file -> (bins in uS, CDF points, dG matrix in uS of shape (n_cdf, n_bins))."""
+    _check_file(path)
+    if _is_hdf5(path):
+        raise CalibrationInputError(path, f"dG lookup tables are text files; this is HDF5 ({_DG_LAYOUT})")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CalibrationInputError(path, f"not a UTF-8 text file ({e.reason})") from None
+    lines = text.splitlines()
+    ends_cleanly = text.endswith(("\n", "\r"))
+    if len(lines) < 3:
+        raise CalibrationInputError(path, f"truncated: {len(lines)} line(s); {_DG_LAYOUT}")
+    if _numbers(lines[0]) is not None:
+        raise CalibrationInputError(path, f"line 1: expected a comment line, got numbers; {_DG_LAYOUT}")
+    factor = DG_UNITS[unit]
+    bins = _dg_number_line(path, 2, lines[1], "conductance bins")
+    cdf = _dg_number_line(path, 3, lines[2], "CDF points")
+    if bins.size < MIN_DG_BINS:
+        raise CalibrationInputError(path, f"line 2: {bins.size} conductance bin(s), needs at least {MIN_DG_BINS}")
+    k = _first_not_increasing(bins)
+    if k is not None:
+        raise CalibrationInputError(path, f"line 2, value {k + 1}: conductance bins must increase, got "
+                                          f"{bins[k - 1]:g} then {bins[k]:g}")
+    if bins[0] < 0:
+        raise CalibrationInputError(path, f"line 2, value 1: negative conductance {bins[0]:g}")
+    if unit == "S" and bins[-1] > 1.0:
+        raise CalibrationInputError(path, f"line 2: conductance bins up to {bins[-1]:g} S are not plausible; "
+                                          "if they are in uS or mS pass --unit uS or --unit mS")
+    if unit == "uS" and bins[-1] < 1e-3:
+        raise CalibrationInputError(path, f"line 2: conductance bins up to {bins[-1]:g} uS look like siemens; "
+                                          "pass --unit S")
+    if cdf.size < 2:
+        raise CalibrationInputError(path, f"line 3: {cdf.size} CDF point(s), needs at least 2")
+    out = np.flatnonzero((cdf < 0) | (cdf > 1))
+    if out.size:
+        raise CalibrationInputError(path, f"line 3, value {out[0] + 1}: CDF point {cdf[out[0]]:g} is outside [0, 1]")
+    k = _first_not_increasing(cdf)
+    if k is not None:
+        raise CalibrationInputError(path, f"line 3, value {k + 1}: CDF points must increase, got "
+                                          f"{cdf[k - 1]:g} then {cdf[k]:g}")
+    i = 3
+    if i < len(lines) and not lines[i].strip():  # the blank line before the matrix
+        i += 1
+    rows, row_line = [], []
+    while i < len(lines) and len(rows) < cdf.size:
+        if not lines[i].strip():
+            if any(ln.strip() for ln in lines[i:]):
+                raise CalibrationInputError(path, f"line {i + 1}: blank line inside the dG matrix")
+            break
+        rows.append(_dg_number_line(path, i + 1, lines[i], "dG values (one per conductance bin on line 2)",
+                                    expect=bins.size, last_line=i == len(lines) - 1 and not ends_cleanly))
+        row_line.append(i + 1)
+        i += 1
+    if len(rows) < cdf.size:
+        raise CalibrationInputError(path, f"truncated: the dG matrix has {len(rows)} row(s), expected {cdf.size} "
+                                          f"(one per CDF point on line 3)")
+    more = [j for j in range(i, len(lines)) if lines[j].strip()]
+    if more:
+        raise CalibrationInputError(path, f"line {more[0] + 1}: more dG rows than CDF points ({cdf.size} on line 3)")
+    dg = np.array(rows)
+    scale = float(np.abs(dg).max())
+    dec = np.argwhere(np.diff(dg, axis=0) < -1e-9 * scale)
+    if dec.size:
+        r, c = (int(v) for v in dec[0])
+        raise CalibrationInputError(
+            path, f"line {row_line[r + 1]}, value {c + 1} (bin {bins[c] * factor:.6g} uS): dG {dg[r + 1, c]:g} is "
+                  f"below {dg[r, c]:g} on line {row_line[r]}; each column is a quantile function of dG and must not "
+                  "decrease as the CDF grows")
+    bins_us, dg_us = bins * factor, dg * factor
+    span = bins_us[-1] - bins_us[0]
+    if scale * factor > span:
+        raise CalibrationInputError(path, f"dG values up to {scale * factor:g} uS per pulse exceed the span of the "
+                                          f"conductance bins ({span:g} uS): are line 2 and the matrix in the same "
+                                          "unit?")
+    return bins_us, cdf, dg_us
+
+
+def read_dg_lookup(paths, unit: str = "S", direction: str = "auto") -> DgLookupData:
+    """Read dG lookup tables (Sandia cross-sim-data layout), one per pulse polarity.
+
+    Each file: line 1 a comment; line 2 the conductance bins (comma-separated, increasing);
+    line 3 the CDF points (increasing, within [0, 1]); an optional blank line; then one row
+    per CDF point with one dG value per bin: column j is the quantile function of the
+    conductance change per pulse at bin j, so it must not decrease down the rows. One
+    trailing comma per line is allowed.
+
+    Args:
+        paths: one or two files (e.g. dG_increasing.txt and dG_decreasing.txt); two files
+            must share their bins and have opposite polarities.
+        unit: of the bins and dG values: "S" (cross-sim-data), "mS" or "uS".
+        direction: "auto" (the sign of the table's mean dG), "up" or "down" (one file only).
+
+    Returns:
+        DgLookupData in uS.
+
+    Raises:
+        CalibrationInputError: the file, the line and the problem.
+    """
+    paths = [Path(p) for p in paths]
+    if unit not in DG_UNITS:
+        raise CalibrationInputError(paths[0] if paths else "<none>", f"dG lookup tables hold conductances: unit must "
+                                    f"be one of {list(DG_UNITS)} (default S), got {unit!r}")
+    if direction not in ("auto", "up", "down"):
+        raise ValueError(f"direction must be 'auto', 'up' or 'down', got {direction!r}")
+    if not 1 <= len(paths) <= 2:
+        raise CalibrationInputError(paths[2] if len(paths) > 2 else "<none>", "expected one or two dG lookup tables "
+                                    f"(increasing and decreasing), got {len(paths)}")
+    read = [(p, *_read_dg_table(p, unit)) for p in paths]
+    p0, bins0 = read[0][0], read[0][1]
+    for p, bins, _, _ in read[1:]:
+        if bins.size != bins0.size:
+            raise CalibrationInputError(p, f"line 2: {bins.size} conductance bins, {p0} has {bins0.size}; the two "
+                                           "tables must share their bins")
+        bad = np.flatnonzero(~np.isclose(bins, bins0, rtol=1e-6, atol=0.0))
+        if bad.size:
+            k = int(bad[0])
+            raise CalibrationInputError(p, f"line 2, value {k + 1}: conductance bin {bins[k]:.6g} uS differs from "
+                                           f"{bins0[k]:.6g} uS in {p0}; the two tables must share their bins")
+    if direction == "auto":
+        means = [float(np.trapezoid(dg, cdf, axis=0).mean()) for _, _, cdf, dg in read]
+        for (p, *_), m in zip(read, means):
+            if m == 0:
+                raise CalibrationInputError(p, "mean dG is 0: the polarity cannot be told; pass --direction up or down")
+        dirs = [1 if m > 0 else -1 for m in means]
+        if len(dirs) == 2 and dirs[0] == dirs[1]:
+            raise CalibrationInputError(p0, f"both tables have mean dG {'>' if dirs[0] > 0 else '<'} 0 ({p0.name}: "
+                                            f"{means[0]:.3g}, {read[1][0].name}: {means[1]:.3g} uS per pulse); "
+                                            "expected one increasing and one decreasing table")
+    else:
+        if len(read) == 2:
+            raise CalibrationInputError(p0, f"--direction {direction} forces one polarity on two tables; give one "
+                                            "table, or let the polarity be detected")
+        dirs = [1 if direction == "up" else -1]
+    tables = {("up" if d > 0 else "down"): DgTable(source=str(p), cdf=cdf, dg_us=dg, direction=d)
+              for (p, _, cdf, dg), d in zip(read, dirs)}
+    return DgLookupData(sources=[str(p) for p in paths], g_bins_us=bins0, tables=tables)

@@ -21,8 +21,8 @@ import numpy as np
 
 import crossbar
 
-from .fit import LongFit, PolyFit, RampFit
-from .io import LongData
+from .fit import DgLookupFit, LongFit, PolyFit, PulseResponseFit
+from .io import LongData, source_licence
 
 __all__ = [
     "law_from_fit",
@@ -61,8 +61,9 @@ def device_from_long_fit(fit: LongFit, base_device=None, set_levels: bool = Fals
     return crossbar.DeviceConfig(**kw)
 
 
-def device_from_ramp_fit(fit: RampFit, base_device=None, set_levels: bool = False):
-    """DeviceConfig from a pulse-ramp fit: range, program-and-verify error, read noise."""
+def device_from_ramp_fit(fit: PulseResponseFit, base_device=None, set_levels: bool = False):
+    """DeviceConfig from a pulse-ramp or dG-lookup fit: range, program-and-verify error, read
+    noise (none when it is 0, as for a lookup table)."""
     g_max = fit.g_max_us
     read = None
     if fit.read_sigma_us > 0:
@@ -106,6 +107,17 @@ def _poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0):
     return rows
 
 
+def _pv_rows(fit) -> list[dict]:
+    """Programming-error laws and the verify settings of a simulated program-and-verify."""
+    rows = _poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
+    rows += _poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
+    rows.append(_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
+    rows.append(_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
+                     method="mean over targets"))
+    rows.append(_row("verify_max_pulses", fit.pv["max_pulses"], unit="pulses", method="pulse budget per cell"))
+    return rows
+
+
 def parameter_table(fit) -> list[dict]:
     """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter."""
     rows = []
@@ -121,6 +133,15 @@ def parameter_table(fit) -> list[dict]:
         k, n = fit.stuck_counts["max"]
         rows.append(_row("stuck_max_fraction", fit.stuck_max_fraction, ci=fit.stuck_max_ci, unit="1",
                          method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
+    elif isinstance(fit, DgLookupFit):
+        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="first conductance bin of the table"))
+        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="last conductance bin of the table"))
+        rows.append(_row("read_sigma_us", fit.read_sigma_us, unit="uS",
+                         method="not in a dG lookup table: unknown, set to 0"))
+        for name, df in fit.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                rows += _poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), fit.g_max_us, fit.g_min_us)
+        rows += _pv_rows(fit)
     else:
         rows.append(_row("g_min_us", fit.g_min_us, ci=fit.g_range_ci["g_min_us"], unit="uS",
                          method="quantile of all readings; bootstrap over ramps"))
@@ -139,11 +160,7 @@ def parameter_table(fit) -> list[dict]:
                         rows.append(_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
                                          ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
                                          unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
-        rows += _poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
-        rows += _poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
-        rows.append(_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
-        rows.append(_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
-                         method="mean over targets"))
+        rows += _pv_rows(fit)
     lo, hi = fit.levels_ci
     rows.append(_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
                      method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap"))
@@ -166,11 +183,12 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
                 laws[pf.name] = pf.to_dict()
         extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s}
     else:
-        kind = "pulse_ramps"
+        kind = "dg_lookup" if isinstance(fit, DgLookupFit) else "pulse_ramps"
         for name, df in fit.directions.items():
             laws[f"{name}.mean_step"] = df.mean_step.to_dict()
             laws[f"{name}.c2c_sigma"] = df.c2c_sigma.to_dict()
-            laws[f"{name}.n_ramps"] = df.n_ramps
+            if kind == "pulse_ramps":
+                laws[f"{name}.n_ramps"] = df.n_ramps
         laws["prog_offset"] = fit.prog_offset.to_dict()
         laws["prog_sigma"] = fit.prog_sigma.to_dict()
         extra = {"program_verify": {
@@ -179,9 +197,15 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
             "converged_fraction": fit.pv["converged_fraction"].tolist(),
             "mean_pulses": fit.pv["mean_pulses"].tolist(), "tol_us": fit.pv["tol_us"],
             "max_pulses": fit.pv["max_pulses"]}}
+        if kind == "dg_lookup":
+            extra["dg_table"] = {
+                "g_bins_us": fit.g_bins_us.tolist(),
+                **{f"{name}.{k}": v for name, df in fit.directions.items() for k, v in (
+                    ("source", df.source), ("table_mean_us", df.table_mean_us.tolist()),
+                    ("table_std_us", df.table_std_us.tolist()), ("tail_mass", df.tail_mass))}}
     return {
         "format": kind,
-        "sources": [{"path": s, "sha256": sha256.get(s)} for s in sources],
+        "sources": [{"path": s, "sha256": sha256.get(s), "licence": source_licence(s)} for s in sources],
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"xbarsim": xbarsim.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
                      "h5py": h5py.__version__, "matplotlib": matplotlib.__version__,

@@ -1,4 +1,5 @@
-"""Report: goodness of fit on held-out cells (ramps), levels.csv, parameter tables, plots.
+"""Report: goodness of fit on held-out cells (ramps) or against the table (dG lookup),
+levels.csv, parameter tables, sources with their licences, plots.
 
 Everything here returns rows or writes files atomically (temp file + os.replace). Plots
 use matplotlib's Agg backend.
@@ -13,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .fit import LongFit, RampFit, _steps
-from .io import LongData, RampData
+from .fit import Z95, DgLookupFit, LongFit, RampFit, _steps, sample_quantile_table
+from .io import DgLookupData, LongData, RampData
 from .model import sample_cells
 
 __all__ = [
@@ -22,10 +23,14 @@ __all__ = [
     "split_cells",
     "levels_rows",
     "step_rows",
+    "dg_step_rows",
+    "pv_level_rows",
     "write_csv",
+    "write_sources",
     "format_table",
     "plot_long",
     "plot_ramps",
+    "plot_dg_lookup",
 ]
 
 LEVEL_COLUMNS = ["g_target_us", "t_s", "n_cells", "measured_mean_us", "measured_std_us", "model_mean_us",
@@ -33,6 +38,7 @@ LEVEL_COLUMNS = ["g_target_us", "t_s", "n_cells", "measured_mean_us", "measured_
 GOF_COLUMNS = ["g_target_us", "t_s", "n_cells", "n_model", "ks_stat", "ks_pvalue"]
 STEP_COLUMNS = ["direction", "g_lo_us", "g_hi_us", "n_steps", "measured_mean_us", "measured_std_us",
                 "model_mean_us", "model_std_us", "ks_stat", "ks_pvalue"]
+DG_STEP_COLUMNS = STEP_COLUMNS + ["mean_in_95pi", "std_in_95pi"]
 
 
 def split_cells(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +136,74 @@ def step_rows(fit: RampFit, data: RampData, test_idx, n_bins: int = 8, n_model_p
                          "measured_mean_us": m.mean(), "measured_std_us": m.std(ddof=1), "model_mean_us": s.mean(),
                          "model_std_us": s.std(ddof=1), "ks_stat": ks.statistic, "ks_pvalue": ks.pvalue})
     return rows
+
+
+def dg_step_rows(fit: DgLookupFit, data: DgLookupData, n_draws: int = 500, seed: int = 0):
+    """Fitted step laws vs the dG table, per (polarity, conductance bin).
+
+    ``measured_*``: the table's mean and std of dG in the bin (exact, from its quantile
+    function); ``model_*``: the laws mu(G) and sigma_c2c(G) at the bin; ``n_steps`` draws
+    from the table (inverse CDF) against as many from N(mu, sigma_c2c^2) in a two-sample
+    Kolmogorov-Smirnov test (the p-value grows with n_draws: the table has no sample size);
+    ``mean_in_95pi`` / ``std_in_95pi``: 1 when the tabulated value lies in the law's 95 %
+    prediction interval, +-1.96 sqrt(se(G)^2 + s^2), s^2 the residual variance of the bins
+    about the law (n_bins - degree - 1 dof). g_lo_us / g_hi_us: midpoints to the
+    neighbouring bins.
+    """
+    rng = np.random.default_rng(seed)
+    g = np.asarray(data.g_bins_us, float)
+    edges = np.concatenate([[g[0]], 0.5 * (g[1:] + g[:-1]), [g[-1]]])
+    rows = []
+    for name, df in fit.directions.items():
+        tab = data.tables[name]
+        mu, sd = df.mean_step(g), df.c2c_sigma(g)
+        inside = {}
+        for key, pf, y in (("mean", df.mean_step, df.table_mean_us), ("std", df.c2c_sigma, df.table_std_us)):
+            r = y - pf(g)
+            s2 = float(r @ r) / max(g.size - len(pf.coeffs), 1)
+            inside[key] = np.abs(r) <= Z95 * np.sqrt(pf.se(g) ** 2 + s2)
+        for k in range(g.size):
+            table = sample_quantile_table(tab.cdf, tab.dg_us[:, k], n_draws, rng)
+            model = mu[k] + sd[k] * rng.standard_normal(n_draws)
+            ks = stats.ks_2samp(table, model)
+            rows.append({"direction": name, "g_lo_us": edges[k], "g_hi_us": edges[k + 1], "n_steps": n_draws,
+                         "measured_mean_us": df.table_mean_us[k], "measured_std_us": df.table_std_us[k],
+                         "model_mean_us": mu[k], "model_std_us": sd[k], "ks_stat": ks.statistic,
+                         "ks_pvalue": ks.pvalue, "mean_in_95pi": int(inside["mean"][k]),
+                         "std_in_95pi": int(inside["std"][k])})
+    return rows
+
+
+def pv_level_rows(fit, device, n_per_target: int = 2000, seed: int = 0):
+    """levels.csv rows for data without measured programmed levels (pulse ramps, dG tables):
+    one row per program-and-verify target at t0, ``n_cells = 0``, measured columns nan, the
+    model mean and std from ``n_per_target`` cells sampled from ``device``."""
+    targets = fit.pv["targets_us"]
+    g, _ = sample_cells(device, np.repeat(targets, n_per_target), [device.t0_s], 1, np.random.default_rng(seed))
+    g = g[:, 0, 0].reshape(targets.size, n_per_target)
+    return [{"g_target_us": t, "t_s": device.t0_s, "n_cells": 0, "measured_mean_us": float("nan"),
+             "measured_std_us": float("nan"), "model_mean_us": g[k].mean(), "model_std_us": g[k].std(ddof=1)}
+            for k, t in enumerate(targets)]
+
+
+def write_sources(path, sources) -> None:
+    """sources.txt: each input file with its SHA-256 and the licence found next to it
+    (name, copyright and full text), atomically."""
+    out = []
+    for src in sources:
+        out.append(f"{src['path']}\n  sha256 {src['sha256']}")
+        lic = src.get("licence")
+        if lic is None:
+            out.append("  licence: no licence file found next to the data\n")
+            continue
+        out.append(f"  licence: {lic['name']} ({lic['file']}, sha256 {lic['sha256']})")
+        if lic.get("copyright"):
+            out.append(f"  {lic['copyright']}")
+        out.append("\n" + lic["text"].rstrip() + "\n")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _fmt(v):
@@ -263,13 +337,56 @@ def plot_ramps(fit: RampFit, data: RampData, path) -> None:
     a.axhline(0, color="k", lw=0.5)
     a.set(xlabel="G (uS)", ylabel="step per pulse (uS)", title="pulse response (black: 95% bootstrap of the mean)")
     a.legend(fontsize=7)
-    a = ax[2]
-    pv = fit.pv
+    _plot_pv(ax[2], fit)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def _plot_pv(a, fit) -> None:
+    """Simulated program-and-verify: error std and mean per target, the sigma_prog fit."""
+    pv, g = fit.pv, fit.grid_us
     a.plot(pv["targets_us"], pv["error_std_us"], "o", label="simulated P&V: std of error")
     a.plot(g, fit.prog_sigma(g), "C1", label="sigma_prog fit")
-    a.plot(pv["targets_us"], pv["error_mean_us"], "s", ms=3, label="simulated P&V: mean error")
+    a.plot(pv["targets_us"], pv["error_mean_us"], "s", ms=3, color="C2", label="simulated P&V: mean error")
     a.set(xlabel="target G (uS)", ylabel="uS", title=f"program-and-verify (tol {pv['tol_us']:.3g} uS)")
     a.legend(fontsize=7)
+
+
+def plot_dg_lookup(fit: DgLookupFit, data: DgLookupData, step_rows, path) -> None:
+    """fits.png: per-bin mean and std of dG from the table with the fitted laws (95 %
+    intervals), the KS statistic per bin, program-and-verify error vs target."""
+    plt = _plt()
+    fig, ax = plt.subplots(2, 2, figsize=(12, 8.5))
+    gb, g = data.g_bins_us, fit.grid_us
+    for name, df in fit.directions.items():
+        c = "C0" if name == "up" else "C3"
+        tab = data.tables[name]
+        lo, hi = (np.array([np.interp(q, tab.cdf, tab.dg_us[:, k]) for k in range(gb.size)])
+                  for q in (0.05, 0.95))
+        a = ax[0, 0]
+        a.fill_between(gb, lo, hi, color=c, alpha=0.12, label=f"{name}: table 5-95% quantiles")
+        a.plot(gb, df.table_mean_us, "o", ms=3, color=c, label=f"{name}: table mean")
+        mu = df.mean_step(g)
+        a.plot(g, mu, color=c, label=f"{name}: mean-step law (deg {df.mean_step.degree})")
+        a.fill_between(g, mu - Z95 * df.mean_step.se(g), mu + Z95 * df.mean_step.se(g), color="k", alpha=0.25)
+        a = ax[0, 1]
+        a.plot(gb, df.table_std_us, "o", ms=3, color=c, label=f"{name}: table std")
+        sd = df.c2c_sigma(g)
+        a.plot(g, sd, color=c, label=f"{name}: c2c law (deg {df.c2c_sigma.degree})")
+        a.fill_between(g, sd - Z95 * df.c2c_sigma.se(g), sd + Z95 * df.c2c_sigma.se(g), color="k", alpha=0.25)
+        rr = [r for r in step_rows if r["direction"] == name]
+        ax[1, 0].plot([0.5 * (r["g_lo_us"] + r["g_hi_us"]) for r in rr], [r["ks_stat"] for r in rr], "o-", ms=3,
+                      color=c, label=f"{name}: {sum(r['ks_pvalue'] < 0.01 for r in rr)}/{len(rr)} bins p < 0.01")
+    ax[0, 0].axhline(0, color="k", lw=0.5)
+    ax[0, 0].set(xlabel="G (uS)", ylabel="dG per pulse (uS)", title="mean step (black: 95% interval of the law)")
+    ax[0, 1].set(xlabel="G (uS)", ylabel="std of dG per pulse (uS)", title="cycle-to-cycle spread")
+    n = step_rows[0]["n_steps"] if step_rows else 0
+    ax[1, 0].set(xlabel="G (uS)", ylabel="KS statistic", ylim=(0, None),
+                 title=f"table vs N(mu, sigma_c2c^2): two-sample KS, {n} draws each")
+    for a in (ax[0, 0], ax[0, 1], ax[1, 0]):
+        a.legend(fontsize=7)
+    _plot_pv(ax[1, 1], fit)
     fig.tight_layout()
     _save(fig, Path(path))
     plt.close(fig)
