@@ -6,7 +6,7 @@ import sys
 
 _BENCHES = {
     "mvm": ("benchmarks.mvm", "noisy MVM kernel vs clean BLAS matmul, per-cell path, plain torch, aihwkit"),
-    "rnn": ("benchmarks.rnn", "AnalogLSTM training step and inference vs torch.nn.LSTM and aihwkit"),
+    "rnn": ("benchmarks.rnn", "analog LSTM, GRU, RNN training step and inference vs their torch twins and aihwkit"),
     "reproduce": ("benchmarks.reproduce", "the paper on row-by-row MNIST and past it (docs/REPRODUCTION.md)"),
 }
 

@@ -14,7 +14,8 @@ its time ratio to the clean fp32 matmul of the same shape (the physical limit):
 * ``per_cell``: the same array read on the per-cell path (fewer repeats).
 * ``torch``: the same noisy MVM written by hand in plain torch (DAC, per-tile product,
   output-referred read noise, ADC, accumulation), as a user would.
-* ``aihwkit``: aihwkit's inference tile with its PCM model, when aihwkit is importable.
+* ``aihwkit``: aihwkit's inference tile with its PCM model, when aihwkit is importable
+  (``--no-aihwkit`` skips it). A skipped variant is a record ``{"name", "skipped": why}``.
 
 Example:
     xbarsim bench mvm --preset pcm --rows 512 --cols 512 --batch 64 --json mvm.json
@@ -31,6 +32,8 @@ from typing import Callable
 
 import numpy as np
 
+from benchmarks._cli import require_at_least
+
 
 def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
     for _ in range(warmup):
@@ -44,11 +47,13 @@ def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> f
 
 
 def _torch_variant(arr, x32: np.ndarray, t_s: float, threads: int):
-    """A plain torch noisy MVM with the same physics as the fast kernel, or None without torch."""
+    """A plain torch noisy MVM with the same physics as the fast kernel, or the reason why not (a str)."""
+    if arr.is_digital:
+        return "digital preset: no conductances to read (the torch variant mirrors the analog read)"
     try:
         import torch
-    except ImportError:
-        return None
+    except ImportError as exc:
+        return f"torch not importable ({exc})"
     torch.set_num_threads(threads)
     cfg = arr.config
     st = arr._state(t_s, np.dtype(np.float32))
@@ -81,7 +86,7 @@ def _torch_variant(arr, x32: np.ndarray, t_s: float, threads: int):
 
 
 def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_us: float | None = None):
-    """aihwkit's C++ inference tile with its PCM-like model, or None when aihwkit is missing.
+    """aihwkit's C++ inference tile with its PCM-like model, or the reason why not (a str).
 
     Configured to mirror the preset as closely as aihwkit allows: ``PCMLikeNoiseModel`` with
     the preset's g_max (the same programming-noise, drift and 1/f laws as our ``pcm`` preset)
@@ -94,6 +99,8 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
     ``fast`` kernel's ``x^2 @ sigma^2``), scaled to the same mean noise power. Forward only,
     no grad, ``args.threads`` threads.
     """
+    if args.no_aihwkit:
+        return "--no-aihwkit"
     try:
         import torch
         from aihwkit.inference import PCMLikeNoiseModel
@@ -101,8 +108,8 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
         from aihwkit.simulator.configs import InferenceRPUConfig
         from aihwkit.simulator.parameters.enums import (BoundManagementType, NoiseManagementType,
                                                         WeightNoiseType)
-    except ImportError:
-        return None
+    except Exception as exc:  # noqa: BLE001 - any import failure means: not available
+        return f"aihwkit not importable ({type(exc).__name__}: {exc})"
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
@@ -148,7 +155,7 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print a table; optionally write JSON. Returns 0."""
+    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
     ap = argparse.ArgumentParser(prog="xbarsim bench mvm", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=512, help="inputs = crossbar rows (in_features)")
     ap.add_argument("--cols", type=int, default=512, help="outputs = crossbar columns (out_features)")
@@ -163,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads for BLAS / torch (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
     ap.add_argument("--json", default=None, metavar="PATH", help="write one record per variant here")
+    ap.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
     args = ap.parse_args(argv)
+    require_at_least(ap, args, 1, "rows", "cols", "batch", "repeat", "threads")
 
     from threadpoolctl import threadpool_limits
 
@@ -174,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("tile_rows", "tile_cols", "dac_bits", "adc_bits"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    cfg = crossbar.preset(args.preset, **overrides)
+    try:
+        cfg = crossbar.preset(args.preset, **overrides)
+    except ValueError as exc:  # unknown preset, bad override: a usage error
+        ap.error(str(exc))
     args.dac_bits, args.adc_bits = cfg.dac.bits, cfg.adc.bits
     args.tile_rows, args.tile_cols = cfg.tile.rows, cfg.tile.cols
 
@@ -199,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
     flops = 2.0 * args.batch * args.rows * args.cols
 
-    variants: list[tuple[str, Callable[[], object] | None, int]] = [
+    variants: list[tuple[str, Callable[[], object] | str | None, int]] = [
         ("blas", lambda: x32 @ wt32, args.repeat),
         ("fast", lambda: arr.mvm(x32, t_s=args.t_s), args.repeat),
         ("fast_uniform", None if uni_arr is None else (lambda: uni_arr.mvm(x32, t_s=args.t_s)), args.repeat),
@@ -210,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     blas_s = None
     for name, fn, repeat in variants:
-        if fn is None:
-            why = "no read-noise law in this preset" if name == "fast_uniform" else "not importable"
-            print(f"{name}: skipped ({why})", file=sys.stderr)
+        if fn is None or isinstance(fn, str):
+            why = fn or "no read-noise law in this preset"  # fast_uniform; the peers return their reason
+            records.append(dict(name=name, skipped=why))
             continue
         sec = _median_seconds(fn, repeat, warmup=1 if name == "per_cell" else 3)
         if name == "blas":
@@ -226,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     print(f"{'variant':<14}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
     for r in records:
-        print(f"{r['name']:<14}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}{r['time_ratio_to_blas']:>9.2f}")
+        if "skipped" in r:
+            print(f"{r['name']:<14}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
+        else:
+            print(f"{r['name']:<14}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
+                  f"{r['time_ratio_to_blas']:>9.2f}")
     if args.json:
         meta = dict(preset=cfg.name, config=cfg.to_dict(), threads=args.threads, t_s=args.t_s, seed=args.seed,
                     repeat=args.repeat, numpy=np.__version__, python=platform.python_version(),

@@ -1,14 +1,19 @@
-"""``xbarsim bench rnn``: AnalogLSTM training step and inference vs torch.nn.LSTM (and aihwkit).
+"""``xbarsim bench rnn``: analog LSTM, GRU and RNN training step and inference vs their torch twins (and aihwkit).
 
-One training step = forward + backward + SGD update of an LSTM (input 28, hidden 128,
-sequence 28, batch 64 by default) with a loss on the last output. The AnalogLSTM runs
-with Deep Noise Injection on: the "paper" preset, relative output noise sigma 0.1, fresh
-on every MVM. Measurements of all contestants are interleaved (round robin) so that
-load from other processes hits them alike; the median is reported. Inference throughput
-is sequences per second of a no-grad forward. One thread per pool (DESIGN.md).
+For each architecture in ``--arch`` (lstm, gru, rnn; all three by default), one training
+step = forward + backward + SGD update of a one-layer recurrent layer (input 28, hidden
+128, sequence 28, batch 64 by default) with a loss on the last output, timed for the
+analog layer (models.AnalogLSTM / AnalogGRU / AnalogRNN, made with ``from_torch`` from
+its twin), its torch twin (torch.nn.LSTM / GRU / RNN with tanh, no noise) and aihwkit's
+analog layer of the same kind when importable. Each ratio is to the torch twin of the
+same architecture. The analog layers run with Deep Noise Injection on: the "paper"
+preset, relative output noise sigma 0.1, fresh on every MVM. Measurements of all
+contestants of all architectures are interleaved (round robin) so that load from other
+processes hits them alike; the median is reported. Inference throughput is sequences per
+second of a no-grad forward. One thread per pool (DESIGN.md).
 
 Example:
-    xbarsim bench rnn --json rnn.json
+    xbarsim bench rnn --arch lstm,gru --json rnn.json
 """
 from __future__ import annotations
 
@@ -20,12 +25,30 @@ import sys
 import time
 from typing import Any, Callable
 
-__all__ = ["main"]
+from benchmarks._cli import require_at_least
+
+__all__ = ["main", "ARCHS"]
+
+#: the architectures, in table order: the analog layer (models), its torch twin, aihwkit's cell class
+ARCHS: dict[str, tuple[str, str, str]] = {
+    "lstm": ("AnalogLSTM", "LSTM", "AnalogLSTMCell"),
+    "gru": ("AnalogGRU", "GRU", "AnalogGRUCell"),
+    "rnn": ("AnalogRNN", "RNN", "AnalogVanillaRNNCell"),
+}
+
+
+def _arch_list(text: str) -> list[str]:
+    """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (models.cli's check and message)."""
+    from models.cli import _arch_list as parse  # torch comes with models: imported when parsing, not at import
+
+    return list(dict.fromkeys(parse(text)))
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xbarsim bench rnn", description=__doc__.split("\n\n")[0])
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    p.add_argument("--arch", type=_arch_list, default=list(ARCHS),
+                   help=f"comma list of architectures out of {', '.join(ARCHS)} (default all)")
     p.add_argument("--input", type=int, default=28, help="input features (default 28)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
     p.add_argument("--seq", type=int, default=28, help="sequence length (default 28)")
@@ -39,9 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _aihwkit_lstm(args) -> tuple[Any, str, Any] | tuple[None, str, None]:
-    """aihwkit's analog LSTM (C++ inference tiles, hardware-aware training) and its optimizer.
+def _aihwkit_rnn(args, arch: str) -> tuple[Any, str, Any] | tuple[None, str, None]:
+    """aihwkit's analog layer of ``arch`` (C++ inference tiles, hardware-aware training) and its optimizer.
 
+    ``aihwkit.nn.AnalogRNN`` around the cell of ``arch``: ``AnalogLSTMCell``, ``AnalogGRUCell``
+    or ``AnalogVanillaRNNCell`` (tanh, as the torch twin); time-first input and output.
     Mirrors the "paper" preset as far as aihwkit allows: ideal DAC/ADC (no quantization),
     fixed input range 1 and output bound 12 with clipping and no noise / bound management
     (no input rescaling, no re-runs on saturation), no tiling, fresh additive Gaussian output
@@ -54,12 +79,13 @@ def _aihwkit_lstm(args) -> tuple[Any, str, Any] | tuple[None, str, None]:
     Returns (model, description, optimizer class) or (None, reason, None).
     """
     try:
-        from aihwkit.nn import AnalogLSTMCell, AnalogRNN  # type: ignore
+        from aihwkit.nn import AnalogGRUCell, AnalogLSTMCell, AnalogRNN, AnalogVanillaRNNCell  # type: ignore
         from aihwkit.optim import AnalogSGD  # type: ignore
         from aihwkit.simulator.configs import InferenceRPUConfig  # type: ignore
         from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType  # type: ignore
     except Exception as exc:  # noqa: BLE001 - any import failure means: not available
         return None, f"aihwkit not importable ({type(exc).__name__}: {exc})", None
+    cell = {"lstm": AnalogLSTMCell, "gru": AnalogGRUCell, "rnn": AnalogVanillaRNNCell}[arch]
     cfg = InferenceRPUConfig()
     fwd = cfg.forward
     fwd.out_noise = args.sigma
@@ -74,14 +100,17 @@ def _aihwkit_lstm(args) -> tuple[Any, str, Any] | tuple[None, str, None]:
     cfg.mapping.max_input_size = 0
     cfg.mapping.max_output_size = 0
     cfg.drift_compensation = None
-    model = AnalogRNN(AnalogLSTMCell, args.input, args.hidden, rpu_config=cfg)
-    return (model, f"aihwkit AnalogRNN(AnalogLSTMCell), InferenceRPUConfig, out_noise {args.sigma} (absolute), "
+    model = AnalogRNN(cell, args.input, args.hidden, rpu_config=cfg)
+    return (model, f"aihwkit AnalogRNN({ARCHS[arch][2]}), InferenceRPUConfig, out_noise {args.sigma} (absolute), "
             "omega 1 per output, ideal DAC/ADC, AnalogSGD", AnalogSGD)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print a table; optionally write JSON. Returns 0."""
-    args = _parser().parse_args(argv)
+    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    require_at_least(parser, args, 1, "input", "hidden", "seq", "batch", "repeats", "threads")
+    require_at_least(parser, args, 0, "warmup")
     import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
@@ -89,15 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     import crossbar
     import models
 
+    try:
+        config = crossbar.preset("paper", out_noise_sigma=args.sigma, out_noise_convention="relative")
+    except ValueError as exc:
+        parser.error(f"argument --sigma: {exc}")
     # after the imports: threadpoolctl only limits the pools already loaded
     threadpool_limits(limits=args.threads)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x_bf = torch.randn(args.batch, args.seq, args.input)     # batch_first
     x_tf = x_bf.transpose(0, 1).contiguous()                 # (T, B, F) for aihwkit
-    config = crossbar.preset("paper", out_noise_sigma=args.sigma, out_noise_convention="relative")
-    torch_lstm = torch.nn.LSTM(args.input, args.hidden, batch_first=True)
-    analog_lstm = models.AnalogLSTM.from_torch(torch_lstm, config, seed=args.seed)
 
     def train_step(model, x, out_of: Callable, opt_cls: Any = torch.optim.SGD) -> Callable[[], None]:
         opt = opt_cls(model.parameters(), lr=1e-3)
@@ -115,24 +145,28 @@ def main(argv: list[str] | None = None) -> int:
                 model(x)
         return run
 
+    def contestant(arch: str, model, x, out_of: Callable, what: str, opt_cls: Any = torch.optim.SGD) -> dict:
+        return {"arch": arch, "train": train_step(model, x, out_of, opt_cls), "infer": infer(model, x), "what": what}
+
     last_bf = lambda o: o[0][:, -1]  # noqa: E731
-    contestants: dict[str, dict[str, Any]] = {
-        "torch_lstm": {"train": train_step(torch_lstm, x_bf, last_bf), "infer": infer(torch_lstm, x_bf),
-                       "what": "torch.nn.LSTM (no noise)"},
-        "analog_lstm": {"train": train_step(analog_lstm, x_bf, last_bf), "infer": infer(analog_lstm, x_bf),
-                        "what": f"models.AnalogLSTM, paper preset, relative sigma {args.sigma}, noise_draw=mvm"},
-    }
-    skipped = {}
-    if not args.no_aihwkit:
-        model, what, opt_cls = _aihwkit_lstm(args)
+    last_tf = lambda o: o[0][-1]  # noqa: E731
+    contestants: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    for arch in args.arch:
+        analog_name, torch_name, _ = ARCHS[arch]
+        torch.manual_seed(args.seed)  # the same weights for an arch whichever others run
+        twin = getattr(torch.nn, torch_name)(args.input, args.hidden, batch_first=True)
+        analog = getattr(models, analog_name).from_torch(twin, config, seed=args.seed)
+        tanh = " tanh" if arch == "rnn" else ""
+        contestants[f"torch_{arch}"] = contestant(arch, twin, x_bf, last_bf, f"torch.nn.{torch_name}{tanh} (no noise)")
+        contestants[f"analog_{arch}"] = contestant(arch, analog, x_bf, last_bf, f"models.{analog_name}, paper preset, "
+                                                   f"relative sigma {args.sigma}, noise_draw=mvm")
+        model, what, opt_cls = (None, "--no-aihwkit", None) if args.no_aihwkit else _aihwkit_rnn(args, arch)
         if model is None:
-            skipped["aihwkit_lstm"] = what
+            skipped[f"aihwkit_{arch}"] = {"arch": arch, "skipped": what}
         else:
             threadpool_limits(limits=args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
-            contestants["aihwkit_lstm"] = {"train": train_step(model, x_tf, lambda o: o[0][-1], opt_cls),
-                                           "infer": infer(model, x_tf), "what": what}
-    else:
-        skipped["aihwkit_lstm"] = "--no-aihwkit"
+            contestants[f"aihwkit_{arch}"] = contestant(arch, model, x_tf, last_tf, what, opt_cls)
 
     times: dict[str, dict[str, list[float]]] = {k: {"train": [], "infer": []} for k in contestants}
     for kind in ("train", "infer"):
@@ -144,31 +178,36 @@ def main(argv: list[str] | None = None) -> int:
                 if rep >= args.warmup:
                     times[name][kind].append(dt)
 
-    base = statistics.median(times["torch_lstm"]["train"])
     records = []
-    for name, c in contestants.items():
-        med = statistics.median(times[name]["train"])
-        inf = statistics.median(times[name]["infer"])
-        records.append({"name": name, "what": c["what"], "seconds_median": med, "time_ratio_to_torch": med / base,
-                        "seconds_iqr": float(np.subtract(*np.percentile(times[name]["train"], [75, 25]))),
-                        "inference_seconds_median": inf, "inference_sequences_per_s": args.batch / inf})
-    for name, why in skipped.items():
-        records.append({"name": name, "skipped": why})
+    for arch in args.arch:
+        base = statistics.median(times[f"torch_{arch}"]["train"])
+        for name in (f"torch_{arch}", f"analog_{arch}", f"aihwkit_{arch}"):
+            if name in skipped:
+                records.append({"name": name, **skipped[name]})
+                continue
+            med = statistics.median(times[name]["train"])
+            inf = statistics.median(times[name]["infer"])
+            records.append({"name": name, "arch": arch, "what": contestants[name]["what"], "seconds_median": med,
+                            "time_ratio_to_torch": med / base,
+                            "seconds_iqr": float(np.subtract(*np.percentile(times[name]["train"], [75, 25]))),
+                            "inference_seconds_median": inf, "inference_sequences_per_s": args.batch / inf})
 
-    print(f"RNN training step (forward+backward+SGD), LSTM {args.input}->{args.hidden}, T={args.seq}, "
-          f"B={args.batch}, {args.threads} thread(s), median of {args.repeats}")
-    print(f"{'name':<14} {'step ms':>9} {'ratio':>7} {'infer seq/s':>12}  what")
+    print(f"RNN training step (forward+backward+SGD), {', '.join(args.arch)} {args.input}->{args.hidden}, "
+          f"T={args.seq}, B={args.batch}, {args.threads} thread(s), median of {args.repeats}; "
+          "ratio: to the torch twin of the same arch")
+    print(f"{'arch':<5} {'name':<14} {'step ms':>9} {'ratio':>7} {'infer seq/s':>12}  what")
     for r in records:
         if "skipped" in r:
-            print(f"{r['name']:<14} {'skipped':>9} {'':>7} {'':>12}  {r['skipped']}")
+            print(f"{r['arch']:<5} {r['name']:<14} {'skipped':>9} {'':>7} {'':>12}  {r['skipped']}")
         else:
-            print(f"{r['name']:<14} {r['seconds_median'] * 1e3:>9.2f} {r['time_ratio_to_torch']:>7.2f} "
+            print(f"{r['arch']:<5} {r['name']:<14} {r['seconds_median'] * 1e3:>9.2f} {r['time_ratio_to_torch']:>7.2f} "
                   f"{r['inference_sequences_per_s']:>12.0f}  {r['what']}")
     if args.json:
-        meta = {"benchmark": "rnn", "input": args.input, "hidden": args.hidden, "seq": args.seq, "batch": args.batch,
-                "sigma": args.sigma, "noise_convention": "relative", "preset": "paper", "threads": args.threads,
-                "repeats": args.repeats, "seed": args.seed, "python": platform.python_version(),
-                "torch": torch.__version__, "numpy": np.__version__, "machine": platform.machine()}
+        meta = {"benchmark": "rnn", "archs": args.arch, "input": args.input, "hidden": args.hidden, "seq": args.seq,
+                "batch": args.batch, "sigma": args.sigma, "noise_convention": "relative", "preset": "paper",
+                "threads": args.threads, "repeats": args.repeats, "seed": args.seed,
+                "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                "machine": platform.machine()}
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"meta": meta, "records": records}, fh, indent=2)
         print(f"wrote {args.json}")
