@@ -784,6 +784,11 @@ def compute_claims(study: Study) -> dict:
 
 
 # --------------------------------------------------------------------------- report
+def _n(v: Any, missing: str = "?") -> str:
+    """A count with thousands separators (60,000); ``missing`` when absent."""
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else (missing if v is None else str(v))
+
+
 def _pct(v: float) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.2f}"
 
@@ -816,8 +821,8 @@ def _sweep_section(name: str, c: dict, folder: Path, doc: Path | None, lines: li
 
     conv = c["convention"]
     lines.append(f"Jobs finished: {c['n_jobs_finished']}/{c['n_jobs']}; convention `{conv}`; "
-                 f"data {c['data'].get('name', '?')} ({c['data'].get('n_train', '?')} train / "
-                 f"{c['data'].get('n_test', '?')} test); seeds {c['seeds']}. Sum of the jobs' own wall times "
+                 f"data {c['data'].get('name', '?')} ({_n(c['data'].get('n_train'))} train / "
+                 f"{_n(c['data'].get('n_test'))} test); seeds {c['seeds']}. Sum of the jobs' own wall times "
                  f"(each job on one worker process; training + evaluation): {c['job_seconds']['total'] / 60:.1f} min, "
                  f"of which training {c['job_seconds']['train'] / 60:.1f} min.")
     lines.append("")
@@ -905,7 +910,7 @@ def write_report(study: Study, claims: dict, doc: Path | None) -> None:
                 vals = [v for k, v in conv0.items() if k.startswith(arch + "/")]
                 if vals:
                     lines.append(f"Conventionally trained {arch.upper()} (sigma_train=0), noiseless accuracy on "
-                                 f"{mn.get('clean_n_test') or 'all'} test examples: "
+                                 f"{_n(mn.get('clean_n_test'), 'all')} test examples: "
                                  + ", ".join(f"{100 * v:.2f}%" for v in vals)
                                  + f" (seeds; min {100 * min(vals):.2f}%, mean {100 * np.mean(vals):.2f}%).")
             lines.append("")
@@ -1051,7 +1056,7 @@ def _glance(study: Study, claims: dict, doc: Path | None) -> list[str]:
     if conv0:
         ok = min(conv0) >= 0.97
         lines.append(f"- Competence check: the conventionally trained LSTM scores {100 * min(conv0):.2f}% to "
-                     f"{100 * max(conv0):.2f}% noiseless on {mn.get('clean_n_test') or 'all 10,000'} test images over "
+                     f"{100 * max(conv0):.2f}% noiseless on {_n(mn.get('clean_n_test'), 'all 10,000')} test images over "
                      f"{len(conv0)}/{n_seeds} seeds: **{'passes' if ok else 'fails'}** the 97% bar"
                      f"{'' if len(conv0) == n_seeds else ' (so far)'}.")
     else:
