@@ -120,8 +120,8 @@ def _git_state() -> dict:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "crossbar", "models", "benchmarks"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+                                "crossbar", "models", "benchmarks", ":(exclude)benchmarks/results"],  # results are data
+                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git_commit": head or None, "code_modified": bool(dirty)} if head else {}
