@@ -13,6 +13,7 @@ calibration/README.md for the schemas.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -76,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pulses", type=int, default=None,
                    help="pulse ramps, dG tables: pulses allowed per cell in program-and-verify (default: 200 for "
                         "ramps; for dG tables twice the pulses the mean step needs to cross the range, at least 200)")
+    p.add_argument("--read-noise-us", type=float, default=None, metavar="SIGMA",
+                   help="dG tables only: read-noise standard deviation in uS (constant over G, > 0), used by the "
+                        "verify reads of program-and-verify and written to the device model (default: 0, a table "
+                        "has no reads). Rejected for long format and pulse ramps, whose read noise is measured")
     p.add_argument("--quiet", action="store_true", help="print only the output paths")
     return p
 
@@ -93,6 +98,8 @@ def _check_args(args, p) -> None:
         p.error(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.max_pulses is not None and args.max_pulses < 1:
         p.error(f"--max-pulses must be >= 1, got {args.max_pulses}")
+    if args.read_noise_us is not None and not (math.isfinite(args.read_noise_us) and args.read_noise_us > 0):
+        p.error(f"--read-noise-us must be > 0 and finite (uS), got {args.read_noise_us}")
     if args.verify_tol_us is not None and not args.verify_tol_us > 0:
         p.error(f"--verify-tol-us must be > 0, got {args.verify_tol_us}")
 
@@ -118,6 +125,11 @@ def calibrate(args) -> dict:
         raise cio.CalibrationInputError(paths[k], f"is {kinds[k]} data, {paths[0]} is {kinds[0]}; calibrate one kind "
                                                   "at a time")
     kind = kinds[0]
+    if args.read_noise_us is not None and kind != "dg_lookup":
+        how = ("the repeated reads per cell" if kind == "long"
+               else "the lag-1 covariance of the ramp steps")
+        raise cio.CalibrationInputError(paths[0], f"is {kind} data: --read-noise-us applies to dG lookup tables "
+                                                  f"only; read noise is measured from this input ({how})")
     base = crossbar.preset(args.base_preset)
     name = args.name or f"calibrated:{paths[0].stem}"
     options = {k: v for k, v in vars(args).items() if k not in ("quiet",)}
@@ -141,7 +153,7 @@ def calibrate(args) -> dict:
         data = cio.read_dg_lookup(paths, unit=unit, direction=args.direction)
         options["unit"] = unit
         fit = fit_dg_lookup(data, seed=args.seed, level_z=args.level_sigmas, verify_tol_us=args.verify_tol_us,
-                            max_pulses=args.max_pulses)
+                            max_pulses=args.max_pulses, read_sigma_us=args.read_noise_us)
         steps = dg_step_rows(fit, data, seed=args.seed + 7)
         device = device_from_ramp_fit(fit, base.device, set_levels=args.set_levels)
         levels = pv_level_rows(fit, device_from_ramp_fit(fit, base.device), seed=args.seed + 7)

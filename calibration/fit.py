@@ -929,9 +929,11 @@ class TableDirectionFit:
 
 @dataclass(kw_only=True)
 class DgLookupFit(PulseResponseFit):
-    """Everything fitted from dG lookup tables (read noise is not in a table: 0)."""
+    """Everything fitted from dG lookup tables (read noise is not in a table: 0, or the
+    user's value when ``read_sigma_user``)."""
 
     g_bins_us: np.ndarray
+    read_sigma_user: bool = False
 
 
 def _crossing_pulses(dirs: dict, g_min: float, g_max: float, floor: int = 200) -> int:
@@ -951,7 +953,7 @@ def _crossing_pulses(dirs: dict, g_min: float, g_max: float, floor: int = 200) -
 
 def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_folds: int = 5, pv_cells: int = 400,
                   pv_targets: int = 16, verify_tol_us=None, max_pulses: int | None = None,
-                  degrees: dict | None = None) -> DgLookupFit:
+                  degrees: dict | None = None, read_sigma_us: float | None = None) -> DgLookupFit:
     """Fit step laws to dG lookup tables and simulate program-and-verify with them.
 
     Per bin, the mean and standard deviation of dG come from the quantile function
@@ -960,7 +962,8 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
     values, the degree (0-3) chosen by cross-validation over held-out bins. A table carries
     no sample counts, so the standard errors describe the scatter of the bins about the
     polynomial, not the number of pulses behind the table. The range is the first and last
-    bin. Read noise is not in a table: it is set to 0 (noted). Program-and-verify and the
+    bin. Read noise is not in a table: it is set to 0 (noted), or to ``read_sigma_us`` when
+    given (user-supplied, constant over G; noted). Program-and-verify and the
     distinguishable levels are as for pulse ramps; the levels' interval is from the
     Monte-Carlo standard error of prog_sigma.
 
@@ -974,6 +977,9 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
             :func:`_crossing_pulses` (a table's device may need hundreds of pulses to cross
             its range).
         degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
+        read_sigma_us: read-noise standard deviation (uS, constant over G, > 0) from outside
+            the table; used by the verify reads of program-and-verify (as the ramps' fitted
+            read noise is) and in the levels. None: 0.
 
     Returns:
         DgLookupFit.
@@ -1001,9 +1007,18 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
                                        mean_step=mean, c2c_sigma=c2c, tail_mass=tail)
     if max_pulses is None:
         max_pulses = _crossing_pulses(dirs, g_min, g_max)
-    read_sigma = 0.0
-    notes.append("a dG lookup table holds no repeated reads: read noise is unknown and set to 0 (the device model has "
-                 "no read noise; program-and-verify reads are exact); add it from a read-noise measurement")
+    if read_sigma_us is None:
+        read_sigma = 0.0
+        notes.append("a dG lookup table holds no repeated reads: read noise is unknown and set to 0 (the device model "
+                     "has no read noise; program-and-verify reads are exact); add it from a read-noise measurement "
+                     "(--read-noise-us)")
+    else:
+        read_sigma = float(read_sigma_us)
+        if not (np.isfinite(read_sigma) and read_sigma > 0):
+            raise ValueError(f"read_sigma_us must be > 0 and finite, got {read_sigma_us}")
+        notes.append(f"a dG lookup table holds no repeated reads: read noise sigma_read = {read_sigma:g} uS (constant "
+                     "over G) is user-supplied (--read-noise-us), not fitted; program-and-verify reads carry it and "
+                     "the device model has it")
     pv, off, sig = _program_verify_fit(
         {name: (df.mean_step, df.c2c_sigma) for name, df in dirs.items()}, g_min, g_max, read_sigma, notes, "table",
         seed=seed, k_folds=k_folds, pv_cells=pv_cells, pv_targets=pv_targets, verify_tol_us=verify_tol_us,
@@ -1021,6 +1036,7 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
         raw[f"{name}_dg_us"] = tab.dg_us
         raw[f"{name}_table_mean_us"] = dirs[name].table_mean_us
         raw[f"{name}_table_std_us"] = dirs[name].table_std_us
-    return DgLookupFit(g_min_us=g_min, g_max_us=g_max, g_bins_us=g, read_sigma_us=read_sigma, directions=dirs,
+    return DgLookupFit(g_min_us=g_min, g_max_us=g_max, g_bins_us=g, read_sigma_us=read_sigma,
+                       read_sigma_user=read_sigma_us is not None, directions=dirs,
                        grid_us=np.linspace(g_min, g_max, 41), pv=pv, prog_offset=off, prog_sigma=sig,
                        levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw, notes=notes)

@@ -137,7 +137,7 @@ def parameter_table(fit) -> list[dict]:
         rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="first conductance bin of the table"))
         rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="last conductance bin of the table"))
         rows.append(_row("read_sigma_us", fit.read_sigma_us, unit="uS",
-                         method="not in a dG lookup table: unknown, set to 0"))
+                         method="user" if fit.read_sigma_user else "not in a dG lookup table: unknown, set to 0"))
         for name, df in fit.directions.items():
             for pf in (df.mean_step, df.c2c_sigma):
                 rows += _poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), fit.g_max_us, fit.g_min_us)
@@ -198,6 +198,10 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
             "mean_pulses": fit.pv["mean_pulses"].tolist(), "tol_us": fit.pv["tol_us"],
             "max_pulses": fit.pv["max_pulses"]}}
         if kind == "dg_lookup":
+            if fit.read_sigma_user:  # constant law, as device_from_ramp_fit writes it; no standard error
+                laws["read_sigma"] = {"x": "g_norm", "g_scale_us": fit.g_max_us, "coeffs": [fit.read_sigma_us],
+                                      "stderr": None, "lo": 0.0, "hi": None, "unit": "uS", "degree": 0,
+                                      "method": "user", "source": "--read-noise-us"}
             extra["dg_table"] = {
                 "g_bins_us": fit.g_bins_us.tolist(),
                 **{f"{name}.{k}": v for name, df in fit.directions.items() for k, v in (

@@ -299,3 +299,68 @@ def test_two_increasing_tables(tmp_path, tables):
     other = tmp_path / "inc2.txt"
     other.write_text(up.read_text())
     _expect(tmp_path, [up, other], up, ["both tables have mean dG > 0"])
+
+
+# --------------------------------------------------------------------------- --read-noise-us
+
+def _params(out):
+    with open(out / "rep" / "params.csv", newline="") as f:
+        return {r["name"]: r for r in csv.DictReader(f)}
+
+
+@needs_enode
+def test_enode_user_read_noise(tmp_path):
+    """--read-noise-us 1.0: noisy verify reads make program-and-verify worse (larger prog_sigma,
+    fewer levels); the device model carries the supplied constant read-noise law, recorded as
+    user-supplied with no standard error."""
+    code0, out0 = _run(tmp_path / "exact", [INC, DEC])
+    code1, out1 = _run(tmp_path / "noisy", [INC, DEC], "--read-noise-us", "1.0")
+    assert code0 == 0 and code1 == 0
+    p0, p1 = _params(out0), _params(out1)
+    sig = [n for n in p0 if n.startswith("prog_sigma(G=")]
+    assert len(sig) == 3
+    for n in sig:  # the error of true G after verify grows with the read noise (ENODe: 0.41 -> 0.87 uS at g_min)
+        assert float(p1[n]["value"]) > float(p0[n]["value"]) + 0.3, (n, p0[n]["value"], p1[n]["value"])
+    assert float(p1["distinguishable_levels"]["value"]) < float(p0["distinguishable_levels"]["value"])
+    # the default verify window is at least 2 sigma_read, as for ramps
+    assert float(p1["verify_tolerance_us"]["value"]) == pytest.approx(2.0)
+    row = p1["read_sigma_us"]
+    assert float(row["value"]) == 1.0 and row["method"] == "user" and row["stderr"] == "" and row["ci_lo"] == ""
+    assert p0["read_sigma_us"]["method"] != "user" and float(p0["read_sigma_us"]["value"]) == 0.0
+    doc = json.loads((out1 / "m.json").read_text())
+    law = doc["array_config"]["device"]["read_sigma"]
+    assert law["kind"] == "poly" and law["coeffs"] == [1.0] and law["x"] == "g_norm"
+    cal = doc["calibration"]
+    assert cal["laws"]["read_sigma"]["method"] == "user" and cal["laws"]["read_sigma"]["stderr"] is None
+    assert cal["laws"]["read_sigma"]["coeffs"] == [1.0] and cal["options"]["read_noise_us"] == 1.0
+    assert any("user-supplied" in n and "--read-noise-us" in n for n in cal["notes"])
+    assert not any("set to 0" in n for n in cal["notes"])
+    dev = crossbar.preset(str(out1 / "m.json")).device
+    g = np.array([300.0, 640.0, 970.0])
+    assert np.allclose(dev.read_sigma(g, g_max_us=dev.g_max_us), 1.0)
+    assert json.loads((out0 / "m.json").read_text())["array_config"]["device"]["read_sigma"] is None
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf"])
+def test_read_noise_bad_values_exit_2(tmp_path, tables, bad, capsys):
+    with pytest.raises(SystemExit) as ei:
+        _run(tmp_path, tables, f"--read-noise-us={bad}")
+    assert ei.value.code == 2
+    assert "--read-noise-us must be > 0 and finite" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_noise_rejected_for_measured_read_noise(tmp_path, capsys):
+    """Long format and pulse ramps measure read noise: the option is refused, nothing written."""
+    ramps = tmp_path / "ramps.csv"
+    ramps.write_text("\n".join(f"{10 + k},{60 - k}" for k in range(40)) + "\n")
+    cases = [([ROOT / "calibration" / "examples" / "example_cells.csv"], [], "repeated reads"),
+             ([ramps], ["--unit", "uS"], "lag-1 covariance")]
+    for files, extra, how in cases:
+        code, out = _run(tmp_path, files, *extra, "--read-noise-us", "1.0")
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "--read-noise-us applies to dG lookup tables only" in err and how in err, err
+        assert not out.exists()
+    code, out = _run(tmp_path, [ramps], "--unit", "uS")  # the same ramps calibrate without the option
+    assert code == 0
