@@ -46,7 +46,7 @@ def test_layout(run):
         assert f.attrs["noise_convention"] == "relative"
     for preset in ("pcm", "rram"):
         for arch in ("lstm", "rnn"):
-            for kind in ("conventional", "dni_paper", "dni_device"):
+            for kind in ("conventional", "dni_paper", "dni_device", "dni_device_paper"):
                 d = out / "deploy" / preset / f"{arch}_{kind}_seed0"
                 assert (d / "deploy.h5").is_file() and (d / "command.json").is_file(), d
     assert len(list((out / "clean").glob("*/deploy.json"))) == 4
@@ -70,8 +70,11 @@ def test_claims_computed(run):
     assert claims["mnist"]["clean_n_test"] == 450  # the clean stage uses the whole digits test split
     assert set(claims["deploy"]["choice"]["best_sigma_train"]) == {"lstm", "rnn"}
     kinds = {(r["preset"], r["model"]) for r in claims["deploy"]["rows"]}
-    assert kinds == {(p, k) for p in ("pcm", "rram") for k in ("conventional", "dni_paper", "dni_device")}
-    assert {c["a"] for c in claims["deploy"]["comparisons"]} == {"dni_device", "dni_paper"}
+    assert kinds == {(p, k) for p in ("pcm", "rram")
+                     for k in ("conventional", "dni_paper", "dni_device", "dni_device_paper")}
+    assert {(c["a"], c["b"]) for c in claims["deploy"]["comparisons"]} == {
+        (a, b) for a in ("dni_device", "dni_device_paper") for b in ("dni_paper", "conventional")} | {
+        ("dni_paper", "conventional")}
     assert claims["conventions/snr_db"]["convention"] == "snr_db"
     text = doc.read_text()
     assert text.startswith("# Reproduction\n\nHand-written text above.")
@@ -139,18 +142,31 @@ def test_glance_names_the_better_dni_flavour(run):
     assert "### At a glance" in doc.read_text() and "fails** the 97% bar" in doc.read_text()  # tiny: an untrained LSTM
     rows = [{"preset": "pcm", "arch": "lstm", "model": m, "drift_compensation": False, "time_s": 1.0,
              "mean": a, "ci_low": a - 0.01, "ci_high": a + 0.01, "n": 3}
-            for m, a in (("conventional", 0.5), ("dni_paper", 0.6), ("dni_device", 0.7))]
-    better = dict(reproduce.paired_ci([0.09, 0.10, 0.11]), preset="pcm", arch="lstm", a="dni_device", b="dni_paper",
-                  drift_compensation=False, time_s=1.0)
-    unresolved = dict(reproduce.paired_ci([-0.05, 0.10, 0.02]), preset="pcm", arch="lstm", a="dni_paper",
-                      b="conventional", drift_compensation=False, time_s=1.0)
-    table = reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [better, unresolved]})
-    assert len(table) == 3 and table[2].startswith("| pcm | lstm | off | 50.00")
-    assert table[2].rstrip(" |").endswith("**device noise**")
-    assert "+10.00 [" in table[2] and "+2.33 [" in table[2]
-    worse = dict(better, **reproduce.paired_ci([-0.09, -0.10, -0.11]))
-    assert reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [worse]})[2].rstrip(
-        " |").endswith("**paper noise**")
-    flat = dict(better, **reproduce.paired_ci([-0.09, 0.10, 0.01]))
-    assert reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [flat]})[2].rstrip(
-        " |").endswith("no resolved difference")
+            for m, a in (("conventional", 0.5), ("dni_paper", 0.6), ("dni_device", 0.7), ("dni_device_paper", 0.55))]
+
+    def cmp(a, b, diffs):
+        return dict(reproduce.paired_ci(diffs), preset="pcm", arch="lstm", a=a, b=b, drift_compensation=False,
+                    time_s=1.0)
+
+    def cells(comparisons):
+        table = reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": comparisons})
+        assert len(table) == 3
+        header = [c.strip() for c in table[0].strip("|").split("|")]
+        return dict(zip(header, (c.strip() for c in table[2].strip("|").split("|"))))
+
+    c = cells([cmp("dni_device", "dni_paper", [0.09, 0.10, 0.11]), cmp("dni_paper", "conventional", [-0.05, 0.10, 0.02]),
+               cmp("dni_device_paper", "dni_paper", [-0.04, -0.05, -0.06])])
+    assert c["conventional"] == "50.00 [49.00, 51.00]" and c["DNI, device + paper noise"].startswith("55.00")
+    assert c["device vs paper noise (pp)"].startswith("+10.00 [") and c["paper-noise DNI vs conventional"].startswith(
+        "+2.33 [")
+    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
+        cmp("dni_device", "dni_paper", [0.09, 0.10, 0.11]),
+        cmp("dni_device_paper", "dni_paper", [-0.04, -0.05, -0.06])]})[2].strip("|").split("|")]
+    assert row[9] == "**device noise**" and row[11] == "**paper noise**", row
+    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
+        cmp("dni_device", "dni_paper", [-0.09, 0.10, 0.01]),
+        cmp("dni_device_paper", "dni_paper", [0.04, 0.05, 0.06])]})[2].strip("|").split("|")]
+    assert row[9] == "no resolved difference" and row[11] == "**device + paper noise**", row
+    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": []})[2]
+           .strip("|").split("|")]
+    assert row[9] == row[11] == "n/a" and row[8] == "-", row
