@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from benchmarks._cli import require_at_least
+from models.cli import _arch_list as _parse_archs, _int_at_least
 
 __all__ = ["main", "ARCHS"]
 
@@ -39,9 +39,7 @@ ARCHS: dict[str, tuple[str, str, str]] = {
 
 def _arch_list(text: str) -> list[str]:
     """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (models.cli's check and message)."""
-    from models.cli import _arch_list as parse  # torch comes with models: imported when parsing, not at import
-
-    return list(dict.fromkeys(parse(text)))
+    return list(dict.fromkeys(_parse_archs(text)))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,14 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--arch", type=_arch_list, default=list(ARCHS),
                    help=f"comma list of architectures out of {', '.join(ARCHS)} (default all)")
-    p.add_argument("--input", type=int, default=28, help="input features (default 28)")
-    p.add_argument("--hidden", type=int, default=128, help="hidden units (default 128)")
-    p.add_argument("--seq", type=int, default=28, help="sequence length (default 28)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--input", type=_int_at_least(1), default=28, help="input features (default 28)")
+    p.add_argument("--hidden", type=_int_at_least(1), default=128, help="hidden units (default 128)")
+    p.add_argument("--seq", type=_int_at_least(1), default=28, help="sequence length (default 28)")
+    p.add_argument("--batch", type=_int_at_least(1), default=64, help="batch size (default 64)")
     p.add_argument("--sigma", type=float, default=0.1, help="relative output noise of the paper preset (default 0.1)")
-    p.add_argument("--repeats", type=int, default=30, help="timed repetitions per contestant (default 30)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed repetitions first (default 3)")
-    p.add_argument("--threads", type=int, default=1, help="threads for torch and BLAS (default 1)")
+    p.add_argument("--repeats", type=_int_at_least(1), default=30,
+                   help="timed repetitions per contestant (default 30)")
+    p.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed repetitions first (default 3)")
+    p.add_argument("--threads", type=_int_at_least(1), default=1, help="threads for torch and BLAS (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and noise (default 0)")
     p.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
     return p
@@ -109,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    require_at_least(parser, args, 1, "input", "hidden", "seq", "batch", "repeats", "threads")
-    require_at_least(parser, args, 0, "warmup")
     import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
