@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-__version__ = "0.1.0"
+from . import __version__
 
 #: subcommand -> (module, function, one-line help)
 _COMMANDS = {

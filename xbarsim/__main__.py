@@ -1,0 +1,6 @@
+"""``python -m xbarsim ...`` is the ``xbarsim`` console script."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
