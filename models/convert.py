@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import numpy as np
 from torch import nn
 
-from .functional import new_seed
+from .noise import new_seed
 from .linear import AnalogLayerMixin, AnalogLinear, check_config
 from .rnn import AnalogGRU, AnalogGRUCell, AnalogLSTM, AnalogLSTMCell, AnalogRNN, AnalogRNNCell
 

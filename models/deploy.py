@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .convert import analog_layers, set_config
-from .functional import new_seed
+from .noise import new_seed
 
 __all__ = ["program", "set_time", "unprogram", "reseed", "evaluate", "evaluate_over_time", "accuracy"]
 

@@ -10,7 +10,9 @@ from torch import Tensor, nn
 
 import crossbar
 
-from .functional import MatrixReader, analog_mvm, check_noise_draw, long_term_random, new_seed, read_config
+from .autograd import analog_mvm
+from .noise import check_noise_draw, has_long_term_noise, new_seed, read_config
+from .reader import MatrixReader
 
 __all__ = ["AnalogLayerMixin", "AnalogLinear", "check_config", "check_input"]
 
@@ -58,7 +60,7 @@ class AnalogLayerMixin:
 
     Attributes:
         config: the :class:`crossbar.ArrayConfig` every weight matrix is read with.
-        noise_draw: which reads share output-noise draws (:mod:`models.functional`).
+        noise_draw: which reads share output-noise draws (:mod:`models.noise`).
         seed: seed of the layer's generators, or None (drawn from torch's global
             generator at the first forward, so ``torch.manual_seed`` fixes it).
         t_s: time since programming (seconds) for deployed reads, or None.
@@ -146,7 +148,7 @@ class AnalogLayerMixin:
         if self._programmed is not None:
             return self._programmed[name]
         w = getattr(self, name)
-        if long_term_random(self.config):
+        if has_long_term_noise(self.config):
             # long-term device noise: a fresh programmed instance for every forward call
             return crossbar.program(w.detach().numpy(), read_config(self.config), seed=self._generators()[1])
         key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))

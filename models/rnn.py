@@ -2,12 +2,12 @@
 
 Every weight matrix (``weight_ih_l{k}[_reverse]``, ``weight_hh_l{k}[_reverse]``, or a
 cell's ``weight_ih``/``weight_hh``) is read from a crossbar through
-:class:`models.functional.AnalogMVM`; biases are added digitally (exact). The input
+:class:`models.autograd.AnalogMVM`; biases are added digitally (exact). The input
 projection of all time steps of a layer is one MVM call (its reads are independent, so
 this is exact), the recurrent projection one call per step; an LSTM on a digital config
 (ideal, paper) runs its whole recurrence as one autograd node
-(:func:`models.functional.lstm_sequence`, same numbers). See
-:mod:`models.functional` for the noise conventions and ``noise_draw``.
+(:func:`models.fused.lstm_sequence`, same numbers). See
+:mod:`models.noise` for the noise conventions and ``noise_draw``.
 """
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .functional import analog_mvm, gru_step, lstm_sequence, lstm_step, rnn_relu_step, rnn_tanh_step
+from .autograd import analog_mvm
+from .cells import gru_step, lstm_step, rnn_relu_step, rnn_tanh_step
+from .fused import lstm_sequence
+from .reader import SummedNoise
 from .linear import AnalogLayerMixin, check_input
 
 __all__ = ["AnalogRNN", "AnalogLSTM", "AnalogGRU", "AnalogRNNCell", "AnalogLSTMCell", "AnalogGRUCell"]
 
 #: Run an LSTM direction on a digital config (ideal, paper) as one autograd node
-#: (:func:`models.functional.lstm_sequence`); False forces the step-by-step reference path
-#: (``analog_mvm`` + :func:`models.functional.lstm_step` per step). Both give the same
+#: (:func:`models.fused.lstm_sequence`); False forces the step-by-step reference path
+#: (``analog_mvm`` + :func:`models.cells.lstm_step` per step). Both give the same
 #: numbers for the same seed, to rounding.
 FAST_RECURRENCE = True
 
@@ -216,14 +219,14 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         # all input projections of the sequence: one MVM call
         read_ih = self._reader(f"weight_ih_l{layer}{sfx}", steps, batch)
         read_hh = self._reader(f"weight_hh_l{layer}{sfx}", steps, batch)
-        if self.mode != "GRU":  # only gi + gh is used: one noise draw for both (exact in distribution)
-            read_hh.merge_noise(read_ih)
+        # only gi + gh is used (not the GRU): one noise draw for both, exact in distribution
+        summed = SummedNoise.of(read_ih, read_hh) if self.mode != "GRU" else None
         gi_all = analog_mvm(x, w_ih, read_ih)
         if (self.mode == "LSTM" and FAST_RECURRENCE and mask is None and read_hh.digital_weight(x.dtype) is not None
-                and (read_hh.noise_coefficients() is None or read_hh.partner is read_ih)):
+                and (read_hh.noise_coefficients() is None or summed is not None)):
             # digital array: the whole recurrence as one node (one weight-gradient matmul)
             return lstm_sequence(gi_all, w_hh, h, c, read_hh, reverse=d == 1,
-                                 bias=None if b_ih is None else b_ih + b_hh)
+                                 bias=None if b_ih is None else b_ih + b_hh, summed=summed)
         if b_ih is not None:
             gi_all = gi_all + b_ih
             if self.mode != "GRU":  # fold b_hh in once (GRU needs b_hn inside r * (.))
@@ -293,7 +296,7 @@ class AnalogRNN(_AnalogRNNBase):
     r"""Elman RNN on crossbars: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
 
     Same signature, parameters, shapes and outputs as :class:`torch.nn.RNN`, plus the
-    analog keywords; the products ``W x`` are crossbar reads (:mod:`models.functional`).
+    analog keywords; the products ``W x`` are crossbar reads (:mod:`models.autograd`).
 
     Args:
         input_size: features of x.
@@ -305,7 +308,7 @@ class AnalogRNN(_AnalogRNNBase):
         dropout: dropout on the outputs of each layer but the last (training only).
         bidirectional: add a reverse direction.
         config: :class:`crossbar.ArrayConfig` (``crossbar.preset("ideal")`` = no noise).
-        noise_draw: "mvm" | "step" | "sequence" | "batch" (see :mod:`models.functional`).
+        noise_draw: "mvm" | "step" | "sequence" | "batch" (see :mod:`models.noise`).
         seed: seed of the noise draws (None: from torch's global generator).
 
     Shape:

@@ -10,6 +10,7 @@ import torch
 import crossbar
 import models
 from models import functional as Fn
+from models.fused import _LSTMSequence
 
 IDEAL = crossbar.preset("ideal")
 
@@ -296,7 +297,8 @@ def test_lstm_sequence_gradcheck_with_recorded_noise():
     for reverse in (False, True):
         def f(gi_, w_, b_, h_, c_):
             # the read uses the same weights the straight-through gradient uses
-            return Fn._LSTMSequence.apply(gi_, w_, b_, h_, c_, w_.detach(), z, var_in, 0.0, 0.09, reverse)
+            noise = Fn.RecurrentNoise(z=z, input_var=var_in, per_mean_square=0.0, constant=0.09)
+            return _LSTMSequence.apply(gi_, w_, b_, h_, c_, w_.detach(), noise, reverse)[:3]
         assert torch.autograd.gradcheck(f, (gi, w, bias, h0, c0))
 
 
