@@ -21,11 +21,16 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 
       G(t) = G_prog (t / t0)^(-nu)
 
-* Read (short-term, fresh on every :meth:`ProgrammedArray.mvm`): per cell Gaussian noise
-  with ``sigma_read(G, t)``. Independent per cell and read, so the partial sum of a
-  column is exactly ``y_j + N(0, sum_i x_i^2 (sigma+_ij^2 + sigma-_ij^2) / dg^2)``: the
-  fast "output" path draws it at the output (one matmul of x^2 with sigma^2); the
-  "per_cell" path draws every cell (reference).
+* Read (short-term, fresh on every :meth:`ProgrammedArray.mvm` with the default
+  ``read_noise_draw="per_read"``): per cell Gaussian noise with ``sigma_read(G, t)``.
+  Independent per cell and read, so the partial sum of a column is exactly
+  ``y_j + N(0, sum_i x_i^2 (sigma+_ij^2 + sigma-_ij^2) / dg^2)``: the fast "output" path
+  draws it at the output (one matmul of x^2 with sigma^2); the "per_cell" path draws
+  every cell (reference). With ``read_noise_draw="per_time"`` (aihwkit's convention) one
+  draw per cell is made per time setting, ``G(t) + sigma_read(G, t) N(0, 1)``, and every
+  read at that time sees the same noisy conductances; the draw is a function of the
+  programmed array and ``t_s`` only (a seed drawn at programming and the bits of ``t_s``),
+  so returning to a time gives the same draw.
 * Periphery: DAC on inputs, one BLAS product per row tile, read noise and the paper's
   output noise on each tile's partial sums, per-tile ADC, digital scale and accumulation
   over tiles, optional global drift compensation.
@@ -188,13 +193,14 @@ class ProgrammedArray:
     """
 
     def __init__(self, config: ArrayConfig, shape: tuple[int, int], *, weights=None, g_pos=None, g_neg=None,
-                 nu_pos=None, nu_neg=None, scales=None, seed_state=None):
+                 nu_pos=None, nu_neg=None, scales=None, seed_state=None, read_noise_seed=None):
         self.config = config
         self.shape = (int(shape[0]), int(shape[1]))
         self._weights = weights          # digital path only: (out, in), float32 or float64
         self._g_pos, self._g_neg = g_pos, g_neg
         self._nu_pos, self._nu_neg = nu_pos, nu_neg
         self._scales = scales            # (n_row_tiles, out) float64
+        self._read_noise_seed = read_noise_seed  # read_noise_draw "per_time": seed of the frozen draws
         self._rng = as_generator(None) if seed_state is None else seed_state
         self._cache: dict[tuple[float, str], Any] = {}
         self._work: dict[tuple[int, str, int], _Work] = {}
@@ -268,6 +274,9 @@ class ProgrammedArray:
         dg = cfg.device.g_max_us - cfg.device.g_min_us
         gp, gm = self._drifted(t)
         sp, sm = self._read_sigmas(t, gp, gm)
+        if sp is not None and cfg.device.read_noise_draw == "per_time":
+            gp, gm = self._frozen_read(t, gp, gm, sp, sm)
+            sp = sm = None  # no fresh noise per read
         gn = (gp - gm) / dg
         n_in, n_out = self.in_features, self.out_features
         scale = self._scales
@@ -304,6 +313,19 @@ class ProgrammedArray:
         self._cache[key] = st
         return st
 
+    def _frozen_read(self, t: float, gp: np.ndarray, gm: np.ndarray, sp: np.ndarray, sm: np.ndarray):
+        """``read_noise_draw="per_time"``: ``G +- sigma_read N(0, 1)``, one draw per cell for
+        time ``t`` from a generator seeded by (the programming seed, the bits of ``t``)."""
+        if self._read_noise_seed is None:
+            raise ValueError("read_noise_draw='per_time' needs an array programmed with that config "
+                             "(no read-noise seed was drawn at programming)")
+        t_bits = int(np.float64(t).view(np.uint64))
+        rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence(
+            [int(self._read_noise_seed), t_bits >> 32, t_bits & 0xFFFFFFFF])))
+        zp = rng.standard_normal(gp.shape)
+        zm = rng.standard_normal(gm.shape)
+        return gp + sp * zp, gm + sm * zm
+
     def _weights_at(self, t: float) -> np.ndarray:
         """Effective weights (out, in) in float64 without drift compensation."""
         dg = self.config.device.g_max_us - self.config.device.g_min_us
@@ -328,7 +350,8 @@ class ProgrammedArray:
         """The weights the array holds at ``t_s`` after programming, (out, in), float64, in weight units.
 
         ``W_eff[j, i] = alpha(t) s (G+(t) - G-(t)) / dg`` (alpha: drift compensation, 1 when
-        off). Long-term noise is included, short-term noise and DAC/ADC are not. On the
+        off). Long-term noise is included; read noise (also when frozen per time setting,
+        ``read_noise_draw="per_time"``), other short-term noise and DAC/ADC are not. On the
         digital path this is the programmed weight matrix itself.
         """
         t = _check_time(t_s)
@@ -491,7 +514,7 @@ class ProgrammedArray:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the programmed state (config JSON, conductances, drift exponents, scales) to HDF5."""
-        from .io import save_programmed
+        from .storage import save_programmed
 
         save_programmed(self, path)
 
@@ -568,8 +591,11 @@ def _program_analog(w: np.ndarray, config: ArrayConfig, rng: np.random.Generator
         if stuck_p is not None:
             nu_p[stuck_p] = 0.0
             nu_m[stuck_m] = 0.0
+    read_seed = None
+    if dev.read_sigma is not None and dev.read_noise_draw == "per_time":
+        read_seed = int(rng.integers(0, 1 << 63))  # drawn last: the other draws match "per_read"
     return ProgrammedArray(config, w.shape, g_pos=gp, g_neg=gm, nu_pos=nu_p, nu_neg=nu_m, scales=scales,
-                           seed_state=rng)
+                           seed_state=rng, read_noise_seed=read_seed)
 
 
 def _program_cells(g_target: np.ndarray, dev, rng: np.random.Generator) -> np.ndarray:
@@ -626,6 +652,6 @@ def mvm(x, weights, config: ArrayConfig, seed=None, t_s: float | None = None) ->
 
 def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
     """Read a programmed array written by :meth:`ProgrammedArray.save`."""
-    from .io import load_programmed as _load
+    from .storage import load_programmed as _load
 
     return _load(path)

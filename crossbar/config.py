@@ -17,8 +17,11 @@ Named presets (:data:`PRESETS`, :func:`preset`) each cite their source:
 =========  ==================================================================================
 ideal      no noise, no quantisation: MVM == x @ W.T to rounding
 paper      ideal device + the additive Gaussian output noise of Qin and Vucinic (2018)
-pcm        Nandakumar et al. 2019 / Joshi et al., Nat. Commun. 11, 2473 (2020), as in
-           aihwkit's ``PCMLikeNoiseModel`` (programming noise, drift, 1/f read noise)
+pcm        Nandakumar et al. 2019 / Joshi et al., Nat. Commun. 11, 2473 (2020), the laws
+           of aihwkit's ``PCMLikeNoiseModel`` (programming noise, drift, 1/f read noise).
+           One difference by default: the read noise is redrawn on every read
+           (``read_noise_draw="per_read"``, the physics of a 1/f read); aihwkit draws it
+           once per drift time setting, which ``read_noise_draw="per_time"`` reproduces
 rram       Wan et al., Nature 608, 504 (2022), cubic programming-error fit of Extended
            Data Fig. 3 (t = 1 s) as in CrossSim's ``RRAMWan``
 sonos      Agrawal et al., IEDM 2022 (128K devices), saturating-exponential programming
@@ -51,6 +54,7 @@ __all__ = [
 
 _LAW_KINDS = ("poly", "pcm_read", "sat_exp")
 _LAW_X = ("g_us", "g_norm", "ln_g_norm")
+_READ_NOISE_DRAWS = ("per_read", "per_time")
 _G_NORM_FLOOR = 1e-6  # g/g_max floor before a logarithm (aihwkit clips at a tiny value too)
 
 
@@ -294,7 +298,11 @@ class DeviceConfig(_Config):
     prog_sigma: Law | None = None
     """standard deviation of the programming error vs target G, uS (None: 0)."""
     read_sigma: Law | None = None
-    """standard deviation of the read noise vs G, uS, fresh on every read (None: 0)."""
+    """standard deviation of the read noise vs G, uS (None: 0); when drawn: ``read_noise_draw``."""
+    read_noise_draw: str = "per_read"
+    """when the read noise is drawn: "per_read" (default; fresh per cell on every read) or
+    "per_time" (once per cell per programmed array and time setting, then the same for every
+    read at that time, as aihwkit's ``PCMLikeNoiseModel`` draws it once per drift time)."""
     drift_mu_nu: Law | None = None
     """mean drift exponent nu vs target G, dimensionless (None: no drift)."""
     drift_sigma_nu: Law | None = None
@@ -316,6 +324,7 @@ class DeviceConfig(_Config):
         _check_int("n_levels", self.n_levels, 2, 1 << 24, allow_none=True)
         for name in ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu"):
             object.__setattr__(self, name, _as_law(name, getattr(self, name)))
+        _check_choice("read_noise_draw", self.read_noise_draw, _READ_NOISE_DRAWS)
         _check_number("t0_s", self.t0_s, lo=0.0, lo_open=True)
         _check_number("t_read_s", self.t_read_s, lo=0.0, lo_open=True)
         _check_number("stuck_min_fraction", self.stuck_min_fraction, lo=0.0, hi=1.0)
@@ -348,7 +357,9 @@ class MappingConfig(_Config):
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class DACConfig(_Config):
-    """Input digital-to-analog converter: x_q = r * round(clip(x / r, -1, 1) * L) / L, L = 2^(bits-1) - 1."""
+    """Input digital-to-analog converter: ``x_q = r * floor(clip(x / r, -1, 1) * L + 0.5) / L``,
+    ``L = 2^(bits-1) - 1`` (round half up: exact halves go towards +inf, not to even as
+    Python's ``round``)."""
 
     bits: int | None = None
     """resolution in bits including sign (None: no quantisation)."""
@@ -373,7 +384,8 @@ class DACConfig(_Config):
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class ADCConfig(_Config):
-    """Per-tile output ADC: y_q = R * round(clip(y / R, -1, 1) * L) / L, L = 2^(bits-1) - 1.
+    """Per-tile output ADC: ``y_q = R * floor(clip(y / R, -1, 1) * L + 0.5) / L``, ``L = 2^(bits-1) - 1``
+    (round half up, as the DAC).
 
     ``y`` is a tile's partial sum in normalised units: inputs divided by the DAC range,
     conductances by (g_max - g_min), so one full-scale input on one full-scale cell gives 1
@@ -561,7 +573,8 @@ PRESETS: dict[str, ArrayConfig] = {
     "ideal": ArrayConfig(name="ideal"),
     # Qin and Vucinic (2018): ideal weights, additive Gaussian noise on each MVM output.
     "paper": ArrayConfig(name="paper", output_noise=OutputNoiseConfig(sigma=0.1, convention="relative")),
-    # Joshi et al. 2020 / Nandakumar et al. 2019, as in aihwkit PCMLikeNoiseModel (g_max 25 uS).
+    # Joshi et al. 2020 / Nandakumar et al. 2019, the laws of aihwkit's PCMLikeNoiseModel (g_max 25 uS);
+    # read noise fresh per read (read_noise_draw="per_time": once per time setting, as aihwkit).
     "pcm": ArrayConfig(
         name="pcm",
         device=DeviceConfig(

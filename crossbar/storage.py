@@ -3,7 +3,8 @@
 Layout: attributes ``format`` ("xbarsim.programmed_array"), ``version`` (1), ``config``
 (ArrayConfig JSON), ``shape``, ``digital``; datasets ``weights`` (digital path) or
 ``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg`` (float64, crossbar
-layout: rows = inputs). The short-term generator state is not saved: pass a seed to
+layout: rows = inputs); attribute ``read_noise_seed`` (uint64) when the config draws its
+read noise once per time setting (``read_noise_draw="per_time"``). The short-term generator state is not saved: pass a seed to
 ``mvm`` for reproducible reads after loading.
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ def save_programmed(arr: ProgrammedArray, path: str | os.PathLike) -> None:
         if arr._nu_pos is not None:
             f.create_dataset("nu_pos", data=arr._nu_pos)
             f.create_dataset("nu_neg", data=arr._nu_neg)
+        if arr._read_noise_seed is not None:
+            f.attrs["read_noise_seed"] = np.uint64(arr._read_noise_seed)
 
 
 def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
@@ -73,4 +76,8 @@ def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
                   scales=read("scales", (n_row_tiles, n_out)))
         if "nu_pos" in f:
             kw.update(nu_pos=read("nu_pos", (n_in, n_out)), nu_neg=read("nu_neg", (n_in, n_out)))
+        if "read_noise_seed" in f.attrs:
+            kw.update(read_noise_seed=int(f.attrs["read_noise_seed"]))
+        elif config.device.read_sigma is not None and config.device.read_noise_draw == "per_time":
+            raise ValueError(f"{path}: attribute 'read_noise_seed' is missing (config has read_noise_draw='per_time')")
         return ProgrammedArray(config, shape, **kw)
