@@ -295,5 +295,18 @@ def fill_normal(out, seed, kn, wn, fn):
 
 
 def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``."""
+    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``.
+
+    Raises:
+        ValueError: ``out`` is not C-contiguous or not writeable (``reshape(-1)`` would fill
+            a copy and leave ``out`` as it was).
+    """
+    check_fillable("out", out)
     fill_normal(out.reshape(-1), int(rng.integers(0, 1 << 63)), _KN, _WN, _FN)
+
+
+def check_fillable(name: str, a: np.ndarray) -> None:
+    """Raise ValueError unless ``a`` is a C-contiguous, writeable array (a buffer filled in place)."""
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a C-contiguous, writeable array to be filled in place, got "
+                         f"shape {a.shape}, strides {a.strides}, writeable={a.flags.writeable}")

@@ -47,7 +47,10 @@ def test_same_seed_same_numbers(rng, dtype, name):
     a, b = crossbar.program(w, cfg, seed=9), crossbar.program(w, cfg, seed=9)
     np.testing.assert_array_equal(a.mvm(x, t_s=10.0), b.mvm(x, t_s=10.0))     # the array's own stream
     np.testing.assert_array_equal(a.mvm(x, seed=4), a.mvm(x, seed=4))         # an explicit seed
-    assert not np.array_equal(a.mvm(x, seed=4), a.mvm(x, seed=5)) or name == "rram"
+    if name == "rram":  # no short-term noise in this preset: the read seed changes nothing
+        np.testing.assert_array_equal(a.mvm(x, seed=4), a.mvm(x, seed=5))
+    else:               # fresh read noise: another read seed, other numbers
+        assert not np.array_equal(a.mvm(x, seed=4), a.mvm(x, seed=5))
 
 
 def test_non_contiguous_input_reads_like_its_copy(rng):

@@ -165,3 +165,48 @@ def test_ziggurat_normals_are_standard_normal(dtype):
     again = np.empty(200_000, dtype)
     K.standard_normal(np.random.default_rng(3), again)
     np.testing.assert_array_equal(z, again)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_cell_read_equals_reference_with_the_same_draws(rng, dtype):
+    """The per-cell path, exactly: its draws (G+ then G- normals of every cell and read, from
+    the read generator) fed to reference.per_cell_read give the same outputs."""
+    w = rng.normal(size=(5, 7))
+    x = rng.uniform(-1, 1, size=(3, 7)).astype(dtype)
+    cfg = crossbar.preset("pcm", dac_bits=None, adc_bits=None, tile_rows=None, read_noise_path="per_cell")
+    arr = crossbar.program(w, cfg, seed=2)
+    y = arr.mvm(x, seed=11)
+    draws = crossbar.as_generator(11)
+    zp = draws.standard_normal((3, 7, 5), dtype=dtype)
+    zm = draws.standard_normal((3, 7, 5), dtype=dtype)
+    dev = cfg.device
+    gp, gm = arr.conductances()
+    kw = dict(g_max_us=dev.g_max_us, t_s=dev.t0_s, t_read_s=dev.t_read_s)
+    s_cell = arr._scales[0][None, :] / (dev.g_max_us - dev.g_min_us)
+    sig_p, sig_m = dev.read_sigma(gp, g_t_us=gp, **kw) * s_cell, dev.read_sigma(gm, g_t_us=gm, **kw) * s_cell
+    want = R.per_cell_read(x, arr.effective_weights().T, sig_p, sig_m, zp, zm)
+    np.testing.assert_allclose(y, want, **_tol(dtype))
+    assert not np.allclose(y, x @ arr.effective_weights().T, **_tol(dtype))  # noise is there
+
+
+@pytest.mark.parametrize("convention,level", [("relative", 0.2), ("absolute", 0.3), ("snr_db", 12.0)])
+def test_output_noise_equals_reference_with_the_same_draws(rng, convention, level):
+    """The paper's output noise on the digital path, exactly: y0 + sigma_y z with sigma_y from
+    reference.output_noise_sigma and z the ziggurat draws of the read generator."""
+    w = rng.normal(size=(6, 9))
+    x = rng.normal(size=(4, 9))
+    cfg = crossbar.preset("paper", out_noise_sigma=level, out_noise_convention=convention)
+    y = crossbar.program(w, cfg).mvm(x, seed=3)
+    z = np.empty((4, 6))
+    K.standard_normal(crossbar.as_generator(3), z)
+    y0 = R.mvm_clean(x, w)
+    assert R.mean_square(y0) == pytest.approx(K.mean_square(y0), rel=1e-14)
+    np.testing.assert_allclose(y, y0 + R.output_noise_sigma(y0, level, convention) * z, rtol=1e-12, atol=1e-12)
+
+
+def test_standard_normal_rejects_non_contiguous_buffers():
+    """A non-contiguous buffer would be filled through a copy and keep its old values."""
+    out = np.zeros((4, 6))[:, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.standard_normal(np.random.default_rng(0), out)
+    assert not out.any()

@@ -178,9 +178,80 @@ def test_short_term_noise_is_fresh_long_term_is_frozen(rng):
     w = rng.normal(size=(5, 8))
     x = rng.normal(size=(2, 8))
     arr = crossbar.program(w, crossbar.preset("pcm"), seed=1)
+    before = arr.effective_weights()
     a, b = arr.mvm(x), arr.mvm(x)
     assert not np.array_equal(a, b)                           # read noise redrawn
-    np.testing.assert_array_equal(arr.effective_weights(), arr.effective_weights())
+    np.testing.assert_array_equal(arr.effective_weights(), before)  # reads leave the long-term state alone
+    other = crossbar.program(w, crossbar.preset("pcm"), seed=2)
+    assert not np.array_equal(other.effective_weights(), before)    # long-term noise drawn at programming
     same = crossbar.program(w, crossbar.preset("pcm"), seed=1)
     np.testing.assert_array_equal(same.conductances()[0], arr.conductances()[0])
     np.testing.assert_array_equal(same.mvm(x, seed=5), arr.mvm(x, seed=np.random.Generator(np.random.SFC64(5))))
+
+
+def _frozen_cfg(draw):
+    """PCM read noise only (no programming noise, deterministic drift), no DAC/ADC."""
+    return _read_cfg(prog_sigma=None, drift_sigma_nu=None, read_noise_draw=draw)
+
+
+def test_read_noise_per_time_is_frozen_per_time_setting(rng):
+    """read_noise_draw="per_time" (aihwkit): every read at one time sees the same draw; another
+    time setting draws anew; returning to a time gives that time's draw again."""
+    w = rng.normal(size=(6, 10))
+    x = rng.uniform(-1, 1, size=(5, 10))
+    arr = crossbar.program(w, _frozen_cfg("per_time"), seed=3)
+    y1 = arr.mvm(x, t_s=3600.0, seed=1)
+    np.testing.assert_array_equal(arr.mvm(x, t_s=3600.0, seed=2), y1)       # no fresh noise per read
+    assert not np.allclose(y1, x @ arr.effective_weights(3600.0).T)         # but read noise is there
+    for k in range(10):                                                     # other times (evicts caches)
+        assert not np.array_equal(arr.mvm(x, t_s=3600.0 + k + 1), y1)
+    np.testing.assert_array_equal(arr.mvm(x, t_s=3600.0), y1)
+    same = crossbar.program(w, _frozen_cfg("per_time"), seed=3)
+    np.testing.assert_array_equal(same.mvm(x, t_s=3600.0), y1)              # same seed, same draw
+    fresh = crossbar.program(w, _frozen_cfg("per_read"), seed=3)
+    assert not np.array_equal(fresh.mvm(x, t_s=3600.0, seed=1), fresh.mvm(x, t_s=3600.0, seed=2))
+
+
+def test_read_noise_per_read_and_per_time_have_the_same_law(rng):
+    """One input, t = 1 h. per_read: N reads of one array; per_time: one read of each of N
+    arrays (seeds 0..N-1). Both spreads must equal sum_i x_i^2 (s+^2 + s-^2) / dg^2 (variance
+    bound 5 sigma^2 sqrt(2/(N-1))), and the frozen spread must be zero within one array."""
+    n_out, n_in, n, t_s = 4, 10, 2000, 3600.0
+    w = rng.normal(size=(n_out, n_in))
+    x = rng.uniform(-1, 1, size=n_in)
+    per_read = crossbar.program(w, _frozen_cfg("per_read"), seed=0)
+    y_read = per_read.mvm(np.tile(x, (n, 1)), t_s=t_s, seed=1)
+    y_time = np.stack([crossbar.program(w, _frozen_cfg("per_time"), seed=s).mvm(x, t_s=t_s) for s in range(n)])
+    dev = per_read.config.device
+    gp, gm = per_read.conductances(t_s)
+    gp0, gm0 = per_read.conductances(0.0)
+    kw = dict(g_max_us=dev.g_max_us, t_s=dev.t0_s + t_s, t_read_s=dev.t_read_s)
+    sp, sm = dev.read_sigma(gp0, g_t_us=gp, **kw), dev.read_sigma(gm0, g_t_us=gm, **kw)
+    var = (x[:, None] ** 2 * (sp**2 + sm**2) * per_read._scales[0] ** 2).sum(axis=0) / 25.0**2
+    mean = x @ per_read.effective_weights(t_s).T
+    for y, what in ((y_read, "per_read"), (y_time, "per_time")):
+        _check_mean(y.mean(axis=0), mean, np.sqrt(var), n, f"{what} mean")
+        _check_var(y.var(axis=0, ddof=1), var, n, f"{what} variance")
+    # the bound can fail: a spread 30 % wider is rejected
+    with pytest.raises(AssertionError):
+        _check_var((1.3 * (y_time - y_time.mean(axis=0))).var(axis=0, ddof=1), var, n, "wider")
+    within = np.stack([crossbar.program(w, _frozen_cfg("per_time"), seed=0).mvm(x, t_s=t_s, seed=s)
+                       for s in range(20)])
+    assert np.ptp(within, axis=0).max() == 0.0
+
+
+def test_read_noise_draw_is_validated_and_round_trips():
+    cfg = crossbar.preset("pcm", read_noise_draw="per_time")
+    assert crossbar.ArrayConfig.from_json(cfg.to_json()) == cfg
+    assert crossbar.preset("pcm").device.read_noise_draw == "per_read"       # the default
+    with pytest.raises(ValueError, match="read_noise_draw must be one of 'per_read', 'per_time', got 'once'"):
+        crossbar.preset("pcm", read_noise_draw="once")
+
+
+def test_per_time_array_saves_and_loads_its_draws(rng, tmp_path):
+    w = rng.normal(size=(4, 6))
+    x = rng.uniform(-1, 1, size=(3, 6))
+    arr = crossbar.program(w, crossbar.preset("pcm", read_noise_draw="per_time"), seed=5)
+    arr.save(tmp_path / "a.h5")
+    back = crossbar.load_programmed(tmp_path / "a.h5")
+    np.testing.assert_array_equal(back.mvm(x, t_s=100.0, seed=1), arr.mvm(x, t_s=100.0, seed=1))

@@ -162,16 +162,50 @@ def test_lstm_gate_noise_level_each_gate(monkeypatch, fast):
         assert abs(float(noise[:, k * hidden:(k + 1) * hidden].mean())) < 5 * want / math.sqrt(n), gate
 
 
-def test_gru_keeps_two_draws_and_level():
-    """GRU n gate: gi_n and gh_n carry their own noise (std sigma * rms of each read)."""
+def test_gru_keeps_two_draws_and_level(monkeypatch):
+    """AnalogGRU: gi and gh each carry their own output noise (the n gate uses r * gh_n, so
+    they cannot be merged): std sigma * rms of each read, uncorrelated with each other."""
     torch.manual_seed(8)
-    w = torch.randn(12, 4)
-    x = torch.randn(1, N_ROWS, 4)
-    cfg = crossbar.preset("paper", out_noise_sigma=0.3)
-    r1, r2 = _reader(w, cfg, batch=N_ROWS, seed=1), _reader(w, cfg, batch=N_ROWS, seed=2)
-    e1 = r1(x) - x @ w.t()
-    e2 = r2(x) - x @ w.t()
-    assert not torch.allclose(e1, e2)
+    hidden, batch, sigma = 6, 4000, 0.3
+    t = torch.nn.GRU(4, hidden)
+    a = models.AnalogGRU.from_torch(t, crossbar.preset("paper", out_noise_sigma=sigma), seed=2)
+    x, h0 = torch.randn(1, batch, 4), torch.randn(1, batch, hidden)
+    seen = []
+    real = Fn.gru_step
+
+    def spy(gi, gh, h):
+        seen.append((gi.detach().clone(), gh.detach().clone()))
+        return real(gi, gh, h)
+
+    monkeypatch.setattr("models.rnn.gru_step", spy)
+    with torch.no_grad():
+        a(x, h0)
+    assert len(seen) == 1
+    yi = x[0] @ t.weight_ih_l0.detach().t()
+    yh = h0[0] @ t.weight_hh_l0.detach().t()
+    e_i = (seen[0][0] - yi - t.bias_ih_l0.detach()).flatten()
+    e_h = (seen[0][1] - yh - t.bias_hh_l0.detach()).flatten()
+    n = e_i.numel()
+    for e, y, what in ((e_i, yi, "input read"), (e_h, yh, "recurrent read")):
+        want = sigma * float(y.square().mean().sqrt())
+        assert abs(float(e.std()) - want) < _noise_std_bound(want, n), (what, float(e.std()), want)
+    corr = float(torch.corrcoef(torch.stack([e_i, e_h]))[0, 1])
+    assert abs(corr) < 5 / math.sqrt(n), f"the two reads' noises are correlated: {corr:.3g}"
+
+
+def test_per_time_read_noise_is_long_term_and_allows_shared_draws():
+    """read_noise_draw="per_time" makes programming random (a fresh draw per training forward)
+    and lifts the "mvm only" restriction of fresh read noise."""
+    per_read = crossbar.preset("pcm", adc_bits=None)
+    per_time = per_read.replace(read_noise_draw="per_time")
+    only_read = crossbar.preset("ideal", read_sigma=crossbar.Law("poly", (0.1,)))
+    assert Fn.has_fresh_read_noise(per_read) and not Fn.has_fresh_read_noise(per_time)
+    assert not Fn.has_long_term_noise(only_read)
+    assert Fn.has_long_term_noise(only_read.replace(read_noise_draw="per_time"))
+    with pytest.raises(ValueError, match="read_noise_draw='per_read'"):
+        models.AnalogLSTM(3, 4, config=per_read, noise_draw="step", seed=0)(torch.randn(2, 1, 3))
+    out, _ = models.AnalogLSTM(3, 4, config=per_time, noise_draw="step", seed=0)(torch.randn(2, 1, 3))
+    assert out.shape == (2, 1, 4)
 
 
 # ----------------------------------------------------------------------- noise draws

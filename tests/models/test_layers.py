@@ -124,7 +124,12 @@ def test_linear_equals_torch(bias):
     a.load_state_dict(t.state_dict())
     x = torch.randn(2, 3, 6)
     torch.testing.assert_close(a(x), t(x), **F32)
-    t.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        a.weight.mul_(-2.0)
+    back = nn.Linear(6, 4, bias=bias)
+    back.load_state_dict(a.state_dict())          # and back: the analog layer's state loads into torch's
+    torch.testing.assert_close(back(x), a(x), **F32)
+    assert not torch.allclose(back(x), t(x))
 
 
 def test_float64_layers():
@@ -136,12 +141,22 @@ def test_float64_layers():
 
 
 def test_dropout_only_in_training():
+    """eval: no dropout (equals the torch twin); train: dropout between layers, the same mask
+    as torch's for the same global seed, and outputs that differ from eval."""
     torch.manual_seed(5)
-    a = models.AnalogLSTM(3, 4, num_layers=2, dropout=0.5, config=IDEAL)
+    a = models.AnalogLSTM(3, 4, num_layers=2, dropout=0.5, config=IDEAL, seed=0)
     t = a.to_torch().eval()
     a.eval()
     x = torch.randn(5, 2, 3)
-    torch.testing.assert_close(_flat(a(x)), _flat(t(x)), **F32)
+    evaluated = _flat(a(x))
+    torch.testing.assert_close(evaluated, _flat(t(x)), **F32)
+    a.train()
+    t.train()
+    torch.manual_seed(6)
+    trained = _flat(a(x))
+    torch.manual_seed(6)
+    torch.testing.assert_close(trained, _flat(t(x)), **F32)
+    assert not torch.allclose(trained, evaluated)
 
 
 # --------------------------------------------------------------------------- convert
