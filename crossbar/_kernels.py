@@ -16,6 +16,13 @@ from numba import njit
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
 
+# Converter parameters travel as small plain tuples (numba types them fast; a NamedTuple
+# costs ~3 us more per call), always unpacked by name on the first line of a kernel:
+#   dac = (abs_max, input_range, levels, clip)   -- see dac_params() in crossbar.array
+#   adc = (on, levels, full_range, clip)          -- see adc_params() in crossbar.array
+# levels L = 2^(bits-1) - 1, 0 for no quantisation.
+
+
 @njit(inline="always", **_JIT)
 def _dac_value(v, clip, levels, inv_l):
     """One DAC conversion in normalised units: ``floor(clip(v, -1, 1) * L + 0.5) / L`` (L = 0: no quantisation)."""
@@ -29,125 +36,166 @@ def _dac_value(v, clip, levels, inv_l):
     return v
 
 
+@njit(inline="always", **_JIT)
+def _dac_row_range(x, b, abs_max, input_range):
+    """The DAC range of row ``b``: ``max_i |x[b, i]|`` (0 -> 1) when ``abs_max``, else ``input_range``."""
+    if abs_max:
+        r = 0.0
+        for i in range(x.shape[1]):
+            a = abs(float(x[b, i]))
+            if a > r:
+                r = a
+        if r == 0.0:
+            r = 1.0
+        return r
+    return input_range
+
+
+@njit(inline="always", **_JIT)
+def _dac_row(x, b, dac, alpha, out, row_scale):
+    """DAC of row ``b``: range, ``out[b] = DAC(x[b] / r)``, ``row_scale[b] = r alpha``; returns r."""
+    abs_max, input_range, levels, clip = dac
+    n = x.shape[1]
+    inv_l = 1.0 / levels if levels > 0 else 0.0
+    r = _dac_row_range(x, b, abs_max, input_range)
+    s = 1.0 / r
+    row_scale[b] = r * alpha
+    for i in range(n):
+        out[b, i] = _dac_value(x[b, i] * s, clip, levels, inv_l)
+    return r
+
+
 @njit(**_JIT)
-def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scale, sumsq, bounds):
-    """DAC with the range found in the kernel (the read pipeline's first step, one pass).
+def dac_rows(x, dac, alpha, out, row_scale):
+    """DAC of every row (the read pipeline's first step, one pass).
 
     ``r[b] = max_i |x[b, i]|`` (0 -> 1) when ``abs_max``, else ``input_range``;
-    ``out[b, i] = floor(clip(x[b, i] / r[b], -1, 1) L + 0.5) / L``; ``out_sq = out**2``;
-    ``row_scale[b] = r[b] * alpha``; ``sumsq[k, b] = sum of out_sq[b, i]`` over row tile k
-    (rows ``bounds[k]`` to ``bounds[k + 1]``), accumulated in float64.
+    ``out[b, i] = floor(clip(x[b, i] / r[b], -1, 1) L + 0.5) / L``; ``row_scale[b] = r[b] alpha``.
 
     Args:
         x: (B, n) inputs.
-        abs_max, input_range: the range mode ("abs_max" per vector, or a fixed range).
+        dac: ``(abs_max, input_range, levels, clip)``: range mode (per-vector max or the
+            fixed ``input_range``), L (0: no quantisation), saturate at +-1.
         alpha: drift-compensation factor folded into ``row_scale``.
-        levels: L = 2^(bits-1) - 1 (0: no quantisation). clip: saturate at +-1.
-        out: (B, n) result. out_sq: (B, n), or a (0, 0) array to skip it.
-        row_scale: (B,) result. sumsq: (n_tiles, B), or a (0, 0) array to skip it.
-        bounds: (n_tiles + 1,) int64 row-tile edges (used only with ``sumsq``).
+        out: (B, n) result. row_scale: (B,) result.
     """
-    nb, n = x.shape
-    want_sq = out_sq.shape[0] == nb
-    want_sum = sumsq.shape[1] == nb
-    nt = sumsq.shape[0]
+    for b in range(x.shape[0]):
+        _dac_row(x, b, dac, alpha, out, row_scale)
+
+
+@njit(**_JIT)
+def dac_rows_squares(x, dac, alpha, out, out_sq, row_scale):
+    """:func:`dac_rows` and ``out_sq[b, i] = out[b, i]**2`` (squared before rounding to the
+    dtype of ``out_sq``), for the general read-noise variance ``x_n^2 @ sigma^2``."""
+    abs_max, input_range, levels, clip = dac
     inv_l = 1.0 / levels if levels > 0 else 0.0
-    for b in range(nb):
-        if abs_max:
-            r = 0.0
-            for i in range(n):
-                a = abs(float(x[b, i]))
-                if a > r:
-                    r = a
-            if r == 0.0:
-                r = 1.0
-        else:
-            r = input_range
+    n = x.shape[1]
+    for b in range(x.shape[0]):
+        r = _dac_row_range(x, b, abs_max, input_range)
         s = 1.0 / r
         row_scale[b] = r * alpha
         for i in range(n):
             v = _dac_value(x[b, i] * s, clip, levels, inv_l)
             out[b, i] = v
-            if want_sq:
-                out_sq[b, i] = v * v
-        if want_sum:
-            for k in range(nt):
-                acc = 0.0
-                for i in range(bounds[k], bounds[k + 1]):
-                    o = float(out[b, i])
-                    acc += o * o
-                sumsq[k, b] = acc
+            out_sq[b, i] = v * v
 
 
 @njit(**_JIT)
-def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, adc_on, acc, first, last, row_scale):
-    """One tile's partial sums: noise, ADC, digital scale, accumulation (fused, one pass).
+def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
+    """:func:`dac_rows` and ``sumsq[k, b] = sum of out[b, i]**2`` over row tile k (rows
+    ``bounds[k]`` to ``bounds[k + 1]``), accumulated in float64, for a column-uniform
+    read-noise variance ``||x_tile||^2 sigma_j^2``.
 
-    ``u = p + sqrt(var[b, j] + a1[b] c1[j] + a2[b] c2[j]) z[b, j]`` (the rank-one terms:
-    read noise of a column-uniform array, ``||x_tile||^2 sigma_j^2``, and output noise);
-    ``u = R floor(clip(u / R, -1, 1) L + 0.5) / L`` when the ADC is on;
+    Args:
+        bounds: (n_tiles + 1,) int64 row-tile edges.
+        sumsq: (n_tiles, B) result.
+    """
+    nt = sumsq.shape[0]
+    for b in range(x.shape[0]):
+        _dac_row(x, b, dac, alpha, out, row_scale)
+        for k in range(nt):
+            acc = 0.0
+            for i in range(bounds[k], bounds[k + 1]):
+                o = float(out[b, i])
+                acc += o * o
+            sumsq[k, b] = acc
+
+
+@njit(inline="always", **_JIT)
+def _adc_scale_accumulate(u, b, j, adc, scale, acc, first, last, rs):
+    """``acc[b, j] = (acc[b, j] if not first) + scale[j] ADC(u)``, times ``rs`` on the last tile."""
+    on, levels, full_range, clip = adc
+    if on:
+        w = u * (1.0 / full_range)
+        if clip:
+            if w > 1.0:
+                w = 1.0
+            elif w < -1.0:
+                w = -1.0
+        if levels > 0:
+            w = math.floor(w * levels + 0.5) * (1.0 / levels)
+        u = w * full_range
+    c = scale[j] * u
+    if not first:
+        c += acc[b, j]
+    if last:
+        c *= rs
+    acc[b, j] = c
+
+
+@njit(**_JIT)
+def adc_accumulate(p, scale, adc, acc, first, last, row_scale):
+    """One tile's noiseless partial sums: ADC, digital scale, accumulation (one pass).
+
+    ``u = R floor(clip(p / R, -1, 1) L + 0.5) / L`` when the ADC is on (else ``u = p``);
     ``acc[b, j] = (0 if first else acc[b, j]) + scale[j] u``; on the last tile
     ``acc[b, j] *= row_scale[b]``.
 
     Args:
-        p: (B, m) noiseless partial sums of this tile (normalised units).
-        var: (B, m) per-output read-noise variance, or a (0, 0) array for none.
-        z: (B, m) standard normals, or a (0, 0) array when there is no noise at all.
-        a1, c1: (B,), (m,) first rank-one variance term, or (0,) arrays for none.
-        a2, c2: (B,), (m,) second rank-one variance term, or (0,) arrays for none.
+        p: (B, m) partial sums of this tile (normalised units).
         scale: (m,) digital scale of each column.
-        levels, out_range, clip, adc_on: the ADC (levels 0: clip only).
+        adc: ``(on, levels, full_range, clip)``.
         acc: (B, m) accumulator, written in place.
         first, last: first / last tile of the sum.
         row_scale: (B,) factor applied on the last tile (DAC range, drift compensation).
     """
     nb, m = p.shape
-    has_var = var.shape[0] == nb
-    has_z = z.shape[0] == nb
-    has_1 = a1.shape[0] == nb
-    has_2 = a2.shape[0] == nb
-    inv_r = 1.0 / out_range
-    inv_l = 1.0 / levels if levels > 0 else 0.0
     for b in range(nb):
         rs = row_scale[b]
-        w1 = a1[b] if has_1 else 0.0
-        w2 = a2[b] if has_2 else 0.0
         for j in range(m):
-            u = p[b, j]
-            if has_z:
-                v = 0.0
-                if has_var:
-                    v += var[b, j]
-                if has_1:
-                    v += w1 * c1[j]
-                if has_2:
-                    v += w2 * c2[j]
-                u += math.sqrt(v) * z[b, j]
-            if adc_on:
-                w = u * inv_r
-                if clip:
-                    if w > 1.0:
-                        w = 1.0
-                    elif w < -1.0:
-                        w = -1.0
-                if levels > 0:
-                    w = math.floor(w * levels + 0.5) * inv_l
-                u = w * out_range
-            c = scale[j] * u
-            if not first:
-                c += acc[b, j]
-            if last:
-                c *= rs
-            acc[b, j] = c
+            _adc_scale_accumulate(float(p[b, j]), b, j, adc, scale, acc, first, last, rs)
 
 
 @njit(**_JIT)
-def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
-                         acc, first, last, row_scale):
-    """:func:`noise_adc_tile` with one rank-one term: ``v = var[b, j] + out_var_b[b] inv_s2[j]``."""
-    e = out_var_b[:0]
-    noise_adc_tile(p, var, z, out_var_b, inv_s2, e, e, scale, levels, out_range, clip, adc_on,
-                   acc, first, last, row_scale)
+def noise_adc_accumulate(p, z, var, row_terms, col_terms, scale, adc, acc, first, last, row_scale):
+    """One tile's partial sums: noise, ADC, digital scale, accumulation (fused, one pass).
+
+    ``u = p + sqrt(v) z`` with the per-output variance written as a dense part plus rank-one
+    terms, ``v[b, j] = sum_d var[d, b, j] + sum_r row_terms[r, b] col_terms[r, j]``
+    (summed in this order, in float64); then as :func:`adc_accumulate`.
+    The rank-one terms are the read noise of a column-uniform array
+    (``||x_tile||^2 sigma_j^2``) and the paper's output noise (``sigma_y^2 / (r^2 s_j^2)``).
+
+    Args:
+        p: (B, m) noiseless partial sums of this tile (normalised units).
+        z: (B, m) standard normals.
+        var: (D, B, m) dense variance terms, D = 0 or 1 (the general read noise ``x^2 @ sigma^2``).
+        row_terms, col_terms: (R, B) and (R, m), R rank-one variance terms (R >= 0).
+        scale, adc, acc, first, last, row_scale: as :func:`adc_accumulate`.
+    """
+    nb, m = p.shape
+    nd = var.shape[0]
+    nr = row_terms.shape[0]
+    for b in range(nb):
+        rs = row_scale[b]
+        for j in range(m):
+            v = 0.0
+            for d in range(nd):
+                v += var[d, b, j]
+            for r in range(nr):
+                v += float(row_terms[r, b]) * float(col_terms[r, j])
+            u = float(p[b, j]) + math.sqrt(v) * z[b, j]
+            _adc_scale_accumulate(u, b, j, adc, scale, acc, first, last, rs)
 
 
 @njit(**_JIT)
@@ -195,15 +243,16 @@ def warm() -> None:
         x = np.ones((2, 3), dt)
         r = np.ones(2, dt)
         o = np.empty((2, 3), dt)
-        e = np.empty((0, 0), dt)
-        e1 = np.empty(0, dt)
-        dac_rows(x, True, 1.0, 1.0, 127, True, o, o.copy(), r, np.empty((1, 2), dt), bounds)
-        dac_rows(x, False, 1.0, 1.0, 0, False, o, e, r, e, bounds)
+        dac = (True, 1.0, 127, True)
+        adc = (True, 127, 12.0, True)
+        dac_rows(x, dac, 1.0, o, r)
+        dac_rows_squares(x, dac, 1.0, o, o.copy(), r)
+        dac_rows_tile_sumsq(x, dac, 1.0, o, r, bounds, np.empty((1, 2), dt))
         s = np.ones(3, dt)
-        noise_adc_accumulate(x, x, x, r, s, s, 127, 12.0, True, True, o, True, True, r)
-        noise_adc_accumulate(x, e, e, r, s, s, 0, 12.0, False, False, o, False, False, r)
-        noise_adc_tile(x, x, x, r, s, r, s, s, 127, 12.0, True, True, o, True, True, r)
-        noise_adc_tile(x, e, e, e1, e1, e1, e1, s, 0, 12.0, False, False, o, False, False, r)
+        adc_accumulate(x, s, adc, o, True, True, r)
+        noise_adc_accumulate(x, x, x[None], r[None], s[None], s, adc, o, True, True, r)
+        noise_adc_accumulate(x, x, np.empty((0, 2, 3), dt), np.empty((0, 2), dt), np.empty((0, 3), dt), s, adc, o,
+                             False, False, r)
         add_scaled(o, x, 0.5)
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)

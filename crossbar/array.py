@@ -51,8 +51,6 @@ from .config import ArrayConfig
 __all__ = ["ProgrammedArray", "program", "mvm", "load_programmed", "as_generator"]
 
 _FLOATS = (np.float32, np.float64)
-_EMPTY = {np.dtype(np.float32): np.empty((0, 0), np.float32), np.dtype(np.float64): np.empty((0, 0), np.float64)}
-_EMPTY1 = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 _PER_CELL_CHUNK = 1 << 22  # cells drawn at once on the per-cell path (memory bound)
 
 
@@ -108,6 +106,20 @@ def _levels(bits: int | None) -> int:
     return 0 if bits is None else (1 << (bits - 1)) - 1
 
 
+def dac_params(cfg: ArrayConfig) -> tuple[bool, float, int, bool]:
+    """The DAC tuple the kernels take: ``(abs_max, input_range, levels, clip)`` (no DAC: a
+    fixed range of 1, no quantisation, no clipping)."""
+    dac = cfg.dac
+    return (dac.range_mode == "abs_max", float(dac.input_range) if dac.active else 1.0,
+            _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+
+
+def adc_params(cfg: ArrayConfig) -> tuple[bool, int, float, bool]:
+    """The ADC tuple the kernels take: ``(on, levels, full_range, clip)``."""
+    adc = cfg.adc
+    return (adc.active, _levels(adc.bits), float(adc.output_range), bool(adc.clip))
+
+
 def _tile_bounds(n: int, size: int | None) -> list[tuple[int, int]]:
     size = n if size is None else size
     return [(a, min(a + size, n)) for a in range(0, n, size)]
@@ -136,7 +148,7 @@ class _ReadState:
     """
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
-                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t")
+                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t")
 
     def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
@@ -151,15 +163,20 @@ class _ReadState:
         self.alpha = alpha      # global drift-compensation factor
         self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
         self.var_t = None if var is None else [var[a:b] for a, b in tiles]
-        self.var_col_t = None if var_col is None else list(var_col)
+        # column factors of the rank-one variance terms, (1, out) or (2, out) per tile:
+        # column-uniform read noise, output noise, and both (in the kernels' term order)
+        self.var_col_t = None if var_col is None else [var_col[k:k + 1] for k in range(len(tiles))]
         self.scale_t = list(self.scale)
-        self.inv_s2_t = list(self.inv_s2)
+        self.inv_s2_t = [self.inv_s2[k:k + 1] for k in range(len(tiles))]
+        self.uniform_out_t = None if var_col is None else \
+            [np.ascontiguousarray(np.concatenate([var_col[k:k + 1], self.inv_s2[k:k + 1]])) for k in range(len(tiles))]
 
 
 class _Work:
     """Per-(batch, dtype) work buffers of one array, reused across reads (never returned)."""
 
-    __slots__ = ("xn", "xsq", "sumsq", "rs", "parts", "parts_t", "v", "z", "z_t", "xn_t", "xsq_t", "sumsq_t")
+    __slots__ = ("xn", "xsq", "sumsq", "rs", "parts", "parts_t", "v", "z", "z_t", "xn_t", "xsq_t", "sumsq_t",
+                 "rows2", "rows2_t", "no_var", "no_rows", "no_cols")
 
     def __init__(self, nb: int, n_in: int, n_out: int, tiles, dt: np.dtype):
         nt = len(tiles)
@@ -168,11 +185,16 @@ class _Work:
         self.sumsq = np.empty((nt, nb), dt)      # per-tile sum of squares (column-uniform variance)
         self.rs = np.empty(nb, dt)               # row scale: DAC range times drift compensation
         self.parts = np.empty((nt, nb, n_out), dt)
-        self.v = np.empty((nb, n_out), dt)       # read-noise variance of one tile's partial sums
+        self.v = np.empty((1, nb, n_out), dt)    # dense read-noise variance of one tile's partial sums
         self.z = np.empty((nt, nb, n_out), dt)   # standard normals, one per output and tile
+        self.rows2 = np.empty((nt, 2, nb), dt)   # row factors of two rank-one terms (uniform, output noise)
+        self.no_var = np.empty((0, nb, n_out), dt)  # zero dense terms
+        self.no_rows = np.empty((0, nb), dt)        # zero rank-one terms
+        self.no_cols = np.empty((0, n_out), dt)
         self.parts_t = list(self.parts)
         self.z_t = list(self.z)
-        self.sumsq_t = list(self.sumsq)
+        self.sumsq_t = [self.sumsq[k:k + 1] for k in range(nt)]
+        self.rows2_t = list(self.rows2)
         one = nt == 1
         self.xn_t = [self.xn if one else self.xn[:, a:b] for a, b in tiles]
         self.xsq_t = [self.xsq if one else self.xsq[:, a:b] for a, b in tiles]
@@ -443,56 +465,71 @@ class ProgrammedArray:
         st = self._state(t, dt)
         nb = x.shape[0]
         wk = self._work_for(nb, dt, st)
-        empty = _EMPTY[dt]
         tiles = st.tiles
         nt = len(tiles)
         per_cell = st.var is not None and cfg.read_noise_path == "per_cell"
         general = st.var is not None and not per_cell and st.var_col is None   # x^2 @ sigma^2 per tile
         uniform = st.var is not None and not per_cell and st.var_col is not None  # ||x_tile||^2 sigma_j^2
         # DAC -> normalised inputs, their squares or per-tile sums of squares, row scale
-        dac = cfg.dac
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        K.dac_rows(x, dac.range_mode == "abs_max", float(dac.input_range) if dac.active else 1.0,
-                   float(st.alpha), _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active,
-                   wk.xn, wk.xsq if general else empty, wk.rs, wk.sumsq if uniform else empty, st.bounds)
+        dac = dac_params(cfg)
+        alpha = float(st.alpha)
+        if general:
+            K.dac_rows_squares(x, dac, alpha, wk.xn, wk.xsq, wk.rs)
+        elif uniform:
+            K.dac_rows_tile_sumsq(x, dac, alpha, wk.xn, wk.rs, st.bounds, wk.sumsq)
+        else:
+            K.dac_rows(x, dac, alpha, wk.xn, wk.rs)
         # one BLAS product per row tile, into reused buffers
         parts_t = wk.parts_t
         for xk, gk, pk in zip(wk.xn_t, st.gn_t, parts_t):
             np.matmul(xk, gk, out=pk)
         # output noise (the paper's): a variance per input vector, split over the tiles
-        on = cfg.output_noise
-        ov = _EMPTY1[dt]
-        sigma_y = 0.0
-        if on.active:
-            if on.convention != "absolute":
-                r = wk.rs if st.alpha == 1.0 else wk.rs / dt.type(st.alpha)
-                ms = K.mean_square_tiles(wk.parts, st.scale, r)
-            else:
-                ms = 0.0
-            sigma_y = self._output_sigma(ms)
-            if sigma_y > 0:
-                r64 = wk.rs.astype(np.float64) / st.alpha
-                ov = ((sigma_y * sigma_y / nt) / (r64 * r64)).astype(dt)
+        sigma_y = self._output_sigma_of_read(wk, st, dt)
+        ov = None
+        if sigma_y > 0:
+            r64 = wk.rs.astype(np.float64) / st.alpha
+            ov = ((sigma_y * sigma_y / nt) / (r64 * r64)).astype(dt)
         if per_cell:
             self._add_per_cell(wk.xn, st, wk.parts, rng)
-        noisy = general or uniform or sigma_y > 0
-        if noisy:
-            K.standard_normal(rng, wk.z)
         acc = np.empty((nb, self.out_features), dt)
-        adc = cfg.adc
-        levels, out_range, clip, adc_on = _levels(adc.bits), float(adc.output_range), bool(adc.clip), adc.active
-        has_ov = ov.shape[0] == nb
-        e1 = _EMPTY1[dt]
-        v = wk.v
+        adc = adc_params(cfg)
+        if not (general or uniform or ov is not None):
+            for k in range(nt):
+                K.adc_accumulate(parts_t[k], st.scale_t[k], adc, acc, k == 0, k == nt - 1, wk.rs)
+            return acc
+        K.standard_normal(rng, wk.z)
+        # the variance of each tile's partial sums: a dense term (general read noise) and
+        # rank-one terms (column-uniform read noise, then output noise)
+        if uniform and ov is not None:
+            wk.rows2[:, 0] = wk.sumsq
+            wk.rows2[:, 1] = ov
+            rows_t, cols_t = wk.rows2_t, st.uniform_out_t
+        elif uniform:
+            rows_t, cols_t = wk.sumsq_t, st.var_col_t
+        elif ov is not None:
+            rows_t, cols_t = [ov[None]] * nt, st.inv_s2_t
+        else:
+            rows_t, cols_t = [wk.no_rows] * nt, [wk.no_cols] * nt
         for k in range(nt):
             if general:
-                np.matmul(wk.xsq_t[k], st.var_t[k], out=v)
-            K.noise_adc_tile(parts_t[k], v if general else empty, wk.z_t[k] if noisy else empty,
-                             wk.sumsq_t[k] if uniform else e1, st.var_col_t[k] if uniform else e1,
-                             ov, st.inv_s2_t[k] if has_ov else e1, st.scale_t[k],
-                             levels, out_range, clip, adc_on, acc, k == 0, k == nt - 1, wk.rs)
+                np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v[0])
+            K.noise_adc_accumulate(parts_t[k], wk.z_t[k], wk.v if general else wk.no_var, rows_t[k], cols_t[k],
+                                   st.scale_t[k], adc, acc, k == 0, k == nt - 1, wk.rs)
         return acc
+
+    def _output_sigma_of_read(self, wk: _Work, st: _ReadState, dt: np.dtype) -> float:
+        """The paper's output-noise standard deviation for the read in ``wk`` (0.0 when off)."""
+        on = self.config.output_noise
+        if not on.active:
+            return 0.0
+        if on.convention != "absolute":
+            r = wk.rs if st.alpha == 1.0 else wk.rs / dt.type(st.alpha)
+            ms = K.mean_square_tiles(wk.parts, st.scale, r)
+        else:
+            ms = 0.0
+        return self._output_sigma(ms)
 
     def _add_per_cell(self, xn: np.ndarray, st: _ReadState, parts: np.ndarray, rng: np.random.Generator) -> None:
         """Per-cell read noise: every cell of every read gets its own normal draw (reference path)."""

@@ -24,25 +24,34 @@ def dac(x: np.ndarray, inv_range: np.ndarray, levels: int, clip: bool) -> np.nda
     return quantize(x * np.asarray(inv_range, dtype=np.float64)[:, None], levels, clip)
 
 
-def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range, clip, adc_on,
-                         acc, first, last, row_scale):
-    """One tile: add noise, digitise, scale, accumulate; on the last tile apply the row scale.
+def adc_accumulate(p, scale, adc, acc, first, last, row_scale):
+    """One noiseless tile: digitise, scale, accumulate; on the last tile apply the row scale.
 
-    ``u = p + sqrt(var + out_var_b[b] * inv_s2[j]) * z``; ``u = R * quantize(u / R)`` when
-    the ADC is on; ``acc = acc + scale[j] * u`` (``acc = scale[j] * u`` on the first tile);
-    on the last tile ``acc *= row_scale[b]``. ``var`` may be None (no read noise).
+    ``u = R * quantize(p / R)`` when the ADC is on (``adc = (on, levels, R, clip)``);
+    ``acc + scale[j] * u`` (``scale[j] * u`` on the first tile); times ``row_scale[b]`` on the last.
     """
-    p = np.asarray(p, dtype=np.float64)
-    v = np.zeros_like(p) if var is None else np.asarray(var, dtype=np.float64)
-    v = v + np.asarray(out_var_b, dtype=np.float64)[:, None] * np.asarray(inv_s2, dtype=np.float64)[None, :]
-    u = p + np.sqrt(v) * np.asarray(z, dtype=np.float64)
-    if adc_on:
-        u = out_range * quantize(u / out_range, levels, clip)
+    on, levels, full_range, clip = adc
+    u = np.asarray(p, dtype=np.float64)
+    if on:
+        u = full_range * quantize(u / full_range, levels, clip)
     contrib = np.asarray(scale, dtype=np.float64)[None, :] * u
     out = contrib if first else np.asarray(acc, dtype=np.float64) + contrib
     if last:
         out = out * np.asarray(row_scale, dtype=np.float64)[:, None]
     return out
+
+
+def noise_adc_accumulate(p, z, var, row_terms, col_terms, scale, adc, acc, first, last, row_scale):
+    """One tile with noise: ``u = p + sqrt(v) z`` with
+    ``v = sum_d var[d] + sum_r outer(row_terms[r], col_terms[r])``, then :func:`adc_accumulate`."""
+    p = np.asarray(p, dtype=np.float64)
+    v = np.zeros_like(p)
+    for d in range(np.shape(var)[0]):
+        v = v + np.asarray(var[d], dtype=np.float64)
+    for r in range(np.shape(row_terms)[0]):
+        v = v + np.outer(np.asarray(row_terms[r], dtype=np.float64), np.asarray(col_terms[r], dtype=np.float64))
+    u = p + np.sqrt(v) * np.asarray(z, dtype=np.float64)
+    return adc_accumulate(u, scale, adc, acc, first, last, row_scale)
 
 
 def mean_square(y: np.ndarray) -> float:

@@ -160,12 +160,18 @@ def test_dac_rows_matches_reference(rng, dtype, abs_max, levels, clip):
     out, sq, rs = np.empty_like(x), np.empty_like(x), np.empty(nb, dtype)
     bounds = np.array([0, 4, 8, 13], np.int64)
     sumsq = np.empty((3, nb), dtype)
-    K.dac_rows(x, abs_max, 1.5, 0.5, levels, clip, out, sq, rs, sumsq, bounds)
+    dac = (abs_max, 1.5, levels, clip)
+    K.dac_rows_squares(x, dac, 0.5, out, sq, rs)
     ref = R.dac(x, 1.0 / r, levels, clip)
     tol = 1e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(sq, out.astype(np.float64) ** 2, rtol=tol, atol=tol)
     np.testing.assert_allclose(rs, r * 0.5, rtol=tol)
+    for kernel, extra in ((K.dac_rows, ()), (K.dac_rows_tile_sumsq, (bounds, sumsq))):  # the same DAC values
+        out2, rs2 = np.empty_like(x), np.empty(nb, dtype)
+        kernel(x, dac, 0.5, out2, rs2, *extra)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(rs2, rs)
     for k in range(3):
         np.testing.assert_allclose(sumsq[k], (out[:, bounds[k]:bounds[k + 1]].astype(np.float64) ** 2).sum(axis=1),
                                    rtol=tol)
@@ -174,7 +180,7 @@ def test_dac_rows_matches_reference(rng, dtype, abs_max, levels, clip):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_var, with_1, with_2", [(True, True, True), (False, True, False), (False, False, True),
                                                       (True, False, False)])
-def test_noise_adc_tile_rank_one_terms_match_a_dense_variance(rng, dtype, with_var, with_1, with_2):
+def test_noise_adc_rank_one_terms_match_a_dense_variance(rng, dtype, with_var, with_1, with_2):
     nb, m = 4, 9
     p = rng.normal(size=(nb, m)).astype(dtype)
     z = rng.normal(size=(nb, m)).astype(dtype)
@@ -183,11 +189,13 @@ def test_noise_adc_tile_rank_one_terms_match_a_dense_variance(rng, dtype, with_v
     a2, c2 = rng.uniform(0, 1, nb).astype(dtype), rng.uniform(0, 1, m).astype(dtype)
     dense = (var.astype(np.float64) * with_var + np.outer(a1, c1) * with_1 + np.outer(a2, c2) * with_2)
     scale, row = rng.uniform(0.5, 2, m).astype(dtype), rng.uniform(0.5, 2, nb).astype(dtype)
-    e, e1 = np.empty((0, 0), dtype), np.empty(0, dtype)
     acc = np.empty((nb, m), dtype)
-    K.noise_adc_tile(p, var if with_var else e, z, a1 if with_1 else e1, c1 if with_1 else e1,
-                     a2 if with_2 else e1, c2 if with_2 else e1, scale, 0, 12.0, True, True, acc, True, True, row)
-    ref = R.noise_adc_accumulate(p, dense, z, np.zeros(nb), np.ones(m), scale, 0, 12.0, True, True, None, True,
+    rows = np.array([a for a, on in ((a1, with_1), (a2, with_2)) if on], dtype).reshape(-1, nb)
+    cols = np.array([c for c, on in ((c1, with_1), (c2, with_2)) if on], dtype).reshape(-1, m)
+    adc = (True, 0, 12.0, True)
+    K.noise_adc_accumulate(p, z, var[None] if with_var else np.empty((0, nb, m), dtype), rows, cols, scale, adc, acc,
+                           True, True, row)
+    ref = R.noise_adc_accumulate(p, z, dense[None], np.empty((0, nb)), np.empty((0, m)), scale, adc, None, True,
                                  True, row)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(acc, ref, rtol=tol, atol=tol)

@@ -8,9 +8,6 @@ import crossbar
 from crossbar import _kernels as K
 from crossbar import reference as R
 
-EMPTY = {np.float32: np.empty((0, 0), np.float32), np.float64: np.empty((0, 0), np.float64)}
-
-
 def _tol(dtype):
     return dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
 
@@ -19,9 +16,12 @@ def _dac(x, input_range, levels, clip, want_sq=True):
     """Run the DAC kernel with a fixed range (no drift factor, no tile sums)."""
     nb = x.shape[0]
     out = np.empty_like(x)
-    out_sq = np.empty_like(x) if want_sq else EMPTY[x.dtype.type]
-    K.dac_rows(x, False, input_range, 1.0, levels, clip, out, out_sq, np.empty(nb, x.dtype),
-               EMPTY[x.dtype.type], np.zeros(1, np.int64))
+    dac = (False, input_range, levels, clip)
+    if not want_sq:
+        K.dac_rows(x, dac, 1.0, out, np.empty(nb, x.dtype))
+        return out, None
+    out_sq = np.empty_like(x)
+    K.dac_rows_squares(x, dac, 1.0, out, out_sq, np.empty(nb, x.dtype))
     return out, out_sq
 
 
@@ -65,9 +65,10 @@ def test_noise_adc_accumulate_matches_reference(rng, dtype, adc_on, levels, clip
     row = rng.uniform(0.5, 2, size=nb).astype(dtype)
     acc0 = rng.normal(size=(nb, m)).astype(dtype)
     acc = acc0.copy()
-    K.noise_adc_accumulate(p, EMPTY[dtype] if var is None else var, z, ov, inv_s2, scale, levels, 12.0, clip,
-                           adc_on, acc, first, last, row)
-    ref = R.noise_adc_accumulate(p, var, z, ov, inv_s2, scale, levels, 12.0, clip, adc_on, acc0, first, last, row)
+    adc = (adc_on, levels, 12.0, clip)
+    dense = var[None] if with_var else np.empty((0, nb, m), dtype)
+    K.noise_adc_accumulate(p, z, dense, ov[None], inv_s2[None], scale, adc, acc, first, last, row)
+    ref = R.noise_adc_accumulate(p, z, dense, ov[None], inv_s2[None], scale, adc, acc0, first, last, row)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     # float32 may round a value sitting on an ADC step boundary the other way: allow one step there
     if dtype == np.float32 and adc_on and levels:
@@ -78,12 +79,17 @@ def test_noise_adc_accumulate_matches_reference(rng, dtype, adc_on, levels, clip
         np.testing.assert_allclose(acc, ref, **tol)
 
 
-def test_noise_free_kernel_without_z(rng):
+@pytest.mark.parametrize("adc_on", [True, False])
+def test_noise_free_kernel_without_z(rng, adc_on):
     p = rng.normal(size=(3, 4))
+    p[0, :2] = [20.0, 0.5 * 12.0 / 127.0]                # saturation, an exact half step
     acc = np.empty_like(p)
-    K.noise_adc_accumulate(p, EMPTY[np.float64], EMPTY[np.float64], np.zeros(3), np.ones(4), np.full(4, 2.0), 0,
-                           12.0, True, False, acc, True, True, np.full(3, 3.0))
-    np.testing.assert_allclose(acc, 6.0 * p)
+    adc = (adc_on, 127, 12.0, True)
+    K.adc_accumulate(p, np.full(4, 2.0), adc, acc, True, True, np.full(3, 3.0))
+    np.testing.assert_allclose(acc, R.adc_accumulate(p, np.full(4, 2.0), adc, None, True, True, np.full(3, 3.0)),
+                               rtol=1e-12, atol=1e-12)
+    if not adc_on:
+        np.testing.assert_allclose(acc, 6.0 * p)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
