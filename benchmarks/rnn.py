@@ -6,14 +6,19 @@ step = forward + backward + SGD update of a one-layer recurrent layer (input 28,
 analog layer (models.AnalogLSTM / AnalogGRU / AnalogRNN, made with ``from_torch`` from
 its twin), its torch twin (torch.nn.LSTM / GRU / RNN with tanh, no noise) and aihwkit's
 analog layer of the same kind when importable. Each ratio is to the torch twin of the
-same architecture. The analog layers run with Deep Noise Injection on: the "paper"
-preset, relative output noise sigma 0.1, fresh on every MVM. Measurements of all
+same architecture. The analog layers run with the noise of ``--preset`` on: by default
+Deep Noise Injection with the "paper" preset, relative output noise sigma 0.1, fresh on
+every MVM; ``--preset pcm`` / ``rram`` / a device-model JSON file trains on that device's
+noise (programmed afresh on every training forward, read noise fresh per read) with the
+preset's own periphery (8-bit DAC and ADC), plus the paper's output noise only when
+``--sigma`` is given. Measurements of all
 contestants of all architectures are interleaved (round robin) so that load from other
 processes hits them alike; the median is reported. Inference throughput is sequences per
 second of a no-grad forward. One thread per pool (DESIGN.md).
 
 Example:
     xbarsim bench rnn --arch lstm,gru --json rnn.json
+    xbarsim bench rnn --preset pcm --arch lstm --no-aihwkit
 """
 from __future__ import annotations
 
@@ -51,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=_int_at_least(1), default=128, help="hidden units (default 128)")
     p.add_argument("--seq", type=_int_at_least(1), default=28, help="sequence length (default 28)")
     p.add_argument("--batch", type=_int_at_least(1), default=64, help="batch size (default 64)")
-    p.add_argument("--sigma", type=float, default=0.1, help="relative output noise of the paper preset (default 0.1)")
+    p.add_argument("--preset", default="paper",
+                   help="crossbar preset of the analog layers: paper, pcm, rram, sonos, ideal or a device-model JSON "
+                        "file (default paper)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="relative output noise added by the analog layers (default: 0.1 with the paper preset, "
+                        "none with the others)")
     p.add_argument("--repeats", type=_int_at_least(1), default=30,
                    help="timed repetitions per contestant (default 30)")
     p.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed repetitions first (default 3)")
@@ -61,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _aihwkit_rnn(args, arch: str) -> tuple[Any, str, Any] | tuple[None, str, None]:
+def _aihwkit_rnn(args, arch: str, sigma: float) -> tuple[Any, str, Any] | tuple[None, str, None]:
     """aihwkit's analog layer of ``arch`` (C++ inference tiles, hardware-aware training) and its optimizer.
 
     ``aihwkit.nn.AnalogRNN`` around the cell of ``arch``: ``AnalogLSTMCell``, ``AnalogGRUCell``
@@ -87,7 +97,7 @@ def _aihwkit_rnn(args, arch: str) -> tuple[Any, str, Any] | tuple[None, str, Non
     cell = {"lstm": AnalogLSTMCell, "gru": AnalogGRUCell, "rnn": AnalogVanillaRNNCell}[arch]
     cfg = InferenceRPUConfig()
     fwd = cfg.forward
-    fwd.out_noise = args.sigma
+    fwd.out_noise = sigma
     fwd.inp_res = -1
     fwd.out_res = -1
     fwd.inp_bound = 1.0
@@ -100,7 +110,7 @@ def _aihwkit_rnn(args, arch: str) -> tuple[Any, str, Any] | tuple[None, str, Non
     cfg.mapping.max_output_size = 0
     cfg.drift_compensation = None
     model = AnalogRNN(cell, args.input, args.hidden, rpu_config=cfg)
-    return (model, f"aihwkit AnalogRNN({ARCHS[arch][2]}), InferenceRPUConfig, out_noise {args.sigma} (absolute), "
+    return (model, f"aihwkit AnalogRNN({ARCHS[arch][2]}), InferenceRPUConfig, out_noise {sigma} (absolute), "
             "omega 1 per output, ideal DAC/ADC, AnalogSGD", AnalogSGD)
 
 
@@ -115,10 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     import crossbar
     import models
 
+    sigma = args.sigma if args.sigma is not None else (0.1 if args.preset == "paper" else None)
     try:
-        config = crossbar.preset("paper", out_noise_sigma=args.sigma, out_noise_convention="relative")
+        config = crossbar.preset(args.preset)
     except ValueError as exc:
-        parser.error(f"argument --sigma: {exc}")
+        parser.error(f"argument --preset: {exc}")
+    if sigma is not None:
+        try:
+            config = config.replace(out_noise_sigma=sigma, out_noise_convention="relative")
+        except ValueError as exc:
+            parser.error(f"argument --sigma: {exc}")
+    noise_what = (f"{config.name} preset" + (f", relative sigma {sigma}" if sigma is not None else "")
+                  + ", noise_draw=mvm")
     # after the imports: threadpoolctl only limits the pools already loaded
     threadpool_limits(limits=args.threads)
     torch.set_num_threads(args.threads)
@@ -156,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         analog = getattr(models, analog_name).from_torch(twin, config, seed=args.seed)
         tanh = " tanh" if arch == "rnn" else ""
         contestants[f"torch_{arch}"] = contestant(arch, twin, x_bf, last_bf, f"torch.nn.{torch_name}{tanh} (no noise)")
-        contestants[f"analog_{arch}"] = contestant(arch, analog, x_bf, last_bf, f"models.{analog_name}, paper preset, "
-                                                   f"relative sigma {args.sigma}, noise_draw=mvm")
-        model, what, opt_cls = (None, "--no-aihwkit", None) if args.no_aihwkit else _aihwkit_rnn(args, arch)
+        contestants[f"analog_{arch}"] = contestant(arch, analog, x_bf, last_bf, f"models.{analog_name}, {noise_what}")
+        if args.no_aihwkit:
+            model, what, opt_cls = None, "--no-aihwkit", None
+        elif args.preset != "paper":
+            model, what, opt_cls = None, f"aihwkit's layer mirrors the paper preset only, not {args.preset!r}", None
+        else:
+            model, what, opt_cls = _aihwkit_rnn(args, arch, sigma)
         if model is None:
             skipped[f"aihwkit_{arch}"] = {"arch": arch, "skipped": what}
         else:
@@ -190,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                             "inference_seconds_median": inf, "inference_sequences_per_s": args.batch / inf})
 
     print(f"RNN training step (forward+backward+SGD), {', '.join(args.arch)} {args.input}->{args.hidden}, "
-          f"T={args.seq}, B={args.batch}, {args.threads} thread(s), median of {args.repeats}; "
+          f"T={args.seq}, B={args.batch}, preset {args.preset}, {args.threads} thread(s), median of {args.repeats}; "
           "ratio: to the torch twin of the same arch")
     print(f"{'arch':<5} {'name':<14} {'step ms':>9} {'ratio':>7} {'infer seq/s':>12}  what")
     for r in records:
@@ -201,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['inference_sequences_per_s']:>12.0f}  {r['what']}")
     if args.json:
         meta = {"benchmark": "rnn", "archs": args.arch, "input": args.input, "hidden": args.hidden, "seq": args.seq,
-                "batch": args.batch, "sigma": args.sigma, "noise_convention": "relative", "preset": "paper",
+                "batch": args.batch, "sigma": sigma, "noise_convention": "relative", "preset": args.preset,
+                "config": config.to_dict(),
                 "threads": args.threads, "repeats": args.repeats, "seed": args.seed,
                 "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                 "machine": platform.machine()}

@@ -15,6 +15,7 @@ import types
 import pytest
 import torch
 
+import crossbar
 from benchmarks import __main__ as bench_main
 from benchmarks import mvm, rnn
 
@@ -92,6 +93,27 @@ def test_rnn_arch_subset_in_given_order_no_aihwkit(tmp_path, capsys):
     assert not any("lstm" in line for line in lines)
 
 
+@pytest.mark.parametrize("preset", ["pcm", "rram"])
+def test_rnn_device_preset(preset, tmp_path, capsys):
+    """--preset trains on a device's noise; the torch twin is still measured in the same run."""
+    rc, lines, data = _run(rnn.main, [*TINY_RNN, "--arch", "lstm", "--preset", preset], tmp_path, capsys)
+    _check_rnn(rc, lines, data, ["lstm"], "aihwkit's layer mirrors the paper preset only")
+    assert data["meta"]["preset"] == preset and data["meta"]["sigma"] is None
+    assert data["meta"]["config"]["name"] == preset
+    assert f"{preset} preset, noise_draw=mvm" in data["records"][1]["what"]
+    assert f"preset {preset}" in lines[0]
+
+
+def test_rnn_device_file_preset_with_sigma(tmp_path, capsys):
+    path = tmp_path / "dev.json"
+    path.write_text(crossbar.preset("rram", adc_bits=6).to_json())
+    rc, lines, data = _run(rnn.main, [*TINY_RNN, "--arch", "rnn", "--preset", str(path), "--sigma", "0.05"], tmp_path,
+                           capsys)
+    _check_rnn(rc, lines, data, ["rnn"], "aihwkit's layer mirrors the paper preset only")
+    assert data["meta"]["config"]["adc"]["bits"] == 6 and data["meta"]["sigma"] == 0.05
+    assert data["meta"]["config"]["output_noise"]["sigma"] == 0.05
+
+
 def test_dispatcher_runs_rnn(capsys):
     assert bench_main.main(["rnn", *TINY_RNN, "--arch", "gru", "--no-aihwkit"]) == 0
     names = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("gru ")]
@@ -118,6 +140,7 @@ def test_dispatcher_help_and_unknown_benchmark(capsys):
     (["--warmup", "-1"], ["--warmup", ">= 0", "got -1"]),
     (["--threads", "0"], ["--threads", ">= 1"]),
     (["--sigma", "-0.1"], ["--sigma", "out_noise_sigma", "got -0.1"]),
+    (["--preset", "nosuch"], ["--preset", "'nosuch'"]),
 ])
 def test_rnn_bad_arguments_exit_2(argv, words, capsys):
     err = _usage_error(rnn.main, [*TINY_RNN, *argv], capsys)
