@@ -1,27 +1,31 @@
-r"""Fused recurrences: a whole RNN layer direction as one autograd node on a digital array.
+r"""Fused recurrences: a whole RNN layer direction as one autograd node.
 
-On a digital config (``config.is_digital``: ideal, paper) a read is exactly ``x @ W.T``
-plus the output noise models adds, so the recurrence of one layer direction can run as
-one autograd node (:func:`lstm_sequence`): per step one matmul, one dot for the relative
-noise scale and fused gate arithmetic; the backward keeps the gate gradients of all steps,
-so :math:`\partial L/\partial W_{hh} = \sum_t \delta_t^T h_{t-1}` is one matmul over all
-steps. Same draws and numbers as the step-by-step path (``analog_mvm`` of ``h`` per
-step, then :func:`models.cells.lstm_step`) for the same seed, to rounding (``tanh(x)``
-is computed as ``2 sigmoid(2x) - 1``); ``models.rnn.FAST_RECURRENCE = False`` forces the
-step path.
+The recurrence of one layer direction (LSTM: :func:`lstm_sequence`, GRU:
+:func:`gru_sequence`, Elman RNN: :func:`rnn_sequence`) runs as one autograd node for
+every config: per step one recurrent read (a :class:`models.reader.MatrixReader` call,
+the same crossbar read and noise draws as the step-by-step path; on a digital config
+(ideal, paper) the LSTM inlines that read as one matmul and one dot for the relative
+noise scale) and the gate arithmetic; the backward is hand-written, straight-through
+with the float weight parameter (as :class:`models.autograd.AnalogMVM`), and keeps the
+gate gradients of all steps, so :math:`\partial L/\partial W_{hh} = \sum_t \delta_t^T
+h_{t-1}` is one matmul over all steps (LSTM, GRU). Same draws as the step path
+(``analog_mvm`` of ``h`` per step, then the cell step of :mod:`models.cells`) for the
+same seed; the Elman RNN gives its numbers bit for bit, the LSTM and GRU to rounding
+(the LSTM computes ``tanh(x)`` as ``2 sigmoid(2x) - 1``; both sum the weight gradient in
+one product). ``models.rnn.FAST_RECURRENCE = False`` forces the step path.
 """
 from __future__ import annotations
 
 import math
 import threading
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .reader import MatrixReader, SummedNoise
 
-__all__ = ["RecurrentNoise", "lstm_sequence"]
+__all__ = ["RecurrentNoise", "lstm_sequence", "gru_sequence", "rnn_sequence"]
 
 
 class _Scratch(threading.local):
@@ -62,43 +66,72 @@ class RecurrentNoise(NamedTuple):
     """constant variance (absolute convention; 0 otherwise), output units squared."""
 
 
+class _DigitalRead:
+    """The recurrent read of a digital config, inlined: ``y_t = h W^T`` plus the output noise
+    of :class:`RecurrentNoise` (the numbers of :class:`MatrixReader` for the same draws)."""
+
+    __slots__ = ("wt", "noise", "zs", "n")
+
+    def __init__(self, w_read: Tensor, noise: RecurrentNoise | None, steps: int):
+        self.wt = w_read.t()
+        self.noise = noise
+        self.n = w_read.shape[0]
+        self.zs = None
+        if noise is not None:
+            z = noise.z
+            self.zs = z.unbind(0) if z.shape[0] > 1 else [z[0]] * steps
+
+    def __call__(self, h: Tensor, t: int) -> Tensor:
+        yh = torch.mm(h, self.wt)
+        noise = self.noise
+        if noise is not None:
+            yf = yh.view(-1)
+            k = noise.per_mean_square
+            var = (k * (float(torch.dot(yf, yf)) / (h.shape[0] * self.n)) if k else noise.constant) \
+                + noise.input_var[t]
+            yh.add_(self.zs[t], alpha=math.sqrt(var))
+        return yh
+
+
+class _ReaderRead:
+    """The recurrent read through a :class:`MatrixReader` (any config): one one-step read of
+    ``h`` at step ``t``, exactly as the step path's ``analog_mvm(h, w_hh, reader, t)``."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, reader: MatrixReader):
+        self.reader = reader
+
+    def __call__(self, h: Tensor, t: int) -> Tensor:
+        return self.reader(h.unsqueeze(0), t)[0]
+
+
 class _LSTMSequence(torch.autograd.Function):
     """A whole LSTM recurrence on a digital array as one autograd node (see :func:`lstm_sequence`).
 
-    Inputs ``(gi, w_hh, bias, h0, c0, w_read, noise, reverse)``; outputs
-    ``(out, h_n, c_n, acts, cs, tcs)``, the last three the per-step activations the
-    backward needs (not differentiable).
+    Inputs ``(gi, w_hh, bias, h0, c0, read, reverse)`` (``read(h, t)``: the recurrent
+    read of step ``t``, a fresh tensor); outputs ``(out, h_n, c_n, acts, cs, tcs)``, the
+    last three the per-step activations the backward needs (not differentiable).
     """
 
     @staticmethod
     def forward(gi: Tensor, w_hh: Tensor, bias: Tensor | None, h0: Tensor, c0: Tensor,  # type: ignore[override]
-                w_read: Tensor, noise: RecurrentNoise | None, reverse: bool):
+                read: Callable[[Tensor, int], Tensor], reverse: bool):
         steps, b, h4 = gi.shape
         hs = h4 // 4
         acts = gi.new_empty(steps, b, h4)   # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
         cs = gi.new_empty(steps, b, hs)     # c_t
         tcs = gi.new_empty(steps, b, hs)    # tanh(c_t)
         out = gi.new_empty(steps, b, hs)    # h_t
-        wt = w_read.t()
-        n = b * h4
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         # per-step views, made once (slicing inside the loop costs more than the math)
         gis, outs, css, tcss = gi.unbind(0), out.unbind(0), cs.unbind(0), tcs.unbind(0)
         act_t = acts.unbind(0)
         a_i, a_f, a_g, a_o = (acts[..., j * hs:(j + 1) * hs].unbind(0) for j in range(4))
-        if noise is not None:
-            z = noise.z
-            zs = z.unbind(0) if z.shape[0] > 1 else [z[0]] * steps
-            k, a, var_in = noise.per_mean_square, noise.constant, noise.input_var
-        mm, dot, sigmoid, addcmul, mul, sqrt = torch.mm, torch.dot, torch.sigmoid, torch.addcmul, torch.mul, math.sqrt
+        sigmoid, addcmul, mul = torch.sigmoid, torch.addcmul, torch.mul
         h, c = h0, c0
         for t in order:
-            yh = mm(h, wt)
-            if noise is not None:
-                yf = yh.view(-1)
-                var = (k * (float(dot(yf, yf)) / n) if k else a) + var_in[t]
-                yh.add_(zs[t], alpha=sqrt(var))
-            gates = yh.add_(gis[t])
+            gates = read(h, t).add_(gis[t])
             if bias is not None:
                 gates.add_(bias)
             # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
@@ -113,7 +146,7 @@ class _LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        _, w_hh, _, h0, c0, _, _, reverse = inputs
+        _, w_hh, _, h0, c0, _, reverse = inputs
         out, _, _, acts, cs, tcs = output
         ctx.mark_non_differentiable(acts, cs, tcs)
         ctx.reverse = reverse
@@ -179,43 +212,19 @@ class _LSTMSequence(torch.autograd.Function):
         grad_b = dg.sum((0, 1)) if ctx.needs_input_grad[2] else None
         if ctx.needs_input_grad[3]:
             grad_h0 = torch.mm(dg[prev], w_hh)
-        return dg, grad_w, grad_b, grad_h0, dc, None, None, None
+        return dg, grad_w, grad_b, grad_h0, dc, None, None
 
 
-def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: MatrixReader,
-                  reverse: bool = False, bias: Tensor | None = None,
-                  summed: SummedNoise | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    r"""The recurrence of one LSTM layer direction on a digital array, as one autograd node.
-
-    Same numbers as the step-by-step path (``analog_mvm`` of ``h`` per step, then
-    :func:`models.cells.lstm_step`) for the same seed, to rounding: each step reads
-    ``y = h_{t-1} W^T`` with ``W = reader.digital_weight`` and adds the output noise of
-    ``reader`` (with the input projection's per-step variance when ``summed`` merges the
-    two, drawn by :meth:`MatrixReader.sequence_draws`, so the generator advances as
-    there), then the gate arithmetic of :func:`models.cells.lstm_step`. Backward is the
-    exact gradient of that computation with the noise held fixed and the read
-    straight-through with the parameter ``w_hh`` (as :class:`models.autograd.AnalogMVM`).
-    Not twice differentiable.
-
-    Args:
-        gi: (T, B, 4H) input projections (reads of W_ih).
-        w_hh: (4H, H) the recurrent weight parameter (for the straight-through gradient).
-        h0, c0: (B, H) initial state.
-        reader: the recurrent :class:`MatrixReader` (``reader.digital_weight`` not None).
-        reverse: run the steps from T-1 down to 0.
-        bias: (4H,) added to every step's gates (``b_ih + b_hh``), or None.
-        summed: the :class:`SummedNoise` of the input projection and ``reader`` (its
-            ``second``), or None when they draw separately.
-
-    Returns:
-        (out (T, B, H), h_n, c_n).
-    """
-    w_read = reader.digital_weight(gi.dtype)
-    if w_read is None:
-        raise ValueError("lstm_sequence needs a digital reader (ideal or paper config)")
+def _recurrent_read(reader: MatrixReader, gi: Tensor, summed: SummedNoise | None,
+                    inline_digital: bool) -> Callable[[Tensor, int], Tensor]:
+    """The per-step recurrent read of a fused recurrence: inlined on a digital config when
+    ``inline_digital`` and the noise allows it, else through ``reader``."""
     if summed is not None and summed.second is not reader:
-        raise ValueError("lstm_sequence: summed.second must be the recurrent reader")
+        raise ValueError("summed.second must be the recurrent reader")
+    w_read = reader.digital_weight(gi.dtype)
     coef = reader.noise_coefficients()
+    if not inline_digital or w_read is None or (coef is not None and summed is None and reader.summed is not None):
+        return _ReaderRead(reader)
     noise = None
     if coef is not None:
         steps = gi.shape[0]
@@ -225,5 +234,223 @@ def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: Matr
         z = reader.sequence_draws(gi.shape[1], gi.dtype, out=buf)
         noise = RecurrentNoise(z=z, input_var=input_var, per_mean_square=coef.per_mean_square,
                                constant=coef.constant)
-    out, h_n, c_n, _, _, _ = _LSTMSequence.apply(gi, w_hh, bias, h0, c0, w_read, noise, reverse)
+    return _DigitalRead(w_read, noise, gi.shape[0])
+
+
+def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: MatrixReader,
+                  reverse: bool = False, bias: Tensor | None = None,
+                  summed: SummedNoise | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The recurrence of one LSTM layer direction as one autograd node (any config).
+
+    Same draws as the step-by-step path (``analog_mvm`` of ``h`` per step, then
+    :func:`models.cells.lstm_step`) for the same seed, same numbers to rounding: each step
+    reads ``h_{t-1}`` with ``reader`` (on a digital config inlined as ``h_{t-1} W^T`` plus
+    the output noise of ``reader``, with the input projection's per-step variance when
+    ``summed`` merges the two, drawn by :meth:`MatrixReader.sequence_draws` so the
+    generator advances as there), then the gate arithmetic of
+    :func:`models.cells.lstm_step`. Backward is the exact gradient of that computation
+    with the noise held fixed and the read straight-through with the parameter ``w_hh``
+    (as :class:`models.autograd.AnalogMVM`). Not twice differentiable.
+
+    Args:
+        gi: (T, B, 4H) input projections (reads of W_ih).
+        w_hh: (4H, H) the recurrent weight parameter (for the straight-through gradient).
+        h0, c0: (B, H) initial state.
+        reader: the recurrent :class:`MatrixReader`.
+        reverse: run the steps from T-1 down to 0.
+        bias: (4H,) added to every step's gates (``b_ih + b_hh``), or None.
+        summed: the :class:`SummedNoise` of the input projection and ``reader`` (its
+            ``second``), or None when they draw separately.
+
+    Returns:
+        (out (T, B, H), h_n, c_n).
+    """
+    read = _recurrent_read(reader, gi, summed, inline_digital=True)
+    out, h_n, c_n, _, _, _ = _LSTMSequence.apply(gi, w_hh, bias, h0, c0, read, reverse)
     return out, h_n, c_n
+
+
+class _GRUSequence(torch.autograd.Function):
+    """A whole GRU recurrence as one autograd node (see :func:`gru_sequence`).
+
+    Inputs ``(gi, w_hh, b_hh, h0, read, reverse)``; outputs ``(out, h_n, rz, ns, ghn)``,
+    the last three the per-step activations the backward needs (not differentiable).
+    """
+
+    @staticmethod
+    def forward(gi: Tensor, w_hh: Tensor, b_hh: Tensor | None, h0: Tensor,  # type: ignore[override]
+                read: Callable[[Tensor, int], Tensor], reverse: bool):
+        steps, b, h3 = gi.shape
+        hs = h3 // 3
+        rz = gi.new_empty(steps, b, 2 * hs)   # sigmoid(r), sigmoid(z)
+        ns = gi.new_empty(steps, b, hs)       # n_t
+        ghn = gi.new_empty(steps, b, hs)      # gh_n (recurrent read of the n block, b_hn included)
+        out = gi.new_empty(steps, b, hs)      # h_t
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        gis, outs, rzs, nss, ghns = gi.unbind(0), out.unbind(0), rz.unbind(0), ns.unbind(0), ghn.unbind(0)
+        h = h0
+        for t in order:
+            gh = read(h, t)
+            if b_hh is not None:
+                gh.add_(b_hh)
+            g_t = gis[t]
+            rz_t = torch.add(g_t[:, :2 * hs], gh[:, :2 * hs], out=rzs[t]).sigmoid_()
+            ghn_t = ghns[t].copy_(gh[:, 2 * hs:])
+            n = torch.addcmul(g_t[:, 2 * hs:], rz_t[:, :hs], ghn_t, out=nss[t]).tanh_()
+            h = torch.addcmul(n, rz_t[:, hs:], h - n, out=outs[t])       # (1 - z) n + z h
+        return out, h.clone(), rz, ns, ghn
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        _, w_hh, _, h0, _, reverse = inputs
+        out, _, rz, ns, ghn = output
+        ctx.mark_non_differentiable(rz, ns, ghn)
+        ctx.reverse = reverse
+        ctx.save_for_backward(w_hh, h0, rz, ns, ghn, out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g_out: Tensor | None, g_hn: Tensor | None, *_unused: Tensor):  # type: ignore[override]
+        w_hh, h0, rz, ns, ghn, out = ctx.saved_tensors
+        reverse = ctx.reverse
+        steps, b, hs = ns.shape
+        r, z = rz[..., :hs], rz[..., hs:]
+        h_prev = torch.empty_like(out)                # h_{t-1} of each step
+        if reverse:
+            h_prev[:-1] = out[1:]
+            h_prev[-1] = h0
+        else:
+            h_prev[1:] = out[:-1]
+            h_prev[0] = h0
+        # per step, with dh the gradient reaching h_t (h_t = n + z (h_{t-1} - n)):
+        #   d n_pre = dh (1 - z) (1 - n^2)                     = dh * a
+        #   d z_pre = dh (h_{t-1} - n) z (1 - z)               = dh * pz
+        #   d r_pre = d n_pre gh_n r (1 - r)                   = dh * a * pr
+        #   d gh_n  = d n_pre r;  d h_{t-1} = dh z + d gh W_hh
+        a = torch.mul(ns, ns).neg_().add_(1.0).mul_(torch.sub(1.0, z))
+        pz = torch.sub(h_prev, ns).mul_(z).mul_(torch.sub(1.0, z))
+        pr = torch.sub(1.0, r).mul_(r).mul_(ghn).mul_(a)
+        an = torch.mul(a, r)
+        dgi = torch.empty(steps, b, 3 * hs, dtype=ns.dtype)
+        dgh = torch.empty(steps, b, 3 * hs, dtype=ns.dtype)
+        dh = g_hn if g_hn is not None else ns.new_zeros(b, hs)
+        order = range(steps) if reverse else range(steps - 1, -1, -1)
+        prev = None
+        for t in order:
+            if prev is not None:
+                dh = torch.addmm(torch.mul(dh, z[prev]), dgh[prev], w_hh)
+            if g_out is not None:
+                dh = dh + g_out[t]
+            torch.mul(dh, pr[t], out=dgi[t, :, :hs])
+            torch.mul(dh, pz[t], out=dgi[t, :, hs:2 * hs])
+            torch.mul(dh, a[t], out=dgi[t, :, 2 * hs:])
+            dgh[t, :, :2 * hs] = dgi[t, :, :2 * hs]
+            torch.mul(dh, an[t], out=dgh[t, :, 2 * hs:])
+            prev = t
+        grad_w = grad_b = grad_h0 = None
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.mm(h_prev.reshape(-1, hs).t(), dgh.reshape(-1, 3 * hs)).t()
+        if ctx.needs_input_grad[2]:
+            grad_b = dgh.sum((0, 1))
+        if ctx.needs_input_grad[3]:
+            grad_h0 = torch.addmm(torch.mul(dh, z[prev]), dgh[prev], w_hh)
+        return dgi, grad_w, grad_b, grad_h0, None, None
+
+
+def gru_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, reader: MatrixReader, reverse: bool = False,
+                 b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    r"""The recurrence of one GRU layer direction as one autograd node (any config).
+
+    Each step reads ``gh = read(h_{t-1}) + b_hh`` with ``reader`` (the step path's
+    draws), then ``r, z = sigmoid(gi_{r,z} + gh_{r,z})``, ``n = tanh(gi_n + r gh_n)``,
+    ``h_t = (1 - z) n + z h_{t-1}`` (:func:`models.cells.gru_step`; same numbers to
+    rounding). Backward: exact for the noise held fixed, straight-through with ``w_hh``.
+
+    Args:
+        gi: (T, B, 3H) input projections with ``b_ih`` added.
+        w_hh: (3H, H) recurrent weight parameter. h0: (B, H).
+        reader: the recurrent :class:`MatrixReader`. reverse: steps from T-1 down to 0.
+        b_hh: (3H,) recurrent bias (inside ``r * gh_n``), or None.
+
+    Returns:
+        (out (T, B, H), h_n).
+    """
+    out, h_n, _, _, _ = _GRUSequence.apply(gi, w_hh, b_hh, h0, _ReaderRead(reader), reverse)
+    return out, h_n
+
+
+class _RNNSequence(torch.autograd.Function):
+    """A whole Elman recurrence as one autograd node (see :func:`rnn_sequence`).
+
+    Inputs ``(gi, w_hh, h0, read, reverse, relu)``; outputs ``(out, h_n)``.
+    """
+
+    @staticmethod
+    def forward(gi: Tensor, w_hh: Tensor, h0: Tensor, read: Callable[[Tensor, int], Tensor],  # type: ignore[override]
+                reverse: bool, relu: bool):
+        steps, b, hs = gi.shape
+        out = gi.new_empty(steps, b, hs)
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        gis, outs = gi.unbind(0), out.unbind(0)
+        act = torch.relu if relu else torch.tanh
+        h = h0
+        for t in order:
+            h = outs[t].copy_(act(gis[t] + read(h, t)))   # as rnn_tanh_step / rnn_relu_step
+        return out, h.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        _, w_hh, h0, _, reverse, relu = inputs
+        ctx.reverse, ctx.relu = reverse, relu
+        ctx.save_for_backward(w_hh, h0, output[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g_out: Tensor | None, g_hn: Tensor | None):  # type: ignore[override]
+        # the step path's arithmetic, op for op, so the gradients equal it bit for bit:
+        # torch's own tanh_backward (dh (1 - y^2)) and threshold_backward; the weight gradient as
+        # (h^T d)^T per step, summed from the last step to the first (autograd's order)
+        w_hh, h0, out = ctx.saved_tensors
+        steps, b, hs = out.shape
+        order = range(steps) if ctx.reverse else range(steps - 1, -1, -1)
+        dpre = torch.empty_like(out)
+        need_w = ctx.needs_input_grad[1]
+        grad_w = None
+        carry = g_hn
+        tanh_backward, threshold_backward = torch.ops.aten.tanh_backward, torch.ops.aten.threshold_backward
+        for t in order:
+            if g_out is None:
+                dh = carry if carry is not None else out.new_zeros(b, hs)
+            else:
+                dh = g_out[t] if carry is None else g_out[t] + carry
+            y = out[t]
+            d = threshold_backward(dh, y, 0) if ctx.relu else tanh_backward(dh, y)
+            dpre[t] = d
+            prev = t + 1 if ctx.reverse else t - 1
+            h_in = h0 if prev < 0 or prev >= steps else out[prev]
+            if need_w:
+                gw = h_in.t().mm(d).t()
+                grad_w = gw if grad_w is None else grad_w + gw
+            carry = torch.mm(d, w_hh)
+        grad_h0 = carry if ctx.needs_input_grad[2] else None
+        return dpre, grad_w, grad_h0, None, None, None
+
+
+def rnn_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, reader: MatrixReader, reverse: bool = False,
+                 relu: bool = False) -> tuple[Tensor, Tensor]:
+    r"""The recurrence of one Elman RNN layer direction as one autograd node (any config).
+
+    ``h_t = act(gi_t + read(h_{t-1}))`` with ``act`` tanh or ReLU and ``read`` the
+    recurrent reads of ``reader`` (the step path's draws and numbers: forward and
+    gradients equal the step path bit for bit). Backward straight-through with ``w_hh``.
+
+    Args:
+        gi: (T, B, H) input projections with both biases added.
+        w_hh: (H, H) recurrent weight parameter. h0: (B, H).
+        reader: the recurrent :class:`MatrixReader`. reverse: steps from T-1 down to 0.
+        relu: ReLU instead of tanh.
+
+    Returns:
+        (out (T, B, H), h_n).
+    """
+    return _RNNSequence.apply(gi, w_hh, h0, _ReaderRead(reader), reverse, relu)

@@ -21,16 +21,17 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .autograd import analog_mvm
 from .cells import gru_step, lstm_step, rnn_relu_step, rnn_tanh_step
-from .fused import lstm_sequence
+from .fused import gru_sequence, lstm_sequence, rnn_sequence
 from .reader import SummedNoise
 from .linear import AnalogLayerMixin, check_input
 
 __all__ = ["AnalogRNN", "AnalogLSTM", "AnalogGRU", "AnalogRNNCell", "AnalogLSTMCell", "AnalogGRUCell"]
 
-#: Run an LSTM direction on a digital config (ideal, paper) as one autograd node
-#: (:func:`models.fused.lstm_sequence`); False forces the step-by-step reference path
-#: (``analog_mvm`` + :func:`models.cells.lstm_step` per step). Both give the same
-#: numbers for the same seed, to rounding.
+#: Run each layer direction (LSTM, GRU, Elman RNN; any config) as one autograd node
+#: (:mod:`models.fused`); False forces the step-by-step reference path (``analog_mvm`` +
+#: the cell step of :mod:`models.cells` per step). Both give the same numbers for the same
+#: seed (the Elman RNN bit for bit, LSTM and GRU to rounding). Packed sequences always take
+#: the step path.
 FAST_RECURRENCE = True
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -222,9 +223,9 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         # only gi + gh is used (not the GRU): one noise draw for both, exact in distribution
         summed = SummedNoise.of(read_ih, read_hh) if self.mode != "GRU" else None
         gi_all = analog_mvm(x, w_ih, read_ih)
-        if (self.mode == "LSTM" and FAST_RECURRENCE and mask is None and read_hh.digital_weight(x.dtype) is not None
-                and (read_hh.noise_coefficients() is None or summed is not None)):
-            # digital array: the whole recurrence as one node (one weight-gradient matmul)
+        fused = FAST_RECURRENCE and mask is None
+        if fused and self.mode == "LSTM":
+            # the whole recurrence as one node (one weight-gradient matmul)
             return lstm_sequence(gi_all, w_hh, h, c, read_hh, reverse=d == 1,
                                  bias=None if b_ih is None else b_ih + b_hh, summed=summed)
         if b_ih is not None:
@@ -232,6 +233,12 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
             if self.mode != "GRU":  # fold b_hh in once (GRU needs b_hn inside r * (.))
                 gi_all = gi_all + b_hh
                 b_hh = None
+        if fused and self.mode == "GRU":
+            out, h = gru_sequence(gi_all, w_hh, h, read_hh, reverse=d == 1, b_hh=b_hh)
+            return out, h, None
+        if fused:
+            out, h = rnn_sequence(gi_all, w_hh, h, read_hh, reverse=d == 1, relu=self.mode == "RNN_RELU")
+            return out, h, None
         gis = gi_all.unbind(0)  # one backward node for all steps (indexing would scatter T times)
         order = range(steps - 1, -1, -1) if d == 1 else range(steps)
         outs: list[Tensor | None] = [None] * steps

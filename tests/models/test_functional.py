@@ -10,7 +10,7 @@ import torch
 import crossbar
 import models
 from models import functional as Fn
-from models.fused import _LSTMSequence
+from models.fused import _DigitalRead, _LSTMSequence
 
 IDEAL = crossbar.preset("ideal")
 
@@ -178,6 +178,7 @@ def test_gru_keeps_two_draws_and_level(monkeypatch):
         return real(gi, gh, h)
 
     monkeypatch.setattr("models.rnn.gru_step", spy)
+    monkeypatch.setattr("models.rnn.FAST_RECURRENCE", False)   # the step path, spied on
     with torch.no_grad():
         a(x, h0)
     assert len(seen) == 1
@@ -332,19 +333,92 @@ def test_lstm_sequence_gradcheck_with_recorded_noise():
         def f(gi_, w_, b_, h_, c_):
             # the read uses the same weights the straight-through gradient uses
             noise = Fn.RecurrentNoise(z=z, input_var=var_in, per_mean_square=0.0, constant=0.09)
-            return _LSTMSequence.apply(gi_, w_, b_, h_, c_, w_.detach(), noise, reverse)[:3]
+            return _LSTMSequence.apply(gi_, w_, b_, h_, c_, _DigitalRead(w_.detach(), noise, steps), reverse)[:3]
         assert torch.autograd.gradcheck(f, (gi, w, bias, h0, c0))
 
 
-def test_lstm_sequence_only_for_digital_configs():
+def test_every_config_takes_the_fused_recurrence_unless_forced(monkeypatch):
     x = torch.randn(4, 2, 3)
-    paper = models.AnalogLSTM(3, 5, config=crossbar.preset("paper", out_noise_sigma=0.1), seed=0)
-    assert type(paper(x)[0].grad_fn).__name__ == "_LSTMSequenceBackward"
-    pcm = models.AnalogLSTM(3, 5, config=crossbar.preset("pcm"), seed=0)
-    assert type(pcm(x)[0].grad_fn).__name__ != "_LSTMSequenceBackward"  # crossbar reads, step by step
+    for cls, node in ((models.AnalogLSTM, "_LSTMSequenceBackward"), (models.AnalogGRU, "_GRUSequenceBackward"),
+                      (models.AnalogRNN, "_RNNSequenceBackward")):
+        for cfg in (crossbar.preset("paper", out_noise_sigma=0.1), crossbar.preset("pcm")):
+            layer = cls(3, 5, config=cfg, seed=0)
+            assert type(layer(x)[0].grad_fn).__name__ == node
+            monkeypatch.setattr("models.rnn.FAST_RECURRENCE", False)
+            assert type(layer(x)[0].grad_fn).__name__ != node        # the step path
+            monkeypatch.setattr("models.rnn.FAST_RECURRENCE", True)
     with pytest.raises(ValueError, match="programmed array, or weights with a digital config"):
         Fn.MatrixReader(None, crossbar.preset("pcm"), "mvm", 1, 1, torch.Generator(), np.random.default_rng(0),
                         None, 5, weight=torch.zeros(5, 3))
+
+
+def _fused_and_step(monkeypatch, cls, cfg, dtype, **kw):
+    """Forward + backward of one layer on the fused and on the step path, same seed and weights."""
+    torch.manual_seed(21)
+    layer = cls(3, 5, num_layers=2, bidirectional=True, dtype=dtype, config=cfg, seed=4, **kw)
+    x = torch.randn(6, 4, 3, dtype=dtype)
+    h0 = torch.randn(4, 4, 5, dtype=dtype)
+    res = []
+    for on in (True, False):
+        monkeypatch.setattr("models.rnn.FAST_RECURRENCE", on)
+        layer.reseed(4)
+        layer.zero_grad()
+        xs, hs = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        out, hn = layer(xs, hs)
+        loss = (out * torch.linspace(-1, 1, out.shape[-1], dtype=dtype)).sum() + hn.square().sum()
+        loss.backward()
+        res.append([out, hn, xs.grad, hs.grad] + [p.grad.clone() for p in layer.parameters()])
+    return res
+
+
+@pytest.mark.parametrize("preset", ["paper", "pcm", "rram"])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_sequence_equals_step_path_bit_for_bit(monkeypatch, preset, nonlinearity):
+    """The fused Elman recurrence gives the step path's outputs and gradients exactly (float32)."""
+    cfg = crossbar.preset(preset, out_noise_sigma=0.1) if preset == "paper" else crossbar.preset(preset)
+    fast, ref = _fused_and_step(monkeypatch, models.AnalogRNN, cfg, torch.float32, nonlinearity=nonlinearity)
+    for k, (a, b) in enumerate(zip(fast, ref)):
+        assert torch.equal(a, b), f"tensor {k}"
+
+
+@pytest.mark.parametrize("noise_draw", Fn.NOISE_DRAWS)
+@pytest.mark.parametrize("preset", ["ideal", "paper", "pcm"])
+def test_gru_sequence_equals_step_path_same_seed(monkeypatch, noise_draw, preset):
+    """The fused GRU recurrence: the step path's draws, outputs and gradients to rounding (float64)."""
+    if preset == "pcm" and noise_draw != "mvm":
+        pytest.skip("fresh read noise needs noise_draw='mvm'")
+    cfg = crossbar.preset(preset, out_noise_sigma=0.2) if preset == "paper" else crossbar.preset(preset)
+    fast, ref = _fused_and_step(monkeypatch, models.AnalogGRU, cfg, torch.float64, noise_draw=noise_draw)
+    for k, (a, b) in enumerate(zip(fast, ref)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"tensor {k}")
+
+
+@pytest.mark.parametrize("preset", ["pcm", "rram"])
+def test_lstm_sequence_on_devices_equals_step_path(monkeypatch, preset):
+    """Device presets (crossbar reads per step) take the fused LSTM too: same draws, same
+    numbers to rounding (float64)."""
+    torch.manual_seed(22)
+    t = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    res = []
+    for on in (True, False):
+        monkeypatch.setattr("models.rnn.FAST_RECURRENCE", on)
+        layer = models.AnalogLSTM.from_torch(t, crossbar.preset(preset), seed=4)
+        xs = x.clone().requires_grad_()
+        out, (hn, cn) = layer(xs)
+        (out.sum() + hn.square().sum() + cn.sum()).backward()
+        res.append([out, hn, cn, xs.grad] + [p.grad for p in layer.parameters()])
+    for k, (a, b) in enumerate(zip(*res)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"tensor {k}")
+
+
+@pytest.mark.parametrize("cls", [models.AnalogGRU, models.AnalogRNN])
+def test_gradcheck_fused_gru_and_rnn_float64_noise_off(cls):
+    torch.manual_seed(23)
+    layer = cls(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64, config=IDEAL)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: layer(a, b)[0].sum() + layer(a, b)[1].sum(), (x, h0))
 
 
 def test_deployed_digital_reads_programmed_weights():
