@@ -216,14 +216,17 @@ class _LSTMSequence(torch.autograd.Function):
 
 
 def _recurrent_read(reader: MatrixReader, gi: Tensor, summed: SummedNoise | None,
-                    inline_digital: bool) -> Callable[[Tensor, int], Tensor]:
-    """The per-step recurrent read of a fused recurrence: inlined on a digital config when
-    ``inline_digital`` and the noise allows it, else through ``reader``."""
+                    bit_exact: bool = False) -> Callable[[Tensor, int], Tensor]:
+    """The per-step recurrent read of a fused recurrence: inlined on a digital config (one
+    matmul, the noise of ``reader``), else through ``reader``. ``bit_exact``: inline only
+    where the inlined read equals ``reader``'s bit for bit (no noise, or ``noise_draw="mvm"``;
+    shared draws broadcast a scale differently, equal to rounding)."""
     if summed is not None and summed.second is not reader:
         raise ValueError("summed.second must be the recurrent reader")
     w_read = reader.digital_weight(gi.dtype)
     coef = reader.noise_coefficients()
-    if not inline_digital or w_read is None or (coef is not None and summed is None and reader.summed is not None):
+    if (w_read is None or (coef is not None and summed is None and reader.summed is not None)
+            or (bit_exact and coef is not None and reader.noise_draw != "mvm")):
         return _ReaderRead(reader)
     noise = None
     if coef is not None:
@@ -265,7 +268,7 @@ def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: Matr
     Returns:
         (out (T, B, H), h_n, c_n).
     """
-    read = _recurrent_read(reader, gi, summed, inline_digital=True)
+    read = _recurrent_read(reader, gi, summed)
     out, h_n, c_n, _, _, _ = _LSTMSequence.apply(gi, w_hh, bias, h0, c0, read, reverse)
     return out, h_n, c_n
 
@@ -375,7 +378,7 @@ def gru_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, reader: MatrixReader, rev
     Returns:
         (out (T, B, H), h_n).
     """
-    out, h_n, _, _, _ = _GRUSequence.apply(gi, w_hh, b_hh, h0, _ReaderRead(reader), reverse)
+    out, h_n, _, _, _ = _GRUSequence.apply(gi, w_hh, b_hh, h0, _recurrent_read(reader, gi, None), reverse)
     return out, h_n
 
 
@@ -437,7 +440,7 @@ class _RNNSequence(torch.autograd.Function):
 
 
 def rnn_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, reader: MatrixReader, reverse: bool = False,
-                 relu: bool = False) -> tuple[Tensor, Tensor]:
+                 relu: bool = False, summed: SummedNoise | None = None) -> tuple[Tensor, Tensor]:
     r"""The recurrence of one Elman RNN layer direction as one autograd node (any config).
 
     ``h_t = act(gi_t + read(h_{t-1}))`` with ``act`` tanh or ReLU and ``read`` the
@@ -449,8 +452,10 @@ def rnn_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, reader: MatrixReader, rev
         w_hh: (H, H) recurrent weight parameter. h0: (B, H).
         reader: the recurrent :class:`MatrixReader`. reverse: steps from T-1 down to 0.
         relu: ReLU instead of tanh.
+        summed: the :class:`SummedNoise` of the input projection and ``reader``, or None.
 
     Returns:
         (out (T, B, H), h_n).
     """
-    return _RNNSequence.apply(gi, w_hh, h0, _ReaderRead(reader), reverse, relu)
+    read = _recurrent_read(reader, gi, summed, bit_exact=True)
+    return _RNNSequence.apply(gi, w_hh, h0, read, reverse, relu)

@@ -237,7 +237,8 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
             out, h = gru_sequence(gi_all, w_hh, h, read_hh, reverse=d == 1, b_hh=b_hh)
             return out, h, None
         if fused:
-            out, h = rnn_sequence(gi_all, w_hh, h, read_hh, reverse=d == 1, relu=self.mode == "RNN_RELU")
+            out, h = rnn_sequence(gi_all, w_hh, h, read_hh, reverse=d == 1, relu=self.mode == "RNN_RELU",
+                                  summed=summed)
             return out, h, None
         gis = gi_all.unbind(0)  # one backward node for all steps (indexing would scatter T times)
         order = range(steps - 1, -1, -1) if d == 1 else range(steps)
