@@ -14,6 +14,8 @@ import numpy as np
 from numba import njit
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
+#: float64 conversion inside kernels (numba's ``float(x)`` keeps a float32 ``x`` float32)
+f64 = np.float64
 
 
 # Converter parameters travel as small plain tuples (numba types them fast; a NamedTuple
@@ -103,7 +105,7 @@ def dac_rows_squares(x, dac, alpha, out, out_sq, row_scale):
 @njit(**_JIT)
 def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
     """:func:`dac_rows` and ``sumsq[k, b] = sum of out[b, i]**2`` over row tile k (rows
-    ``bounds[k]`` to ``bounds[k + 1]``), accumulated in float64, for a column-uniform
+    ``bounds[k]`` to ``bounds[k + 1]``; squares in ``out``'s dtype, summed in float64), for a column-uniform
     read-noise variance ``||x_tile||^2 sigma_j^2``.
 
     Args:
@@ -122,25 +124,42 @@ def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
 
 
 @njit(inline="always", **_JIT)
-def _adc_scale_accumulate(u, b, j, adc, scale, acc, first, last, rs):
-    """``acc[b, j] = (acc[b, j] if not first) + scale[j] ADC(u)``, times ``rs`` on the last tile."""
+def _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, rs):
+    """Row ``b`` of one tile: ``acc[b, j] = (acc[b, j] if not first) + scale[j] ADC(u[j])``,
+    times ``rs`` on the last tile; ``u`` (float64, m) is overwritten. The loops are split by
+    the (row-invariant) flags so that each is straight-line (vectorisable)."""
     on, levels, full_range, clip = adc
+    m = u.shape[0]
     if on:
-        w = u * (1.0 / full_range)
-        if clip:
-            if w > 1.0:
-                w = 1.0
-            elif w < -1.0:
-                w = -1.0
+        inv_r = 1.0 / full_range
         if levels > 0:
-            w = math.floor(w * levels + 0.5) * (1.0 / levels)
-        u = w * full_range
-    c = scale[j] * u
-    if not first:
-        c += acc[b, j]
-    if last:
-        c *= rs
-    acc[b, j] = c
+            inv_l = 1.0 / levels
+            if clip:
+                for j in range(m):
+                    w = min(max(u[j] * inv_r, -1.0), 1.0)
+                    u[j] = math.floor(w * levels + 0.5) * inv_l * full_range
+            else:
+                for j in range(m):
+                    u[j] = math.floor(u[j] * inv_r * levels + 0.5) * inv_l * full_range
+        elif clip:
+            for j in range(m):
+                u[j] = min(max(u[j] * inv_r, -1.0), 1.0) * full_range
+        else:
+            for j in range(m):
+                u[j] = u[j] * inv_r * full_range
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = scale[j] * u[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = scale[j] * u[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (scale[j] * u[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = scale[j] * u[j] + acc[b, j]
 
 
 @njit(**_JIT)
@@ -149,7 +168,7 @@ def adc_accumulate(p, scale, adc, acc, first, last, row_scale):
 
     ``u = R floor(clip(p / R, -1, 1) L + 0.5) / L`` when the ADC is on (else ``u = p``);
     ``acc[b, j] = (0 if first else acc[b, j]) + scale[j] u``; on the last tile
-    ``acc[b, j] *= row_scale[b]``.
+    ``acc[b, j] *= row_scale[b]`` (all in float64, stored in ``acc``'s dtype).
 
     Args:
         p: (B, m) partial sums of this tile (normalised units).
@@ -160,10 +179,11 @@ def adc_accumulate(p, scale, adc, acc, first, last, row_scale):
         row_scale: (B,) factor applied on the last tile (DAC range, drift compensation).
     """
     nb, m = p.shape
+    u = np.empty(m)
     for b in range(nb):
-        rs = row_scale[b]
         for j in range(m):
-            _adc_scale_accumulate(float(p[b, j]), b, j, adc, scale, acc, first, last, rs)
+            u[j] = p[b, j]
+        _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
 
 
 @njit(**_JIT)
@@ -186,16 +206,36 @@ def noise_adc_accumulate(p, z, var, row_terms, col_terms, scale, adc, acc, first
     nb, m = p.shape
     nd = var.shape[0]
     nr = row_terms.shape[0]
+    u = np.empty(m)
     for b in range(nb):
-        rs = row_scale[b]
-        for j in range(m):
-            v = 0.0
-            for d in range(nd):
-                v += var[d, b, j]
-            for r in range(nr):
-                v += float(row_terms[r, b]) * float(col_terms[r, j])
-            u = float(p[b, j]) + math.sqrt(v) * z[b, j]
-            _adc_scale_accumulate(u, b, j, adc, scale, acc, first, last, rs)
+        # u = p + sqrt(v) z; the common term layouts as straight-line loops, the rest generic
+        if nd == 1 and nr == 0:
+            for j in range(m):
+                u[j] = f64(p[b, j]) + math.sqrt(f64(var[0, b, j])) * f64(z[b, j])
+        elif nd == 0 and nr == 1:
+            r0 = f64(row_terms[0, b])
+            for j in range(m):
+                u[j] = f64(p[b, j]) + math.sqrt(r0 * f64(col_terms[0, j])) * f64(z[b, j])
+        elif nd == 1 and nr == 1:
+            r0 = f64(row_terms[0, b])
+            for j in range(m):
+                v = f64(var[0, b, j]) + r0 * f64(col_terms[0, j])
+                u[j] = f64(p[b, j]) + math.sqrt(v) * f64(z[b, j])
+        elif nd == 0 and nr == 2:
+            r0 = f64(row_terms[0, b])
+            r1 = f64(row_terms[1, b])
+            for j in range(m):
+                v = r0 * f64(col_terms[0, j]) + r1 * f64(col_terms[1, j])
+                u[j] = f64(p[b, j]) + math.sqrt(v) * f64(z[b, j])
+        else:
+            for j in range(m):
+                v = 0.0
+                for d in range(nd):
+                    v += var[d, b, j]
+                for r in range(nr):
+                    v += f64(row_terms[r, b]) * f64(col_terms[r, j])
+                u[j] = f64(p[b, j]) + math.sqrt(v) * f64(z[b, j])
+        _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
 
 
 @njit(**_JIT)
@@ -209,7 +249,7 @@ def add_scaled(y, z, sigma):
 
 @njit(**_JIT)
 def mean_square(y):
-    """Mean of squares of all elements, accumulated in float64."""
+    """Mean of squares of all elements: squares in ``y``'s dtype, summed in float64."""
     nb, m = y.shape
     s = 0.0
     for b in range(nb):
@@ -221,7 +261,8 @@ def mean_square(y):
 
 @njit(**_JIT)
 def mean_square_tiles(parts, scale, row_scale):
-    """Mean square of ``y0[b, j] = row_scale[b] sum_t scale[t, j] parts[t, b, j]`` (float64)."""
+    """Mean square of ``y0[b, j] = row_scale[b] sum_t scale[t, j] parts[t, b, j]`` (products
+    ``scale * parts`` in the inputs' dtype, sums and the rest in float64)."""
     nt, nb, m = parts.shape
     s = 0.0
     for b in range(nb):

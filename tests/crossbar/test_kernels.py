@@ -92,6 +92,27 @@ def test_noise_free_kernel_without_z(rng, adc_on):
         np.testing.assert_allclose(acc, 6.0 * p)
 
 
+@pytest.mark.parametrize("terms", ["dense", "rank1", "dense+rank1", "rank2"])
+def test_noise_adc_float32_inputs_are_computed_in_float64(rng, terms):
+    """float32 buffers, ADC off: every product, square root and sum in float64, one rounding
+    to float32 at the store (bit for bit against numpy in float64; numba's float() of a
+    float32 stays float32, which this catches)."""
+    nb, m = 6, 11
+    f = np.float32
+    p, z = rng.normal(size=(nb, m)).astype(f), rng.normal(size=(nb, m)).astype(f)
+    var = rng.uniform(0, 1, (1, nb, m)).astype(f) if "dense" in terms else np.empty((0, nb, m), f)
+    nr = {"dense": 0, "rank1": 1, "dense+rank1": 1, "rank2": 2}[terms]
+    rows, cols = rng.uniform(0, 1, (nr, nb)).astype(f), rng.uniform(0, 1, (nr, m)).astype(f)
+    scale, row = rng.uniform(0.5, 2, m).astype(f), rng.uniform(0.5, 2, nb).astype(f)
+    acc0 = rng.normal(size=(nb, m)).astype(f)
+    acc = acc0.copy()
+    K.noise_adc_accumulate(p, z, var, rows, cols, scale, (False, 0, 12.0, False), acc, False, True, row)
+    d = np.float64
+    v = var.astype(d).sum(axis=0) + sum(np.outer(rows[r].astype(d), cols[r].astype(d)) for r in range(nr))
+    u = p.astype(d) + np.sqrt(v) * z.astype(d)
+    np.testing.assert_array_equal(acc, ((scale.astype(d) * u + acc0.astype(d)) * row.astype(d)[:, None]).astype(f))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_mean_square_kernels(rng, dtype):
     parts = rng.normal(size=(3, 5, 7)).astype(dtype)
