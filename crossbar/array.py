@@ -135,6 +135,8 @@ def _column_uniform(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray
     out = np.empty((len(tiles), var.shape[1]))
     for k, (a, b) in enumerate(tiles):
         block = var[a:b]
+        if b - a > 1 and not (block[1] == block[0]).all():  # the usual answer, from two rows
+            return None
         if not (block == block[0]).all():
             return None
         out[k] = block[0]
@@ -154,7 +156,7 @@ class _ReadState:
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
         self.var = var          # (in, out) read-noise variance in the same units, or None (no read noise)
         self.var_col = var_col  # (n_tiles, out) when every tile's variance is the same down each column, else None
-        self.sig_p = sig_p      # (in, out) per-cell sigmas of G+ / G- in the same units, or None
+        self.sig_p = sig_p      # (in, out) per-cell sigmas of G+ / G- (per-cell path only), or None
         self.sig_m = sig_m
         self.scale = scale      # (n_tiles, out) digital scale applied after each tile
         self.inv_s2 = 1.0 / (scale * scale)
@@ -327,8 +329,8 @@ class ProgrammedArray:
             np.ascontiguousarray(gn, dtype=dtype),
             None if var is None else np.ascontiguousarray(var, dtype=dtype),
             None if var_col is None else np.ascontiguousarray(var_col, dtype=dtype),
-            None if sig_p is None else sig_p.astype(dtype),
-            None if sig_m is None else sig_m.astype(dtype),
+            None if sig_p is None or cfg.read_noise_path != "per_cell" else sig_p.astype(dtype),
+            None if sig_m is None or cfg.read_noise_path != "per_cell" else sig_m.astype(dtype),
             np.ascontiguousarray(scale, dtype=dtype), tiles, alpha)
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))

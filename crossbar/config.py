@@ -231,29 +231,39 @@ class Law(_Config):
             float64 array of the law's value, shaped like ``g_us``.
         """
         g = np.asarray(g_us, dtype=np.float64)
+        # elementwise in place on one or two temporaries (fresh large arrays cost page faults)
         if self.kind == "pcm_read":
             c, a, q_max = self.coeffs
-            g_norm = np.maximum(np.abs(g) / g_max_us, 1e-3)
-            q_s = np.minimum(c / g_norm ** a, q_max)
+            q_s = np.abs(g)
+            q_s /= g_max_us
+            np.maximum(q_s, 1e-3, out=q_s)                  # g_norm
+            np.power(q_s, a, out=q_s)
+            np.divide(c, q_s, out=q_s)
+            np.minimum(q_s, q_max, out=q_s)                 # min(c / g_norm^a, q_max)
             ratio = (t_s + t_read_s) / (2.0 * t_read_s)
             growth = math.sqrt(max(math.log(ratio), 0.0))
             gt = g if g_t_us is None else np.asarray(g_t_us, dtype=np.float64)
-            value = np.abs(gt) * q_s * growth
+            value = np.abs(gt)
+            value *= q_s
+            value *= growth
         else:
             if self.x == "g_us":
                 xv = g
             elif self.x == "g_norm":
                 xv = g / g_max_us
             else:
-                xv = np.log(np.maximum(np.abs(g) / g_max_us, _G_NORM_FLOOR))
+                xv = np.abs(g)
+                xv /= g_max_us
+                np.maximum(xv, _G_NORM_FLOOR, out=xv)
+                np.log(xv, out=xv)
             if self.kind == "poly":
-                value = np.polynomial.polynomial.polyval(xv, np.asarray(self.coeffs))
+                value = _polyval(xv, self.coeffs)
             else:
                 amp, scale = self.coeffs
                 value = amp * (1.0 - np.exp(-xv / scale))
             value = np.asarray(value, dtype=np.float64)
         if self.lo is not None or self.hi is not None:
-            value = np.clip(value, self.lo, self.hi)
+            value = np.clip(value, self.lo, self.hi, out=value if value.shape == g.shape else None)
         return np.broadcast_to(value, g.shape).astype(np.float64, copy=False)
 
     def __repr__(self) -> str:  # always show kind and coeffs: a law without them says nothing
@@ -265,6 +275,16 @@ class Law(_Config):
         if self.hi is not None:
             parts.append(f"hi={self.hi!r}")
         return f"Law({', '.join(parts)})"
+
+
+def _polyval(x: np.ndarray, coeffs: tuple[float, ...]) -> np.ndarray:
+    """``numpy.polynomial.polynomial.polyval(x, coeffs)`` (Horner, the same operations and
+    rounding) on one new array."""
+    out = np.full(np.shape(x), coeffs[-1], dtype=np.float64)
+    for c in coeffs[-2::-1]:
+        out *= x
+        out += c
+    return out
 
 
 def _is_real_sequence(value: Any) -> bool:

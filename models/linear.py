@@ -11,7 +11,7 @@ from torch import Tensor, nn
 import crossbar
 
 from .autograd import analog_mvm
-from .noise import check_noise_draw, has_long_term_noise, new_seed, read_config
+from .noise import check_noise_draw, has_long_term_noise, new_seed, read_config, training_config
 from .reader import MatrixReader
 
 __all__ = ["AnalogLayerMixin", "AnalogLinear", "check_config", "check_input"]
@@ -148,16 +148,24 @@ class AnalogLayerMixin:
         if self._programmed is not None:
             return self._programmed[name]
         w = getattr(self, name)
-        if has_long_term_noise(self.config):
+        cfg = self._training_config()
+        if has_long_term_noise(cfg):
             # long-term device noise: a fresh programmed instance for every forward call
-            return crossbar.program(w.detach().numpy(), read_config(self.config), seed=self._generators()[1])
+            return crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1])
         key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
-        prog = crossbar.program(w.detach().numpy(), read_config(self.config), seed=self._generators()[1])
+        prog = crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1])
         self._cache[name] = (key, prog)
         return prog
+
+    def _training_config(self) -> Any:
+        """:func:`models.noise.training_config` of the layer's config (cached per config)."""
+        hit = self._cache.get("_training_config")
+        if hit is None or hit[0] is not self.config:
+            hit = self._cache["_training_config"] = (self.config, training_config(self.config))
+        return hit[1]
 
     def _reader(self, name: str, steps: int, batch: int) -> MatrixReader:
         g, r = self._generators()

@@ -37,6 +37,7 @@ from torch import Tensor
 
 __all__ = [
     "NOISE_DRAWS", "check_noise_draw", "new_seed", "output_noise_of", "adds_output_noise", "read_config",
+    "training_config",
     "has_long_term_noise", "has_fresh_read_noise", "noise_variance", "add_output_noise", "NoiseCoefficients",
     "noise_coefficients",
 ]
@@ -96,6 +97,20 @@ def read_config(config: Any) -> Any:
     if adds_output_noise(config):
         return config.replace(out_noise_sigma=None)
     return config
+
+
+def training_config(config: Any) -> Any:
+    """The config a training forward programs with: :func:`read_config` without the drift laws.
+
+    Training reads at ``t_s = 0`` (the first read, at ``t0``), where drift is the identity and
+    drift compensation a factor of 1, so the drift exponents a programming draws would never
+    be used: leaving them out gives the same reads in distribution and saves their draws
+    (the random stream differs from programming with the drift laws).
+    """
+    cfg = read_config(config)
+    if cfg.device.drift_mu_nu is None and cfg.device.drift_sigma_nu is None:
+        return cfg
+    return cfg.replace(drift_mu_nu=None, drift_sigma_nu=None)
 
 
 def has_long_term_noise(config: Any) -> bool:
