@@ -395,10 +395,11 @@ class _RNNSequence(torch.autograd.Function):
         out = gi.new_empty(steps, b, hs)
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         gis, outs = gi.unbind(0), out.unbind(0)
-        act = torch.relu if relu else torch.tanh
         h = h0
         for t in order:
-            h = outs[t].copy_(act(gis[t] + read(h, t)))   # as rnn_tanh_step / rnn_relu_step
+            # act(gi + gh) as rnn_tanh_step / rnn_relu_step (the read is a fresh tensor: add in place)
+            pre = read(h, t).add_(gis[t])
+            h = torch.clamp(pre, min=0, out=outs[t]) if relu else torch.tanh(pre, out=outs[t])
         return out, h.clone()
 
     @staticmethod
@@ -420,20 +421,22 @@ class _RNNSequence(torch.autograd.Function):
         need_w = ctx.needs_input_grad[1]
         grad_w = None
         carry = g_hn
-        tanh_backward, threshold_backward = torch.ops.aten.tanh_backward, torch.ops.aten.threshold_backward
         for t in order:
             if g_out is None:
                 dh = carry if carry is not None else out.new_zeros(b, hs)
             else:
                 dh = g_out[t] if carry is None else g_out[t] + carry
             y = out[t]
-            d = threshold_backward(dh, y, 0) if ctx.relu else tanh_backward(dh, y)
-            dpre[t] = d
+            d = dpre[t]
+            if ctx.relu:
+                torch.ops.aten.threshold_backward.grad_input(dh, y, 0, grad_input=d)
+            else:
+                torch.ops.aten.tanh_backward.grad_input(dh, y, grad_input=d)
             prev = t + 1 if ctx.reverse else t - 1
             h_in = h0 if prev < 0 or prev >= steps else out[prev]
             if need_w:
                 gw = h_in.t().mm(d).t()
-                grad_w = gw if grad_w is None else grad_w + gw
+                grad_w = gw if grad_w is None else grad_w.add_(gw)
             carry = torch.mm(d, w_hh)
         grad_h0 = carry if ctx.needs_input_grad[2] else None
         return dpre, grad_w, grad_h0, None, None, None
