@@ -26,19 +26,6 @@ f64 = np.float64
 
 
 @njit(inline="always", **_JIT)
-def _dac_value(v, clip, levels, inv_l):
-    """One DAC conversion in normalised units: ``floor(clip(v, -1, 1) * L + 0.5) / L`` (L = 0: no quantisation)."""
-    if clip:
-        if v > 1.0:
-            v = 1.0
-        elif v < -1.0:
-            v = -1.0
-    if levels > 0:
-        v = math.floor(v * levels + 0.5) * inv_l
-    return v
-
-
-@njit(inline="always", **_JIT)
 def _dac_row_range(x, b, abs_max, input_range):
     """The DAC range of row ``b``: ``max_i |x[b, i]|`` (0 -> 1) when ``abs_max``, else ``input_range``."""
     if abs_max:
@@ -54,16 +41,35 @@ def _dac_row_range(x, b, abs_max, input_range):
 
 
 @njit(inline="always", **_JIT)
+def _dac_row_values(x, b, s, clip, levels, inv_l, out):
+    """``out[b, i] = floor(clip(x[b, i] s, -1, 1) L + 0.5) / L`` (L = 0: no quantisation), in
+    float64, one straight-line loop per converter setting (vectorisable)."""
+    n = x.shape[1]
+    if levels > 0:
+        if clip:
+            for i in range(n):
+                v = min(max(x[b, i] * s, -1.0), 1.0)
+                out[b, i] = math.floor(v * levels + 0.5) * inv_l
+        else:
+            for i in range(n):
+                out[b, i] = math.floor(x[b, i] * s * levels + 0.5) * inv_l
+    elif clip:
+        for i in range(n):
+            out[b, i] = min(max(x[b, i] * s, -1.0), 1.0)
+    else:
+        for i in range(n):
+            out[b, i] = x[b, i] * s
+
+
+@njit(inline="always", **_JIT)
 def _dac_row(x, b, dac, alpha, out, row_scale):
     """DAC of row ``b``: range, ``out[b] = DAC(x[b] / r)``, ``row_scale[b] = r alpha``; returns r."""
     abs_max, input_range, levels, clip = dac
-    n = x.shape[1]
     inv_l = 1.0 / levels if levels > 0 else 0.0
     r = _dac_row_range(x, b, abs_max, input_range)
     s = 1.0 / r
     row_scale[b] = r * alpha
-    for i in range(n):
-        out[b, i] = _dac_value(x[b, i] * s, clip, levels, inv_l)
+    _dac_row_values(x, b, s, clip, levels, inv_l, out)
     return r
 
 
@@ -92,14 +98,16 @@ def dac_rows_squares(x, dac, alpha, out, out_sq, row_scale):
     abs_max, input_range, levels, clip = dac
     inv_l = 1.0 / levels if levels > 0 else 0.0
     n = x.shape[1]
+    v = np.empty(n)  # one row of DAC values in float64: out and out_sq are both rounded from it
+    v2 = v.reshape(1, n)
     for b in range(x.shape[0]):
         r = _dac_row_range(x, b, abs_max, input_range)
         s = 1.0 / r
         row_scale[b] = r * alpha
+        _dac_row_values(x[b:b + 1], 0, s, clip, levels, inv_l, v2)
         for i in range(n):
-            v = _dac_value(x[b, i] * s, clip, levels, inv_l)
-            out[b, i] = v
-            out_sq[b, i] = v * v
+            out[b, i] = v[i]
+            out_sq[b, i] = v[i] * v[i]
 
 
 @njit(**_JIT)
