@@ -1,7 +1,8 @@
 """``xbarsim bench mvm``: the noisy MVM kernel against the clean BLAS matmul and alternatives.
 
-Variants, timed in one run (median of repeated calls after warm-up), each reported with
-its time ratio to the clean fp32 matmul of the same shape (the physical limit):
+Variants, timed in one run (median of repeated calls after warm-up; all but ``per_cell``
+interleaved round robin, so that load from other processes hits them alike), each reported
+with its time ratio to the clean fp32 matmul of the same shape (the physical limit):
 
 * ``blas``: ``x @ W.T`` in float32 with numpy (one thread by default).
 * ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path. With a
@@ -33,6 +34,19 @@ from typing import Callable
 import numpy as np
 
 from models.cli import _int_at_least
+
+
+def _interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds of each function, timed round robin (one call of each per round)."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for rep in range(warmup + repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            if rep >= warmup:
+                times[name].append(dt)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -220,16 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         ("torch", _torch_variant(arr, x32, args.t_s, args.threads), args.repeat),
         ("aihwkit", _aihwkit_variant(w, x32, args, args.t_s, read_rms_us), args.repeat),
     ]
+    runnable = {name: fn for name, fn, _ in variants if callable(fn) and name != "per_cell"}
+    medians = _interleaved_medians(runnable, args.repeat)
     records = []
-    blas_s = None
+    blas_s = medians["blas"]
     for name, fn, repeat in variants:
         if fn is None or isinstance(fn, str):
             why = fn or "no read-noise law in this preset"  # fast_uniform; the peers return their reason
             records.append(dict(name=name, skipped=why))
             continue
-        sec = _median_seconds(fn, repeat, warmup=1 if name == "per_cell" else 3)
-        if name == "blas":
-            blas_s = sec
+        sec = medians[name] if name in medians else _median_seconds(fn, repeat, warmup=1)
         records.append(dict(name=name, shape=[args.batch, args.rows, args.cols], seconds_median=sec,
                             gflops=flops / sec / 1e9, time_ratio_to_blas=sec / blas_s))
 
