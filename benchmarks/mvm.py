@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.cli import _int_at_least
+from study.cli import _int_at_least
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from models.cli import _arch_list as _parse_archs, _int_at_least
+from study.cli import _arch_list as _parse_archs, _int_at_least
 
 __all__ = ["main", "ARCHS"]
 
@@ -38,7 +38,7 @@ ARCHS: dict[str, tuple[str, str, str]] = {
 
 
 def _arch_list(text: str) -> list[str]:
-    """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (models.cli's check and message)."""
+    """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (study.cli's check and message)."""
     return list(dict.fromkeys(_parse_archs(text)))
 
 

@@ -17,7 +17,7 @@ from . import deploy, functional
 from .convert import ANALOG_TWINS, analog_layers, convert, set_config, to_torch
 from .deploy import evaluate, evaluate_over_time, program, reseed, set_time, unprogram
 from .functional import NOISE_DRAWS, AnalogMVM, analog_mvm
-from .io import load, load_programmed, save, save_programmed
+from .checkpoint import load, load_programmed, save, save_programmed
 from .linear import AnalogLayerMixin, AnalogLinear
 from .rnn import AnalogGRU, AnalogGRUCell, AnalogLSTM, AnalogLSTMCell, AnalogRNN, AnalogRNNCell
 

@@ -1,7 +1,7 @@
-"""``python -m models train|sweep|deploy ...`` (the same as ``xbarsim train|sweep|deploy``)."""
+"""``python -m study train|sweep|deploy ...`` (the same as ``xbarsim train|sweep|deploy``)."""
 import sys
 
-from models.cli import main
+from study.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

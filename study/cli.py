@@ -439,19 +439,19 @@ def deploy_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- python -m models
+# --------------------------------------------------------------------------- python -m study
 def main(argv: list[str] | None = None) -> int:
-    """``python -m models train|sweep|deploy ...``."""
+    """``python -m study train|sweep|deploy ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": train_main, "sweep": sweep_main, "deploy": deploy_main}
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m models {train,sweep,deploy} [options]\n\n"
+        print("usage: python -m study {train,sweep,deploy} [options]\n\n"
               "  train   train one analog RNN with Deep Noise Injection\n"
               "  sweep   sigma_train x sigma_val sweep: results.h5, summary.csv, heatmaps\n"
               "  deploy  program a trained model onto a device and evaluate over time\n\n"
-              "Run 'python -m models <command> --help' for the options of one command.")
+              "Run 'python -m study <command> --help' for the options of one command.")
         return 0
     if argv[0] not in commands:
-        print(f"python -m models: unknown command {argv[0]!r}; expected one of {', '.join(commands)}", file=sys.stderr)
+        print(f"python -m study: unknown command {argv[0]!r}; expected one of {', '.join(commands)}", file=sys.stderr)
         return 2
     return commands[argv[0]](argv[1:])

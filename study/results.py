@@ -4,7 +4,7 @@ Sweep output folder (see docs/MAIN_JOB.md):
 
     sweep.json                  the sweep's settings, versions, executor (rewritten each run)
     jobs/<job_id>.json          one finished job: accuracies (sigma_val x draws), history, meta
-    checkpoints/<job_id>.pt     its trained model (models.experiment.save_checkpoint)
+    checkpoints/<job_id>.pt     its trained model (study.experiment.save_checkpoint)
     results.h5                  every raw accuracy, dims (arch, sigma_train, seed, sigma_val, draw)
     summary.csv                 one row per (arch, sigma_train, sigma_val)
     heatmap.png                 accuracy over sigma_train x sigma_val, one panel per architecture

@@ -3,7 +3,7 @@
 One *job* = one (arch, sigma_train, seed): train a model with output noise sigma_train,
 then measure its test accuracy at every sigma_val over ``draws`` independent noise draws
 (the same draw seeds at every sigma_val: common random numbers). Jobs are independent and
-run through an executor (:mod:`models.executor`). As each job finishes, this process writes
+run through an executor (:mod:`study.executor`). As each job finishes, this process writes
 its checkpoint and then its ``jobs/<job_id>.json`` atomically; a job counts as done when
 that JSON exists and records the same job settings, so a killed or partial sweep resumes
 where it stopped, and a changed setting reruns only the jobs it affects.
@@ -35,7 +35,7 @@ class SweepSpec:
     """Settings of a sweep (all JSON-able; recorded in sweep.json and every job)."""
 
     data: str = "digits"
-    """data set name or path (see models.data.load_dataset)."""
+    """data set name or path (see study.data.load_dataset)."""
     data_path: str | None = None
     """where the MNIST files are."""
     n_train: int | None = None
@@ -296,7 +296,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
 
     Args:
         out: output folder (created).
-        workers, scheduler: see :func:`models.executor.make_executor` (ignored if ``executor`` is given).
+        workers, scheduler: see :func:`study.executor.make_executor` (ignored if ``executor`` is given).
         executor: an executor to use (left open).
         resume: skip jobs already finished in ``out`` with the same settings (False: rerun all).
         max_jobs: run at most this many new jobs now (the rest on a later run); None: all.
@@ -306,8 +306,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
         SweepOutcome; ``complete`` says whether every job is finished.
 
     Raises:
-        models.data.DataError: the data set cannot be loaded (checked here before any job starts).
-        models.executor.JobError: a job failed.
+        study.data.DataError: the data set cannot be loaded (checked here before any job starts).
+        study.executor.JobError: a job failed.
     """
     from .executor import make_executor
 

@@ -1,6 +1,6 @@
 """The ``xbarsim`` console script: one entry point, one subcommand per package.
 
-    xbarsim train|sweep|deploy ...   -> models.cli      (also ``python -m models``)
+    xbarsim train|sweep|deploy ...   -> study.cli       (also ``python -m study``)
     xbarsim calibrate ...            -> calibration.cli (also ``python -m calibration``)
     xbarsim bench mvm|rnn ...        -> benchmarks      (also ``python -m benchmarks``)
 
@@ -16,9 +16,9 @@ from . import __version__
 
 #: subcommand -> (module, function, one-line help)
 _COMMANDS = {
-    "train": ("models.cli", "train_main", "train an analog RNN with Deep Noise Injection"),
-    "sweep": ("models.cli", "sweep_main", "train over sigma_train, evaluate over sigma_val; heatmaps and summary.csv"),
-    "deploy": ("models.cli", "deploy_main", "program a trained model onto a device and evaluate over time"),
+    "train": ("study.cli", "train_main", "train an analog RNN with Deep Noise Injection"),
+    "sweep": ("study.cli", "sweep_main", "train over sigma_train, evaluate over sigma_val; heatmaps and summary.csv"),
+    "deploy": ("study.cli", "deploy_main", "program a trained model onto a device and evaluate over time"),
     "calibrate": ("calibration.cli", "main", "fit a device noise model from measured data"),
     "bench": ("benchmarks.__main__", "main", "kernel and RNN throughput benchmarks (bench mvm | bench rnn)"),
 }
