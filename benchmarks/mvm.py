@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from study.cli import _int_at_least
+from xbarsim.cliargs import int_at_least
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -157,19 +157,19 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
     ap = argparse.ArgumentParser(prog="xbarsim bench mvm", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=_int_at_least(1), default=512, help="inputs = crossbar rows (in_features)")
-    ap.add_argument("--cols", type=_int_at_least(1), default=512,
+    ap.add_argument("--rows", type=int_at_least(1), default=512, help="inputs = crossbar rows (in_features)")
+    ap.add_argument("--cols", type=int_at_least(1), default=512,
                     help="outputs = crossbar columns (out_features)")
-    ap.add_argument("--batch", type=_int_at_least(1), default=64, help="input vectors per call")
+    ap.add_argument("--batch", type=int_at_least(1), default=64, help="input vectors per call")
     ap.add_argument("--preset", default="pcm", help="crossbar preset name or device-model JSON path")
-    ap.add_argument("--repeat", type=_int_at_least(1), default=50,
+    ap.add_argument("--repeat", type=int_at_least(1), default=50,
                     help="timed calls per variant (per_cell: repeat // 10, >= 3)")
     ap.add_argument("--tile-rows", type=int, default=None, help="override the preset's tile rows")
     ap.add_argument("--tile-cols", type=int, default=None, help="override the preset's tile cols")
     ap.add_argument("--dac-bits", type=int, default=None, help="override the preset's DAC bits")
     ap.add_argument("--adc-bits", type=int, default=None, help="override the preset's ADC bits")
     ap.add_argument("--t-s", type=float, default=3600.0, help="read time after programming, s")
-    ap.add_argument("--threads", type=_int_at_least(1), default=1, help="threads for BLAS / torch (default 1)")
+    ap.add_argument("--threads", type=int_at_least(1), default=1, help="threads for BLAS / torch (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
     ap.add_argument("--json", default=None, metavar="PATH", help="write one record per variant here")
     ap.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")

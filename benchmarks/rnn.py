@@ -25,7 +25,8 @@ import sys
 import time
 from typing import Any, Callable
 
-from study.cli import _arch_list as _parse_archs, _int_at_least
+from study.cli import arch_list as _parse_archs
+from xbarsim.cliargs import int_at_least
 
 __all__ = ["main", "ARCHS"]
 
@@ -47,15 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--arch", type=_arch_list, default=list(ARCHS),
                    help=f"comma list of architectures out of {', '.join(ARCHS)} (default all)")
-    p.add_argument("--input", type=_int_at_least(1), default=28, help="input features (default 28)")
-    p.add_argument("--hidden", type=_int_at_least(1), default=128, help="hidden units (default 128)")
-    p.add_argument("--seq", type=_int_at_least(1), default=28, help="sequence length (default 28)")
-    p.add_argument("--batch", type=_int_at_least(1), default=64, help="batch size (default 64)")
+    p.add_argument("--input", type=int_at_least(1), default=28, help="input features (default 28)")
+    p.add_argument("--hidden", type=int_at_least(1), default=128, help="hidden units (default 128)")
+    p.add_argument("--seq", type=int_at_least(1), default=28, help="sequence length (default 28)")
+    p.add_argument("--batch", type=int_at_least(1), default=64, help="batch size (default 64)")
     p.add_argument("--sigma", type=float, default=0.1, help="relative output noise of the paper preset (default 0.1)")
-    p.add_argument("--repeats", type=_int_at_least(1), default=30,
+    p.add_argument("--repeats", type=int_at_least(1), default=30,
                    help="timed repetitions per contestant (default 30)")
-    p.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed repetitions first (default 3)")
-    p.add_argument("--threads", type=_int_at_least(1), default=1, help="threads for torch and BLAS (default 1)")
+    p.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed repetitions first (default 3)")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="threads for torch and BLAS (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and noise (default 0)")
     p.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
     return p

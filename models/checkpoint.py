@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import crossbar
+from xbarsim.files import atomic_path, atomic_write_text
 
 from .convert import analog_layers
 from .linear import AnalogLinear
@@ -58,7 +59,7 @@ def _layer_record(layer: nn.Module) -> dict[str, Any]:
 
 
 def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
-    """Write the state_dict to ``path`` and the analog settings to ``config_path(path)``.
+    """Write the state_dict to ``path`` and the analog settings to ``config_path(path)``, each atomically.
 
     Returns:
         (weights path, JSON path).
@@ -68,12 +69,11 @@ def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
     layers = {name: _layer_record(layer) for name, layer in analog_layers(model)}
     if not layers:
         raise ValueError("model has no analog layers; nothing analog to save (use torch.save)")
-    torch.save(model.state_dict(), path)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     meta = {"format": FORMAT, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "layers": layers}
-    tmp = jpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, jpath)
+    atomic_write_text(jpath, json.dumps(meta, indent=2))
     return path, jpath
 
 

@@ -67,8 +67,26 @@ def reseed(model: nn.Module, seed: int | None) -> nn.Module:
 
 
 def accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024,
-             predict: Callable[[nn.Module, Tensor], Tensor] | None = None) -> float:
-    """Fraction of ``X`` classified as ``y`` by ``argmax(model(X), -1)`` (or ``predict``)."""
+             predict: Callable[[nn.Module, Tensor], Tensor] | None = None, *,
+             lengths: Tensor | None = None) -> float:
+    """Fraction of ``X`` classified as ``y`` by ``argmax(model(X), -1)`` (or ``predict``).
+
+    The one accuracy count of xbarsim (``study`` uses it too). Runs in batches of
+    ``batch_size`` rows without gradients, in the model's current mode (train or eval).
+
+    Args:
+        model: any classifier; a tuple output uses its first element.
+        X, y: samples (N, ...) and integer labels (N,), as tensors.
+        batch_size: rows per forward call.
+        predict: ``predict(model, xb) -> labels`` instead of the argmax of the logits.
+        lengths: valid lengths (N,) of padded sequences: each batch calls
+            ``model(xb, lengths[batch])`` (study's sequence classifiers).
+
+    Returns:
+        The fraction correct (0 for an empty ``X``).
+    """
+    if predict is not None and lengths is not None:
+        raise ValueError("pass predict or lengths, not both")
     correct = 0
     with torch.no_grad():
         for i in range(0, len(X), batch_size):
@@ -76,12 +94,12 @@ def accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024,
             if predict is not None:
                 pred = predict(model, xb)
             else:
-                out = model(xb)
+                out = model(xb) if lengths is None else model(xb, lengths[i:i + batch_size])
                 if isinstance(out, tuple):
                     out = out[0]
                 pred = out.argmax(-1)
             correct += int((pred == y[i:i + batch_size]).sum())
-    return correct / len(X)
+    return correct / max(1, len(X))
 
 
 def _check_xy(X: Any, y: Any) -> tuple[Tensor, Tensor]:

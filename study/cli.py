@@ -11,10 +11,11 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["train_main", "sweep_main", "deploy_main", "main"]
+from xbarsim.cliargs import float_list, nonneg_int, positive_float, positive_int
+
+__all__ = ["train_main", "sweep_main", "deploy_main", "main", "train_parser", "sweep_parser", "deploy_parser", "arch_list"]
 
 _DEFAULT_TIMES = "1,3600,86400,2592000,31536000"
 _TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 days", 31536000.0: "1 year"}
@@ -25,18 +26,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 # --------------------------------------------------------------------------- argument types
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    if any(math.isnan(v) for v in values):
-        raise argparse.ArgumentTypeError(f"NaN is not a noise level: {text!r}")
-    return values
-
-
+# Numbers: xbarsim.cliargs (positive_int, nonneg_int, positive_float, float_list); the two below are study's own.
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -47,41 +37,13 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _arch_list(text: str) -> list[str]:
+def arch_list(text: str) -> list[str]:
+    """An argparse type: a comma list of rnn, lstm, gru (lower-cased; order and duplicates kept)."""
     from_text = [a.strip().lower() for a in text.split(",") if a.strip()]
     bad = [a for a in from_text if a not in ("rnn", "lstm", "gru")]
     if not from_text or bad:
         raise argparse.ArgumentTypeError(f"architectures must be a comma list of rnn, lstm, gru; got {text!r}")
     return from_text
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``, with an expected-vs-got message."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_nonneg_int = _int_at_least(0)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not v > 0 or math.isinf(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return v
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -104,18 +66,18 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = "digits") -
                    help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (needs aeon), "
                         "or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
     g.add_argument("--data-path", default=None, help="where the MNIST files are: an mnist.npz or a folder of IDX files")
-    g.add_argument("--n-train", type=_positive_int, default=None, help="use a seeded subset of this many training examples")
-    g.add_argument("--n-test", type=_positive_int, default=None, help="use a seeded subset of this many test examples")
-    g.add_argument("--data-seed", type=_nonneg_int, default=0, help="seed of the train/test split and subsets")
+    g.add_argument("--n-train", type=positive_int, default=None, help="use a seeded subset of this many training examples")
+    g.add_argument("--n-test", type=positive_int, default=None, help="use a seeded subset of this many test examples")
+    g.add_argument("--data-seed", type=nonneg_int, default=0, help="seed of the train/test split and subsets")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
-    g.add_argument("--hidden", type=_positive_int, default=32, help="hidden units per recurrent layer")
-    g.add_argument("--layers", type=_positive_int, default=1, help="stacked recurrent layers")
-    g.add_argument("--epochs", type=_nonneg_int, default=15, help="training epochs")
-    g.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
-    g.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    g.add_argument("--hidden", type=positive_int, default=32, help="hidden units per recurrent layer")
+    g.add_argument("--layers", type=positive_int, default=1, help="stacked recurrent layers")
+    g.add_argument("--epochs", type=nonneg_int, default=15, help="training epochs")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="training batch size")
+    g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (sgd: momentum 0.9)")
 
 
@@ -134,10 +96,6 @@ def _add_noise_args(p: argparse.ArgumentParser, preset_default: str = "paper") -
 def _add_run_args(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-class _ArgError(Exception):
-    pass
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace | int:
@@ -173,7 +131,7 @@ def _pivot(rows: list[dict], arch: str, sigma_train: list[float], sigma_val: lis
 
 
 # --------------------------------------------------------------------------- train
-def _train_parser() -> argparse.ArgumentParser:
+def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim train", formatter_class=_Formatter,
         description="Train one RNN/LSTM/GRU classifier with Deep Noise Injection (output noise at --sigma-train "
@@ -185,15 +143,15 @@ def _train_parser() -> argparse.ArgumentParser:
     _add_noise_args(p)
     p.add_argument("--sigma-train", type=float, default=0.1,
                    help="training output-noise level in --convention units (0: conventional training)")
-    p.add_argument("--draws", type=_positive_int, default=10, help="noise draws of the final test evaluation")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of weight init, batch order and noise")
+    p.add_argument("--draws", type=positive_int, default=10, help="noise draws of the final test evaluation")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of weight init, batch order and noise")
     _add_run_args(p, "runs/train")
     return p
 
 
 def train_main(argv: list[str] | None = None) -> int:
     """``xbarsim train``: train one model; write model.pt, config.json, history.csv, curves.png, metrics.json."""
-    parser = _train_parser()
+    parser = train_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -207,7 +165,7 @@ def train_main(argv: list[str] | None = None) -> int:
     from .data import DataError, load_dataset
     from .experiment import (ModelSpec, build_model, evaluate_draws, noise_config, save_checkpoint, set_noise,
                              train_model, versions)
-    from .results import atomic_write_json, format_table, plot_history, write_history
+    from .results import write_json, format_table, plot_history, write_history
 
     t0 = time.perf_counter()
     try:
@@ -238,7 +196,7 @@ def train_main(argv: list[str] | None = None) -> int:
               "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
               "data": data.describe(), "data_args": data_args, "versions": versions()}
     save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
-    atomic_write_json(out / "config.json", config)
+    write_json(out / "config.json", config)
     write_history(out / "history.csv", history)
     if history["epoch"]:
         plot_history(out / "curves.png", history, title=f"{args.arch.upper()} on {data.name}, "
@@ -246,7 +204,7 @@ def train_main(argv: list[str] | None = None) -> int:
     metrics = {"accuracy_at_sigma_train": {"mean": float(acc.mean()), "std": float(acc.std()), "draws": acc.tolist()},
                "accuracy_noiseless": clean, "seconds": time.perf_counter() - t0, "seed": args.seed,
                "noise_convention": args.convention, "device_preset": cfg.name}
-    atomic_write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     every = max(1, len(history["epoch"]) // 10)
     rows = [{k: history[k][i] for k in history} for i in range(0, len(history["epoch"]), every)]
     if rows and rows[-1]["epoch"] != history["epoch"][-1]:
@@ -262,7 +220,7 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- sweep
-def _sweep_parser() -> argparse.ArgumentParser:
+def sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim sweep", formatter_class=_Formatter,
         description="Train each architecture at each sigma_train and seed, evaluate every trained model at each "
@@ -281,32 +239,32 @@ def _sweep_parser() -> argparse.ArgumentParser:
     def join(values) -> str:
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
-    p.add_argument("--arch", type=_arch_list, default=join(d.archs), help="comma list of rnn, lstm, gru")
+    p.add_argument("--arch", type=arch_list, default=join(d.archs), help="comma list of rnn, lstm, gru")
     _add_data_args(p)
     _add_model_args(p)
     p.set_defaults(epochs=d.epochs, hidden=d.hidden)
     _add_noise_args(p)
-    p.add_argument("--sigma-train", type=_float_list, default=join(d.sigma_train),
+    p.add_argument("--sigma-train", type=float_list, default=join(d.sigma_train),
                    help="comma list of training noise levels (--convention units)")
-    p.add_argument("--sigma-val", type=_float_list, default=join(d.sigma_val),
+    p.add_argument("--sigma-val", type=float_list, default=join(d.sigma_val),
                    help="comma list of inference noise levels (--convention units)")
     p.add_argument("--seeds", type=_int_list, default=join(d.seeds), help="comma list of training seeds")
-    p.add_argument("--draws", type=_positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
+    p.add_argument("--draws", type=positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=_nonneg_int, default=None,
+    g.add_argument("--workers", type=nonneg_int, default=None,
                    help="worker processes (one thread each; 0 = in this process); default min(2, CPUs)")
     g.add_argument("--scheduler", default=None,
                    help="run on Dask: 'local' starts a LocalCluster of --workers processes; tcp://host:port uses "
                         "an existing cluster (workers need xbarsim installed)")
     g.add_argument("--fresh", action="store_true", help="rerun every job instead of resuming finished ones")
-    g.add_argument("--max-jobs", type=_nonneg_int, default=None, help="run at most this many new jobs now")
+    g.add_argument("--max-jobs", type=nonneg_int, default=None, help="run at most this many new jobs now")
     _add_run_args(p, "runs/sweep")
     return p
 
 
 def sweep_main(argv: list[str] | None = None) -> int:
     """``xbarsim sweep``: the DNI sweep; see ``xbarsim sweep --help``."""
-    parser = _sweep_parser()
+    parser = sweep_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -349,7 +307,7 @@ def sweep_main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- deploy
-def _deploy_parser() -> argparse.ArgumentParser:
+def deploy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim deploy", formatter_class=_Formatter,
         description="Program a trained model onto a device (preset or calibrated device-model JSON) and evaluate "
@@ -365,21 +323,21 @@ def _deploy_parser() -> argparse.ArgumentParser:
                                                    "JSON (e.g. from xbarsim calibrate)")
     p.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
                    help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, ...)")
-    p.add_argument("--times", type=_float_list, default=_float_list(_DEFAULT_TIMES),
+    p.add_argument("--times", type=float_list, default=float_list(_DEFAULT_TIMES),
                    help="comma list of times after programming, seconds")
-    p.add_argument("--instances", type=_positive_int, default=5, help="programmed instances (long-term noise draws)")
-    p.add_argument("--draws", type=_positive_int, default=3, help="short-term noise draws per instance and time")
+    p.add_argument("--instances", type=positive_int, default=5, help="programmed instances (long-term noise draws)")
+    p.add_argument("--draws", type=positive_int, default=3, help="short-term noise draws per instance and time")
     p.add_argument("--compensation", choices=("both", "on", "off"), default="both", help="global drift compensation")
     _add_data_args(p, default=None)
     p.set_defaults(data=None)
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of programming and reads")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of programming and reads")
     _add_run_args(p, "runs/deploy")
     return p
 
 
 def deploy_main(argv: list[str] | None = None) -> int:
     """``xbarsim deploy``: accuracy vs time after programming; see ``xbarsim deploy --help``."""
-    parser = _deploy_parser()
+    parser = deploy_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -390,7 +348,7 @@ def deploy_main(argv: list[str] | None = None) -> int:
     _limit_threads()
     from .data import DataError, load_dataset
     from .experiment import deploy_model, load_checkpoint, noise_config, versions
-    from .results import atomic_write_json, format_table, plot_deploy, write_deploy
+    from .results import write_json, format_table, plot_deploy, write_deploy
 
     t0 = time.perf_counter()
     try:
@@ -426,7 +384,7 @@ def deploy_main(argv: list[str] | None = None) -> int:
              "noise_convention": base.output_noise.convention, "accuracy_digital": digital, "versions": versions(),
              "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {})}
     rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs)
-    atomic_write_json(out / "deploy.json", {**attrs, "rows": rows})
+    write_json(out / "deploy.json", {**attrs, "rows": rows})
     plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} instances x "
                                                 f"{args.draws} draws", reference=digital)
     show = [{"time": _TIME_NAMES.get(r["time_s"], f"{r['time_s']:g} s"),

@@ -37,7 +37,7 @@ __all__ = [
     "noise_config",
     "is_noiseless",
     "train_model",
-    "accuracy",
+    "heldout_accuracy",
     "evaluate_draws",
     "draw_seed",
     "save_checkpoint",
@@ -107,12 +107,9 @@ def versions() -> dict[str, str]:
     import platform
 
     out = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
-    try:
-        from importlib.metadata import version
+    from xbarsim import version
 
-        out["xbarsim"] = version("xbarsim")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        out["xbarsim"] = "unknown"
+    out["xbarsim"] = version()
     return out
 
 
@@ -206,21 +203,22 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
         yield order[i:i + batch_size]
 
 
-def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
-             lengths: np.ndarray | None = None, batch_size: int = 512) -> float:
-    """Share of correct predictions of ``model`` (eval mode, no gradients) on (x, y)."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.as_tensor(y, dtype=torch.long)
-    lt = _lengths_tensor(lengths)
+def heldout_accuracy(model: nn.Module, data: SequenceData, batch_size: int = 512) -> float:
+    """Test-split accuracy of a :class:`SequenceClassifier`, in eval mode (restored afterwards).
+
+    The count is :func:`models.deploy.accuracy` (the one accuracy function of xbarsim), with
+    each batch's valid lengths passed to the model.
+    """
+    from models.deploy import accuracy
+
+    x = torch.as_tensor(data.x_test, dtype=torch.float32)
+    y = torch.as_tensor(data.y_test, dtype=torch.long)
     was_training = model.training
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for idx in _batches(x.shape[0], batch_size, None):
-            logits = model(x[idx], None if lt is None else lt[idx])
-            correct += int((logits.argmax(dim=1) == y[idx]).sum())
-    model.train(was_training)
-    return correct / max(1, x.shape[0])
+    try:
+        return accuracy(model, x, y, batch_size, lengths=_lengths_tensor(data.lengths_test))
+    finally:
+        model.train(was_training)
 
 
 def draw_seed(seed: int, draw: int, stream: int = 0) -> int:
@@ -247,7 +245,7 @@ def evaluate_draws(model: nn.Module, data: SequenceData, draws: int, seed: int =
             out[d] = out[0]
             continue
         reseed_noise(model, draw_seed(seed, d, stream))
-        out[d] = accuracy(model, data.x_test, data.y_test, data.lengths_test, batch_size)
+        out[d] = heldout_accuracy(model, data, batch_size)
     return out
 
 
@@ -309,7 +307,7 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
         reseed_noise(model, draw_seed(seed, epoch, stream=9))
-        test_acc = accuracy(model, data.x_test, data.y_test, data.lengths_test)
+        test_acc = heldout_accuracy(model, data)
         history["epoch"].append(epoch)
         history["train_loss"].append(total_loss / seen)
         history["train_accuracy"].append(correct / seen)
@@ -331,7 +329,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, 
     Holds the state_dict (torch's parameter names, so it also loads into the digital model),
     the ModelSpec, the crossbar config it was trained with (as a dict) and ``meta``.
     """
-    from .results import atomic_write_bytes
+    from xbarsim.files import atomic_write_bytes
 
     atomic_write_bytes(path, checkpoint_bytes(model, spec, config, noise_draw=noise_draw, meta=meta))
 
@@ -342,7 +340,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
     import io
     import json
 
-    from .results import _json_default
+    from .results import json_default
 
     payload = {
         "format": "xbarsim.models.experiment/1",
@@ -350,7 +348,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
         "spec": spec.to_dict(),
         "config": None if config is None else json.dumps(config.to_dict()),
         "noise_draw": noise_draw,
-        "meta": json.dumps(meta or {}, default=_json_default),
+        "meta": json.dumps(meta or {}, default=json_default),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -413,7 +411,7 @@ def deploy_model(checkpoint: str | os.PathLike, data: SequenceData, config, *, t
     from models import program, set_time
 
     digital_model, _ = load_checkpoint(checkpoint, digital=True)
-    digital = accuracy(digital_model, data.x_test, data.y_test, data.lengths_test)
+    digital = heldout_accuracy(digital_model, data)
     acc = np.empty((len(compensation), len(times_s), instances, draws))
     bar = None
     if progress:
@@ -429,7 +427,7 @@ def deploy_model(checkpoint: str | os.PathLike, data: SequenceData, config, *, t
                 for d in range(draws):
                     reseed_noise(model, int(np.random.SeedSequence([int(seed), 4, i, d]).generate_state(1,
                                                                                                      np.uint32)[0]))
-                    acc[c, k, i, d] = accuracy(model, data.x_test, data.y_test, data.lengths_test)
+                    acc[c, k, i, d] = heldout_accuracy(model, data)
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .results import atomic_write_bytes, atomic_write_json
+from xbarsim.files import atomic_write_bytes
+
+from .results import level_text, write_json
 
 __all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome"]
 
@@ -110,13 +112,9 @@ class SweepSpec:
         return cls(**data)
 
 
-def _fmt(v: float) -> str:
-    return "inf" if math.isinf(v) else ("-inf" if v == -math.inf else repr(float(v)))
-
-
 def job_id(arch: str, sigma_train: float, seed: int) -> str:
     """File-name-safe identifier of one job, e.g. ``lstm_st0.1_seed0``."""
-    return f"{arch}_st{_fmt(sigma_train)}_seed{int(seed)}"
+    return f"{arch}_st{level_text(sigma_train, exact=True)}_seed{int(seed)}"
 
 
 def make_jobs(spec: SweepSpec) -> dict[str, dict[str, Any]]:
@@ -207,7 +205,7 @@ def write_job(out: Path, key: str, result: dict) -> None:
     if ckpt is not None:
         atomic_write_bytes(out / "checkpoints" / f"{key}.pt", ckpt)
         result["checkpoint"] = f"checkpoints/{key}.pt"
-    atomic_write_json(out / "jobs" / f"{key}.json", result)
+    write_json(out / "jobs" / f"{key}.json", result)
 
 
 def finished_jobs(out: Path, jobs: dict[str, dict]) -> dict[str, dict]:
@@ -327,7 +325,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
     own = executor is None
     ex = make_executor(workers, scheduler) if (own and todo) else executor
     info = ex.describe() if ex is not None else {"kind": "none (all jobs already finished)"}
-    atomic_write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
+    write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
                                            "jobs": list(jobs)})
     results = dict(done)
     bar = None

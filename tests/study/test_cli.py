@@ -43,7 +43,7 @@ def test_help_texts(capsys):
 
 
 def test_sweep_defaults_are_the_readme_sweep():
-    args = cli._sweep_parser().parse_args([])
+    args = cli.sweep_parser().parse_args([])
     assert (args.data, args.arch, args.out, args.convention) == ("digits", ["rnn", "lstm"], "runs/sweep", "relative")
     assert len(args.sigma_train) >= 3 and len(args.sigma_val) >= 4 and args.sigma_train[0] == 0.0
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from study.data import load_dataset
-from study.experiment import (ModelSpec, SequenceClassifier, accuracy, build_model, deploy_model, evaluate_draws,
+from study.experiment import (ModelSpec, SequenceClassifier, build_model, deploy_model, evaluate_draws, heldout_accuracy,
                                is_noiseless, load_checkpoint, noise_config, save_checkpoint, train_model)
 
 
@@ -118,7 +118,7 @@ def test_checkpoint_round_trip(tmp_path, digits):
     from study.experiment import set_noise
 
     set_noise(model, noise_config(0.0))
-    assert accuracy(digital, digits.x_test, digits.y_test) == accuracy(model, digits.x_test, digits.y_test)
+    assert heldout_accuracy(digital, digits) == heldout_accuracy(model, digits)
     torch.load(tmp_path / "m.pt", weights_only=True)  # a plain weights-only checkpoint
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"bad\.pt: cannot read checkpoint"):
@@ -158,4 +158,4 @@ def test_variable_length_user_data(tmp_path, rng):
     data = load_dataset(str(tmp_path / "var.npz"))
     model = build_model(ModelSpec("gru", f, 8, 2), noise_config(0.05), seed=0)
     train_model(model, data, epochs=15, lr=3e-2, seed=0)
-    assert accuracy(model, data.x_test, data.y_test, data.lengths_test) > 0.9
+    assert heldout_accuracy(model, data) > 0.9
