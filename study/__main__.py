@@ -2,6 +2,7 @@
 import sys
 
 from study.cli import main
+from xbarsim.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, prog="python -m study"))
