@@ -11,6 +11,8 @@ Rules (DESIGN.md, issue 10):
 4. xbarsim/ imports only the standard library at module level (anything else lazily,
    inside a function).
 5. tests/conftest.py does not import torch (a calibration-only run never loads it).
+6. Every imported project module exists in this tree (an editable install of another
+   checkout must not satisfy an import of a module that moved).
 
 Imports inside functions count for rules 1-3: a lazy import is still a dependency.
 """
@@ -58,7 +60,13 @@ def _imports(tree: ast.AST):
             yield node.lineno, node.module, [a.name for a in node.names], top
 
 
-def check_source(text: str, where: str, package: str | None, *, test: bool = False) -> list[str]:
+def _module_exists(root: Path, parts: list[str]) -> bool:
+    base = root.joinpath(*parts)
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def check_source(text: str, where: str, package: str | None, *, test: bool = False,
+                 root: Path | None = None) -> list[str]:
     """The layering violations of one module's source.
 
     Args:
@@ -66,8 +74,9 @@ def check_source(text: str, where: str, package: str | None, *, test: bool = Fal
         where: its path, for the messages.
         package: the project package it belongs to; for a test file, the package it tests
             (``tests/<package>/``) or None (tests/*.py).
-        test: a test file: only rules 3 (its own package's privates are fine) and "nothing
+        test: a test file: only rules 3 (its own package's privates are fine), 6 and "nothing
             imports benchmarks" (tests/benchmarks/ may) apply.
+        root: the source tree, to check that imported project modules exist (rule 6); None skips it.
 
     Returns:
         One message per violation (empty: the module follows every rule).
@@ -88,6 +97,8 @@ def check_source(text: str, where: str, package: str | None, *, test: bool = Fal
             private = [p for p in parts[1:] if _private(p)] + [n for n in names or [] if _private(n)]
             if private:
                 out.append(at + f"imports {head}'s private name(s) {', '.join(private)}")
+        if root is not None and head in PACKAGES and not _module_exists(root, parts):
+            out.append(at + f"imports {module}, which is not a module of this tree")
         if not test and package == "xbarsim" and top and head not in STDLIB and head != "xbarsim":
             out.append(at + f"xbarsim imports {head} at module level (only the standard library)")
     return out  # relative imports stay inside their package: never a violation
@@ -107,7 +118,8 @@ def test_the_sources_follow_the_layering():
     found, n = [], 0
     for path, pkg, is_test in _sources():
         n += 1
-        found += check_source(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), pkg, test=is_test)
+        found += check_source(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)), pkg, test=is_test,
+                              root=ROOT)
     assert n > 50, f"only {n} source files found under {ROOT}"
     assert not found, "layering violations:\n" + "\n".join(found)
 
@@ -172,6 +184,8 @@ def test_the_checker_passes_a_clean_module():
     clean = "import math\nimport numpy as np\nfrom crossbar import preset\nfrom . import _kernels\n"
     assert check_source(clean, "y.py", "calibration") == []
     assert check_source("import numba\n", "z.py", "models") == ["z.py:1: models must not import numba"]
+    assert check_source("from models.results import x\nfrom study.results import y\n", "m.py", "study", root=ROOT) == [
+        "m.py:1: imports models.results, which is not a module of this tree"]
     # tests: their own package's privates are fine, another's are not; only tests/benchmarks imports benchmarks
     assert check_source("from crossbar import _kernels\nimport torch\n", "t.py", "crossbar", test=True) == []
     assert check_source("from crossbar import _kernels\n", "t.py", "models", test=True) == [
