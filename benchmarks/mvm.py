@@ -11,6 +11,11 @@ its time ratio to the clean fp32 matmul of the same shape (the physical limit):
   equal to the RMS read sigma of the ``fast`` array at ``t_s``, so the same noise power):
   the variance is exactly ``sigma^2 ||x||^2`` per tile, no second product. Shows the cost
   of per-cell-heterogeneous read noise (only when the preset has a read-noise law).
+* ``fast_bitserial``: the ``fast`` array read bit-serially, 8 input slices
+  (``dac_slice_bits = dac_bits / 8``), each slice its own read with fresh read noise and
+  its own ADC conversion, shift-and-add in digital. Its floor (``floor_ratio_to_blas``) is
+  the number of matmuls it must do: one product per slice, twice that with per-cell
+  heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice).
 * ``per_cell``: the same array read on the per-cell path (fewer repeats).
 * ``torch``: the same noisy MVM written by hand in plain torch (DAC, per-tile product,
   output-referred read noise, ADC, accumulation), as a user would.
@@ -219,6 +224,10 @@ class Workload:
     """the array with a constant read sigma of the same RMS (None: no read-noise law)"""
     read_rms_us: float | None = None
     """RMS read sigma of ``arr`` at ``t_s`` (uS), or None"""
+    serial_arr: Any = None
+    """the array read bit-serially in 8 slices (None: digital preset or dac_bits not a multiple of 8)"""
+    serial_matmuls: int | None = None
+    """matmuls the 8-slice read must do: 8, or 16 with per-cell heterogeneous read noise"""
 
     @property
     def flops(self) -> float:
@@ -252,6 +261,10 @@ def make_workload(args: argparse.Namespace, cfg) -> Workload:
     if not work.arr.is_digital and cfg.device.read_sigma is not None:
         work.read_rms_us = rms = _read_rms_us(work.arr, cfg, args.t_s)
         work.uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
+    if not work.arr.is_digital and cfg.dac.bits is not None and cfg.dac.bits % 8 == 0:
+        work.serial_arr = crossbar.program(w, cfg.replace(dac_slice_bits=cfg.dac.bits // 8), seed=args.seed)
+        st = work.serial_arr._state(args.t_s, np.dtype(np.float32))
+        work.serial_matmuls = 8 * (2 if st.var is not None and st.var_col is None else 1)
     return work
 
 
@@ -263,6 +276,8 @@ class Variant:
     build: Callable[[Workload], Callable[[], object] | str]
     repeat: Callable[[argparse.Namespace], int] = lambda args: args.repeat
     warmup: int = 3
+    extra: Callable[[Workload], dict] | None = None
+    """more fields for the variant's record (e.g. its own floor)"""
 
 
 def _fast_uniform(work: Workload):
@@ -271,11 +286,23 @@ def _fast_uniform(work: Workload):
     return lambda: work.uni_arr.mvm(work.x32, t_s=work.args.t_s)
 
 
+def _fast_bitserial(work: Workload):
+    if work.serial_arr is None:
+        return "needs an analog preset with dac_bits a multiple of 8"
+    return lambda: work.serial_arr.mvm(work.x32, t_s=work.args.t_s)
+
+
+def _bitserial_floor(work: Workload) -> dict:
+    return dict(slices=8, matmuls=work.serial_matmuls, floor_ratio_to_blas=float(work.serial_matmuls))
+
+
 #: the variants, in table order; ``blas`` first (every ratio is to it). Add a variant here.
 VARIANTS: list[Variant] = [
     Variant("blas", lambda work: (lambda: work.x32 @ work.wt32)),
     Variant("fast", lambda work: (lambda: work.arr.mvm(work.x32, t_s=work.args.t_s))),
     Variant("fast_uniform", _fast_uniform),
+    Variant("fast_bitserial", _fast_bitserial, repeat=lambda args: max(3, args.repeat // 4),
+            extra=_bitserial_floor),
     Variant("per_cell", lambda work: (lambda: work.cell_arr.mvm(work.x32, t_s=work.args.t_s)),
             repeat=lambda args: max(3, args.repeat // 10), warmup=1),
     Variant("torch", lambda work: _torch_variant(work.arr, work.x32, work.args.t_s, work.args.threads)),
@@ -298,8 +325,11 @@ def run_variants(work: Workload, variants: list[Variant] = VARIANTS) -> list[dic
         sec = _median_seconds(fn, v.repeat(args), warmup=v.warmup)
         if blas_s is None:
             blas_s = sec
-        records.append(dict(name=v.name, shape=[args.batch, args.rows, args.cols], seconds_median=sec,
-                            gflops=work.flops / sec / 1e9, time_ratio_to_blas=sec / blas_s))
+        rec = dict(name=v.name, shape=[args.batch, args.rows, args.cols], seconds_median=sec,
+                   gflops=work.flops / sec / 1e9, time_ratio_to_blas=sec / blas_s)
+        if v.extra is not None:
+            rec.update(v.extra(work))
+        records.append(rec)
     return records
 
 
@@ -308,13 +338,14 @@ def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
     print(f"mvm  preset={cfg.name}  batch x rows x cols = {args.batch} x {args.rows} x {args.cols}  "
           f"tile={args.tile_rows}x{args.tile_cols}  dac={args.dac_bits}b adc={args.adc_bits}b  "
           f"t={args.t_s:g}s  threads={args.threads}")
-    print(f"{'variant':<14}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
+    print(f"{'variant':<16}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
     for r in records:
         if "skipped" in r:
-            print(f"{r['name']:<14}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
+            print(f"{r['name']:<16}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
         else:
-            print(f"{r['name']:<14}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
-                  f"{r['time_ratio_to_blas']:>9.2f}")
+            floor = f"  (floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
+            print(f"{r['name']:<16}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
+                  f"{r['time_ratio_to_blas']:>9.2f}{floor}")
 
 
 def write_json(path: str, records: list[dict], cfg, args: argparse.Namespace) -> None:

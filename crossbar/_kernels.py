@@ -38,6 +38,9 @@ def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scal
     ``row_scale[b] = r[b] * alpha``; ``sumsq[k, b] = sum of out_sq[b, i]`` over row tile k
     (rows ``bounds[k]`` to ``bounds[k + 1]``), accumulated in float64.
 
+    Returns the number of inputs that saturated: ``|x[b, i] / r[b]| > 1`` with ``clip``
+    (0 without it).
+
     Args:
         x: (B, n) inputs.
         abs_max, input_range: the range mode ("abs_max" per vector, or a fixed range).
@@ -52,6 +55,7 @@ def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scal
     want_sum = sumsq.shape[1] == nb
     nt = sumsq.shape[0]
     inv_l = 1.0 / levels if levels > 0 else 0.0
+    clipped = 0
     for b in range(nb):
         if abs_max:
             r = 0.0
@@ -66,7 +70,10 @@ def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scal
         s = 1.0 / r
         row_scale[b] = r * alpha
         for i in range(n):
-            v = _dac_value(x[b, i] * s, clip, levels, inv_l)
+            u = x[b, i] * s
+            if clip and (u > 1.0 or u < -1.0):
+                clipped += 1
+            v = _dac_value(u, clip, levels, inv_l)
             out[b, i] = v
             if want_sq:
                 out_sq[b, i] = v * v
@@ -77,6 +84,7 @@ def dac_rows(x, abs_max, input_range, alpha, levels, clip, out, out_sq, row_scal
                     o = float(out[b, i])
                     acc += o * o
                 sumsq[k, b] = acc
+    return clipped
 
 
 @njit(**_JIT)
@@ -100,6 +108,10 @@ def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, ad
         acc: (B, m) accumulator, written in place.
         first, last: first / last tile of the sum.
         row_scale: (B,) factor applied on the last tile (DAC range, drift compensation).
+
+    Returns:
+        The number of conversions that saturated, ``|u / R| > 1`` (0 when the ADC is off
+        or does not clip).
     """
     nb, m = p.shape
     has_var = var.shape[0] == nb
@@ -108,6 +120,7 @@ def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, ad
     has_2 = a2.shape[0] == nb
     inv_r = 1.0 / out_range
     inv_l = 1.0 / levels if levels > 0 else 0.0
+    clipped = 0
     for b in range(nb):
         rs = row_scale[b]
         w1 = a1[b] if has_1 else 0.0
@@ -128,8 +141,10 @@ def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, ad
                 if clip:
                     if w > 1.0:
                         w = 1.0
+                        clipped += 1
                     elif w < -1.0:
                         w = -1.0
+                        clipped += 1
                 if levels > 0:
                     w = math.floor(w * levels + 0.5) * inv_l
                 u = w * out_range
@@ -139,6 +154,7 @@ def noise_adc_tile(p, var, z, a1, c1, a2, c2, scale, levels, out_range, clip, ad
             if last:
                 c *= rs
             acc[b, j] = c
+    return clipped
 
 
 @njit(**_JIT)
@@ -146,7 +162,7 @@ def noise_adc_accumulate(p, var, z, out_var_b, inv_s2, scale, levels, out_range,
                          acc, first, last, row_scale):
     """:func:`noise_adc_tile` with one rank-one term: ``v = var[b, j] + out_var_b[b] inv_s2[j]``."""
     e = out_var_b[:0]
-    noise_adc_tile(p, var, z, out_var_b, inv_s2, e, e, scale, levels, out_range, clip, adc_on,
+    return noise_adc_tile(p, var, z, out_var_b, inv_s2, e, e, scale, levels, out_range, clip, adc_on,
                    acc, first, last, row_scale)
 
 

@@ -340,15 +340,36 @@ class MappingConfig(_Config):
     """digital scale s: "column" (per column of each tile), "tile" (per tile), "array" (one)."""
     clip_sigma: float | None = None
     """clip |W| at this many standard deviations of W before scaling (None: no clipping)."""
+    weight_slices: int = 1
+    """cells (each its own array and ADC) one weight is spread over; 1: one analog cell pair."""
+    weight_slice_bits: int = 4
+    """bits held by each weight slice (used only when weight_slices > 1)."""
 
     def __post_init__(self) -> None:
         _check_choice("weight_scale", self.scale, ("column", "tile", "array"))
         _check_number("weight_clip_sigma", self.clip_sigma, lo=0.0, lo_open=True, allow_none=True)
+        _check_int("weight_slices", self.weight_slices, 1, 16)
+        _check_int("weight_slice_bits", self.weight_slice_bits, 1, 16)
+        if self.weight_slices * self.weight_slice_bits > 30:
+            raise ValueError("weight_slices * weight_slice_bits must be <= 30 (bits of one weight magnitude), "
+                             f"got {self.weight_slices} * {self.weight_slice_bits}")
+
+    @property
+    def weight_levels(self) -> int:
+        """Magnitude levels of a sliced weight, ``2^(weight_slices * weight_slice_bits) - 1`` (0: not sliced)."""
+        return 0 if self.weight_slices == 1 else (1 << (self.weight_slices * self.weight_slice_bits)) - 1
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class DACConfig(_Config):
-    """Input digital-to-analog converter: x_q = r * round(clip(x / r, -1, 1) * L) / L, L = 2^(bits-1) - 1."""
+    """Input digital-to-analog converter: x_q = r * round(clip(x / r, -1, 1) * L) / L, L = 2^(bits-1) - 1.
+
+    Bit-serial inputs (``slice_bits`` set): the integer code ``q = round(x_q L / r)`` in
+    ``bits``-bit two's complement is applied ``slice_bits`` bits per read, least significant
+    slice first, ``slices = ceil(bits / slice_bits)`` reads; each read has fresh read noise
+    and its own ADC conversion, and the slices' outputs are shifted and added digitally
+    (see :mod:`crossbar.array`).
+    """
 
     bits: int | None = None
     """resolution in bits including sign (None: no quantisation)."""
@@ -358,12 +379,24 @@ class DACConfig(_Config):
     """"fixed" (r = input_range) or "abs_max" (r = max |x| of each input vector, digital rescale)."""
     clip: bool = True
     """saturate inputs outside [-r, r] (False: only quantise)."""
+    slice_bits: int | None = None
+    """input bits applied per read, bit-serial (None: one read of the whole value); needs bits."""
 
     def __post_init__(self) -> None:
         _check_int("dac_bits", self.bits, 2, 24, allow_none=True)
         _check_number("dac_input_range", self.input_range, lo=0.0, lo_open=True)
         _check_choice("dac_range_mode", self.range_mode, ("fixed", "abs_max"))
         _check_bool("dac_clip", self.clip)
+        _check_int("dac_slice_bits", self.slice_bits, 1, 24, allow_none=True)
+        if self.slice_bits is not None and self.bits is None:
+            raise ValueError(f"dac_slice_bits={self.slice_bits} needs dac_bits (the bits to slice), got dac_bits=None")
+        if self.slice_bits is not None and self.slice_bits > self.bits:
+            raise ValueError(f"dac_slice_bits must be <= dac_bits={self.bits}, got {self.slice_bits}")
+
+    @property
+    def slices(self) -> int:
+        """Reads per input vector: ``ceil(bits / slice_bits)`` bit-serial, else 1."""
+        return 1 if self.slice_bits is None else -(-self.bits // self.slice_bits)
 
     @property
     def active(self) -> bool:
@@ -386,11 +419,15 @@ class ADCConfig(_Config):
     """full-scale R of a tile's partial sum, normalised units (see class docstring)."""
     clip: bool = True
     """saturate partial sums outside [-R, R] (False: only quantise)."""
+    range_mode: str = "fixed"
+    """"fixed" (R = output_range) or "calibrated" (R per tile and column set from data by
+    ``ProgrammedArray.calibrate_adc``; output_range until then)."""
 
     def __post_init__(self) -> None:
         _check_int("adc_bits", self.bits, 2, 24, allow_none=True)
         _check_number("adc_output_range", self.output_range, lo=0.0, lo_open=True)
         _check_bool("adc_clip", self.clip)
+        _check_choice("adc_range_mode", self.range_mode, ("fixed", "calibrated"))
 
     @property
     def active(self) -> bool:
@@ -453,8 +490,9 @@ class ArrayConfig(_Config):
 
     Flat override keys (for :meth:`replace` and :func:`preset`) are a sub-config's field
     name with its prefix: device fields as they are (``g_max_us``, ``read_sigma``, ...),
-    ``weight_scale``, ``weight_clip_sigma``, ``dac_bits``, ``dac_input_range``,
-    ``dac_range_mode``, ``dac_clip``, ``adc_bits``, ``adc_output_range``, ``adc_clip``,
+    ``weight_scale``, ``weight_clip_sigma``, ``weight_slices``, ``weight_slice_bits``,
+    ``dac_bits``, ``dac_input_range``, ``dac_range_mode``, ``dac_clip``, ``dac_slice_bits``,
+    ``adc_bits``, ``adc_output_range``, ``adc_clip``, ``adc_range_mode``,
     ``tile_rows``, ``tile_cols``, ``out_noise_sigma``, ``out_noise_convention``, plus the
     top-level fields below.
 
@@ -498,8 +536,8 @@ class ArrayConfig(_Config):
     @property
     def is_digital(self) -> bool:
         """True when effective weights equal the weights and no periphery acts (ideal, paper)."""
-        return (self.device.is_ideal and self.mapping.clip_sigma is None and not self.dac.active
-                and not self.adc.active and not self.drift_compensation)
+        return (self.device.is_ideal and self.mapping.clip_sigma is None and self.mapping.weight_slices == 1
+                and not self.dac.active and not self.adc.active and not self.drift_compensation)
 
     @classmethod
     def flat_keys(cls) -> dict[str, tuple[str | None, str]]:
@@ -511,7 +549,9 @@ class ArrayConfig(_Config):
         for sub, typ in _SUB_TYPES.items():
             keys[sub] = (None, sub)
             for f in dataclasses.fields(typ):
-                keys[_SUB_PREFIX[sub] + f.name] = (sub, f.name)
+                prefix = _SUB_PREFIX[sub]
+                # a field that carries its prefix already (weight_slices) keeps its name
+                keys[f.name if prefix and f.name.startswith(prefix) else prefix + f.name] = (sub, f.name)
         return keys
 
     def replace(self, **overrides) -> "ArrayConfig":

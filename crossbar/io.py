@@ -3,8 +3,11 @@
 Layout: attributes ``format`` ("xbarsim.programmed_array"), ``version`` (1), ``config``
 (ArrayConfig JSON), ``shape``, ``digital``; datasets ``weights`` (digital path) or
 ``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg`` (float64, crossbar
-layout: rows = inputs). The short-term generator state is not saved: pass a seed to
-``mvm`` for reproducible reads after loading.
+layout: rows = inputs), ``dac_range`` (scalar) and ``adc_ranges`` (n_row_tiles, out) when
+stored ranges are set. A weight-sliced array (``weight_slices`` > 1) holds one group
+``slice<s>`` per slice with those datasets and the attribute ``coef`` (its shift-and-add
+weight). The short-term generator state is not saved: pass a seed to ``mvm`` for
+reproducible reads after loading.
 """
 from __future__ import annotations
 
@@ -32,12 +35,26 @@ def save_programmed(arr: ProgrammedArray, path: str | os.PathLike) -> None:
         if arr.is_digital:
             f.create_dataset("weights", data=arr._weights)
             return
-        f.create_dataset("g_pos", data=arr._g_pos)
-        f.create_dataset("g_neg", data=arr._g_neg)
-        f.create_dataset("scales", data=arr._scales)
-        if arr._nu_pos is not None:
-            f.create_dataset("nu_pos", data=arr._nu_pos)
-            f.create_dataset("nu_neg", data=arr._nu_neg)
+        if arr._slices is not None:
+            for s, (sub, coef) in enumerate(zip(*arr._slices)):
+                g = f.create_group(f"slice{s}")
+                g.attrs["coef"] = float(coef)
+                _write_cells(g, sub)
+            return
+        _write_cells(f, arr)
+
+
+def _write_cells(f, arr: ProgrammedArray) -> None:
+    f.create_dataset("g_pos", data=arr._g_pos)
+    f.create_dataset("g_neg", data=arr._g_neg)
+    f.create_dataset("scales", data=arr._scales)
+    if arr._nu_pos is not None:
+        f.create_dataset("nu_pos", data=arr._nu_pos)
+        f.create_dataset("nu_neg", data=arr._nu_neg)
+    if arr._dac_range is not None:
+        f.create_dataset("dac_range", data=arr._dac_range)
+    if arr._adc_ranges is not None:
+        f.create_dataset("adc_ranges", data=arr._adc_ranges)
 
 
 def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
@@ -58,19 +75,38 @@ def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
         shape = tuple(int(v) for v in f.attrs["shape"])
         n_out, n_in = shape
 
-        def read(name: str, expect: tuple[int, ...]) -> np.ndarray:
-            if name not in f:
-                raise ValueError(f"{path}: dataset {name!r} is missing")
-            data = np.asarray(f[name][...], dtype=np.float64)
+        def read(g, name: str, expect: tuple[int, ...]) -> np.ndarray:
+            if name not in g:
+                raise ValueError(f"{path}: dataset {g.name.rstrip('/')}/{name} is missing")
+            data = np.asarray(g[name][...], dtype=np.float64)
             if data.shape != expect:
-                raise ValueError(f"{path}: dataset {name!r} must have shape {expect}, got {data.shape}")
+                raise ValueError(f"{path}: dataset {g.name.rstrip('/')}/{name} must have shape {expect}, "
+                                 f"got {data.shape}")
             return data
 
         if bool(f.attrs["digital"]):
-            return ProgrammedArray(config, shape, weights=read("weights", shape))
+            return ProgrammedArray(config, shape, weights=read(f, "weights", shape))
         n_row_tiles = len(range(0, n_in, config.tile.rows or n_in))
-        kw = dict(g_pos=read("g_pos", (n_in, n_out)), g_neg=read("g_neg", (n_in, n_out)),
-                  scales=read("scales", (n_row_tiles, n_out)))
-        if "nu_pos" in f:
-            kw.update(nu_pos=read("nu_pos", (n_in, n_out)), nu_neg=read("nu_neg", (n_in, n_out)))
-        return ProgrammedArray(config, shape, **kw)
+
+        def cells(g, cfg: ArrayConfig) -> ProgrammedArray:
+            kw = dict(g_pos=read(g, "g_pos", (n_in, n_out)), g_neg=read(g, "g_neg", (n_in, n_out)),
+                      scales=read(g, "scales", (n_row_tiles, n_out)))
+            if "nu_pos" in g:
+                kw.update(nu_pos=read(g, "nu_pos", (n_in, n_out)), nu_neg=read(g, "nu_neg", (n_in, n_out)))
+            if "dac_range" in g:
+                kw["dac_range"] = float(read(g, "dac_range", ()))
+            if "adc_ranges" in g:
+                kw["adc_ranges"] = read(g, "adc_ranges", (n_row_tiles, n_out))
+            return ProgrammedArray(cfg, shape, **kw)
+
+        n_sl = config.mapping.weight_slices
+        if n_sl == 1:
+            return cells(f, config)
+        sub_cfg = config.replace(weight_slices=1, weight_clip_sigma=None)
+        subs, coef = [], []
+        for s in range(n_sl):
+            if f"slice{s}" not in f:
+                raise ValueError(f"{path}: group 'slice{s}' is missing (weight_slices={n_sl})")
+            subs.append(cells(f[f"slice{s}"], sub_cfg))
+            coef.append(float(f[f"slice{s}"].attrs["coef"]))
+        return ProgrammedArray(config, shape, slices=(subs, coef))
