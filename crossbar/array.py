@@ -15,11 +15,13 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 
   then a fraction of cells stuck at g_min, a fraction stuck at g_max (independent per
   cell), and per-cell drift exponents ``nu = |mu_nu(G_target) + sigma_nu(G_target) N(0, 1)|``
-  (stuck cells: nu = 0).
+  (stuck cells: nu = 0), and per-cell relaxation offsets ``relax_sigma(G_target) N(0, 1)``.
 * Drift at time ``t_s`` after programming (physical time ``t = t0 + t_s``, aihwkit's
   convention: the first read is at t0)::
 
-      G(t) = G_prog (t / t0)^(-nu)
+      G(t) = clip(G_prog (t / t0)^(-nu) + relax_sigma(G_target) z sqrt(ln(t / t0)), g_min, g_max)
+
+  (the clip only when there is relaxation).
 
 * Read (short-term, fresh on every :meth:`ProgrammedArray.mvm`): per cell Gaussian noise
   with ``sigma_read(G, t)``. Independent per cell and read, so the partial sum of a
@@ -205,12 +207,13 @@ class ProgrammedArray:
 
     def __init__(self, config: ArrayConfig, shape: tuple[int, int], *, weights=None, g_pos=None, g_neg=None,
                  nu_pos=None, nu_neg=None, scales=None, seed_state=None, slices=None, dac_range=None,
-                 adc_ranges=None):
+                 adc_ranges=None, relax_pos=None, relax_neg=None):
         self.config = config
         self.shape = (int(shape[0]), int(shape[1]))
         self._weights = weights          # digital path only: (out, in), float32 or float64
         self._g_pos, self._g_neg = g_pos, g_neg
         self._nu_pos, self._nu_neg = nu_pos, nu_neg
+        self._relax_pos, self._relax_neg = relax_pos, relax_neg  # relax_sigma(G_target) z per cell, uS
         self._scales = scales            # (n_row_tiles, out) float64
         self._rng = as_generator(None) if seed_state is None else seed_state
         self._cache: dict[tuple[float, str], Any] = {}
@@ -274,11 +277,20 @@ class ProgrammedArray:
 
     # ------------------------------------------------------------------ physics
     def _drifted(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Conductances at ``t``: drift ``G (t/t0)^-nu``, then relaxation
+        ``+ relax_sigma(G) z sqrt(ln(t/t0))`` clipped to the device range (t = t0 + t_s)."""
         dev = self.config.device
-        if self._nu_pos is None or t == 0.0:
+        if (self._nu_pos is None and self._relax_pos is None) or t == 0.0:
             return self._g_pos, self._g_neg
         factor = math.log((dev.t0_s + t) / dev.t0_s)
-        return self._g_pos * np.exp(-self._nu_pos * factor), self._g_neg * np.exp(-self._nu_neg * factor)
+        gp, gm = self._g_pos, self._g_neg
+        if self._nu_pos is not None:
+            gp, gm = gp * np.exp(-self._nu_pos * factor), gm * np.exp(-self._nu_neg * factor)
+        if self._relax_pos is not None:
+            root = math.sqrt(factor)
+            gp = np.clip(gp + root * self._relax_pos, dev.g_min_us, dev.g_max_us)
+            gm = np.clip(gm + root * self._relax_neg, dev.g_min_us, dev.g_max_us)
+        return gp, gm
 
     def _read_sigmas(self, t: float, gp_t: np.ndarray, gm_t: np.ndarray):
         dev = self.config.device
@@ -364,7 +376,7 @@ class ProgrammedArray:
         """Global drift compensation: ``alpha = sum_j |y_ref_j| / sum_j |y_j(t)|`` for a full-scale
         all-ones input, y_ref read right after programming (t_s = 0), both noiseless (the
         average of many reads)."""
-        if t == 0.0 or self._nu_pos is None:
+        if t == 0.0 or (self._nu_pos is None and self._relax_pos is None):
             return 1.0
         ref = np.abs(self._weights_at(0.0).sum(axis=1)).sum()
         now = np.abs(self._weights_at(t).sum(axis=1)).sum()
@@ -914,8 +926,16 @@ def _program_normalised(wn: np.ndarray, scales: np.ndarray, shape, config: Array
         if stuck_p is not None:
             nu_p[stuck_p] = 0.0
             nu_m[stuck_m] = 0.0
+    rx_p = rx_m = None
+    if dev.relax_sigma is not None:
+        kw = dict(g_max_us=dev.g_max_us)
+        rx_p = dev.relax_sigma(gp_t, **kw) * rng.standard_normal(gp_t.shape)
+        rx_m = dev.relax_sigma(gm_t, **kw) * rng.standard_normal(gm_t.shape)
+        if stuck_p is not None:
+            rx_p[stuck_p] = 0.0
+            rx_m[stuck_m] = 0.0
     return ProgrammedArray(config, shape, g_pos=gp, g_neg=gm, nu_pos=nu_p, nu_neg=nu_m, scales=scales,
-                           seed_state=rng)
+                           seed_state=rng, relax_pos=rx_p, relax_neg=rx_m)
 
 
 def _program_cells(g_target: np.ndarray, dev, rng: np.random.Generator) -> np.ndarray:

@@ -19,11 +19,27 @@ ideal      no noise, no quantisation: MVM == x @ W.T to rounding
 paper      ideal device + the additive Gaussian output noise of Qin and Vucinic (2018)
 pcm        Nandakumar et al. 2019 / Joshi et al., Nat. Commun. 11, 2473 (2020), as in
            aihwkit's ``PCMLikeNoiseModel`` (programming noise, drift, 1/f read noise)
-rram       Wan et al., Nature 608, 504 (2022), cubic programming-error fit of Extended
-           Data Fig. 3 (t = 1 s) as in CrossSim's ``RRAMWan``
+rram       Wan et al., Nature 608, 504 (2022): cubic programming-error fit of Extended
+           Data Fig. 3 (t = 1 s) as in CrossSim's ``RRAMWan``, and conductance relaxation
+           fitted to the same figure's 1-day and 2-day spreads (see below); no read noise
 sonos      Agrawal et al., IEDM 2022 (128K devices), saturating-exponential programming
            variability (t = 0) and read noise as in CrossSim's ``SONOS``
 =========  ==================================================================================
+
+RRAM relaxation (rram preset). Wan et al. (2022) Extended Data Fig. 3 shows the spread
+of programmed conductances at t = 1 s, 1 day and 2 days; aihwkit's
+``ReRamWan2022NoiseModel`` fits each with a 4th-order polynomial in g = G / 40 uS
+(sigma in uS; lowest order first): 1 s (0.348, 16.030, -43.853, 45.393, -16.815),
+1 day (0.701, 22.086, -50.773, 47.095, -16.458), 2 days (0.782, 20.274, -43.507,
+37.062, -11.934). The added variance ``sigma_t^2 - sigma_1s^2`` grows as ln(t / 1 s):
+divided by ln(t / 1 s) it is the same at 1 day and 2 days to within 10 % (peak 0.98 vs
+0.94 uS^2). Its square root, averaged over the two, fitted by least squares in G (uS, on
+[0, 39.26]) is ``relax_sigma = 0.192 + 0.1065 G - 4.815e-3 G^2 + 8.432e-5 G^3 -
+5.585e-7 G^4`` uS per sqrt(ln(t / t0)), t0 = 1 s (the programming fit's time); with the
+1 s spread it gives back both the 1-day and 2-day polynomials within 0.07 uS. Each cell
+keeps its direction z (drawn once), so one instance relaxes smoothly over time. Wan et
+al. give no read-noise (1/f) data (aihwkit says the same), so the preset has no read
+noise: every draw of one programmed instance at one time reads the same.
 """
 from __future__ import annotations
 
@@ -50,6 +66,7 @@ __all__ = [
 ]
 
 _LAW_KINDS = ("poly", "pcm_read", "sat_exp")
+_LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu", "relax_sigma")
 _LAW_X = ("g_us", "g_norm", "ln_g_norm")
 _G_NORM_FLOOR = 1e-6  # g/g_max floor before a logarithm (aihwkit clips at a tiny value too)
 
@@ -299,6 +316,9 @@ class DeviceConfig(_Config):
     """mean drift exponent nu vs target G, dimensionless (None: no drift)."""
     drift_sigma_nu: Law | None = None
     """spread of the drift exponent nu vs target G, dimensionless (None: 0)."""
+    relax_sigma: Law | None = None
+    """conductance relaxation vs target G, uS per sqrt(ln(t / t0)): a cell moves by
+    relax_sigma(G) sqrt(ln(t / t0)) z, z ~ N(0, 1) drawn once per cell (None: none)."""
     t0_s: float = 20.0
     """reference time of the first read after programming (drift starts here), s."""
     t_read_s: float = 250e-9
@@ -314,7 +334,7 @@ class DeviceConfig(_Config):
         if self.g_max_us <= self.g_min_us:
             raise ValueError(f"g_max_us must be > g_min_us={self.g_min_us}, got {self.g_max_us}")
         _check_int("n_levels", self.n_levels, 2, 1 << 24, allow_none=True)
-        for name in ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu"):
+        for name in _LAW_FIELDS:
             object.__setattr__(self, name, _as_law(name, getattr(self, name)))
         _check_number("t0_s", self.t0_s, lo=0.0, lo_open=True)
         _check_number("t_read_s", self.t_read_s, lo=0.0, lo_open=True)
@@ -329,7 +349,7 @@ class DeviceConfig(_Config):
         """True when the device adds nothing: no noise, no levels, no drift, no faults."""
         return (self.n_levels is None and self.prog_offset is None and self.prog_sigma is None
                 and self.read_sigma is None and self.drift_mu_nu is None and self.drift_sigma_nu is None
-                and self.stuck_min_fraction == 0.0 and self.stuck_max_fraction == 0.0)
+                and self.relax_sigma is None and self.stuck_min_fraction == 0.0 and self.stuck_max_fraction == 0.0)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -588,7 +608,6 @@ class ArrayConfig(_Config):
         return cls(**data)
 
 
-_LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu")
 
 _PHYSICAL_PERIPHERY = dict(dac=DACConfig(bits=8), adc=ADCConfig(bits=8), tile=TileConfig(rows=512, cols=512))
 
@@ -613,12 +632,15 @@ PRESETS: dict[str, ArrayConfig] = {
             t0_s=20.0, t_read_s=250e-9),
         **_PHYSICAL_PERIPHERY),
     # Wan et al., Nature 2022, Extended Data Fig. 3 (t = 1 s), cubic fit as in CrossSim RRAMWan;
-    # the fit holds for G <= 39.26 uS. No read-noise or drift model in that source.
+    # the fit holds for G <= 39.26 uS. Relaxation fitted to the same figure's 1-day and 2-day
+    # spreads (module docstring); no read-noise data in that source, so none here.
     "rram": ArrayConfig(
         name="rram",
         device=DeviceConfig(
             g_min_us=1.0, g_max_us=39.26,
-            prog_sigma=Law("poly", (1.053, 0.2374, -1.167e-2, 1.536e-4), x="g_us", lo=0.0)),
+            prog_sigma=Law("poly", (1.053, 0.2374, -1.167e-2, 1.536e-4), x="g_us", lo=0.0),
+            relax_sigma=Law("poly", (0.192, 0.1065, -4.815e-3, 8.432e-5, -5.585e-7), x="g_us", lo=0.0),
+            t0_s=1.0),
         **_PHYSICAL_PERIPHERY),
     # Agrawal et al., IEDM 2022, as in CrossSim SONOS: programming variability at t = 0
     # (A, B) = (19.88665, 176.3115) nA, read noise (12.58037, 215.36557) nA, I <= 3200 nA.

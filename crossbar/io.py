@@ -2,7 +2,8 @@
 
 Layout: attributes ``format`` ("xbarsim.programmed_array"), ``version`` (1), ``config``
 (ArrayConfig JSON), ``shape``, ``digital``; datasets ``weights`` (digital path) or
-``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg`` (float64, crossbar
+``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg``, ``relax_pos``,
+``relax_neg`` (float64, crossbar
 layout: rows = inputs), ``dac_range`` (scalar) and ``adc_ranges`` (n_row_tiles, out) when
 stored ranges are set. A weight-sliced array (``weight_slices`` > 1) holds one group
 ``slice<s>`` per slice with those datasets and the attribute ``coef`` (its shift-and-add
@@ -51,6 +52,9 @@ def _write_cells(f, arr: ProgrammedArray) -> None:
     if arr._nu_pos is not None:
         f.create_dataset("nu_pos", data=arr._nu_pos)
         f.create_dataset("nu_neg", data=arr._nu_neg)
+    if arr._relax_pos is not None:
+        f.create_dataset("relax_pos", data=arr._relax_pos)
+        f.create_dataset("relax_neg", data=arr._relax_neg)
     if arr._dac_range is not None:
         f.create_dataset("dac_range", data=arr._dac_range)
     if arr._adc_ranges is not None:
@@ -93,6 +97,8 @@ def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
                       scales=read(g, "scales", (n_row_tiles, n_out)))
             if "nu_pos" in g:
                 kw.update(nu_pos=read(g, "nu_pos", (n_in, n_out)), nu_neg=read(g, "nu_neg", (n_in, n_out)))
+            if "relax_pos" in g:
+                kw.update(relax_pos=read(g, "relax_pos", (n_in, n_out)), relax_neg=read(g, "relax_neg", (n_in, n_out)))
             if "dac_range" in g:
                 kw["dac_range"] = float(read(g, "dac_range", ()))
             if "adc_ranges" in g:

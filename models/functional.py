@@ -155,7 +155,7 @@ def long_term_random(config: Any) -> bool:
     drift exponents). Without them a programmed array depends only on the weights, so the
     layers program it once and reuse it until the weights change."""
     d = config.device
-    return (d.prog_sigma is not None or d.drift_sigma_nu is not None
+    return (d.prog_sigma is not None or d.drift_sigma_nu is not None or d.relax_sigma is not None
             or d.stuck_min_fraction > 0 or d.stuck_max_fraction > 0)
 
 

@@ -226,3 +226,31 @@ def test_slice_config_validation():
     assert crossbar.preset("pcm", dac_slice_bits=1).dac.slices == 8
     with pytest.raises(ValueError, match="weight_slices must be an int"):
         crossbar.preset("pcm", weight_slices=0)
+
+
+def test_rram_relaxation_spread_follows_the_fitted_law():
+    """rram: the conductance spread grows as sqrt(sigma_prog^2 + relax_sigma^2 ln(t/t0)); at 1 day
+    its added part is close to aihwkit's 1-day over 1-s polynomial fits of Wan et al. (2022)."""
+    cfg = crossbar.preset("rram", dac_bits=None, adc_bits=None)
+    dev = cfg.device
+    n = 20000
+    w = np.tile([1.0, 0.5], (n, 1))  # column scale 1: input 1 puts every G+ at the mid-range target
+    arr = crossbar.program(w, cfg, seed=0)
+    g_t = dev.g_min_us + 0.5 * (dev.g_max_us - dev.g_min_us)
+    t = 86400.0
+    gp = arr.conductances(t)[0][1]
+    ln_t = np.log((dev.t0_s + t) / dev.t0_s)
+    sd = float(np.sqrt(dev.prog_sigma(g_t, g_max_us=dev.g_max_us) ** 2
+                       + dev.relax_sigma(g_t, g_max_us=dev.g_max_us) ** 2 * ln_t))
+    bound = 5 * sd ** 2 * np.sqrt(2 / (n - 1))
+    assert abs(gp.var(ddof=1) - sd ** 2) <= bound, "spread at 1 day outside 5 sigma^2 sqrt(2/(N-1))"
+    g = g_t / 40.0
+    pv = np.polynomial.polynomial.polyval
+    added = np.sqrt(pv(g, [0.701, 22.086, -50.773, 47.095, -16.458]) ** 2
+                    - pv(g, [0.348, 16.030, -43.853, 45.393, -16.815]) ** 2)  # aihwkit's 1 day over its 1 s
+    assert abs(dev.relax_sigma(g_t, g_max_us=dev.g_max_us) * np.sqrt(ln_t) - added) < 0.1
+    # the same instance changes with time: t_s = 0 is the programmed state, later it is not
+    g0 = arr.conductances(0.0)[0][1]
+    assert g0.std() < 0.8 * gp.std()
+    y = [arr.mvm(np.ones((1, 2)), t_s=ts, seed=1) for ts in (1.0, t)]
+    assert not np.array_equal(y[0], y[1])
