@@ -609,7 +609,10 @@ class ArrayConfig(_Config):
 
 
 
-_PHYSICAL_PERIPHERY = dict(dac=DACConfig(bits=8), adc=ADCConfig(bits=8), tile=TileConfig(rows=512, cols=512))
+# The physical presets' ADC ranges come from data (range_mode "calibrated"): models' deploy sets
+# them per tile after programming; an array nobody calibrates converts at output_range.
+_PHYSICAL_PERIPHERY = dict(dac=DACConfig(bits=8), adc=ADCConfig(bits=8, range_mode="calibrated"),
+                           tile=TileConfig(rows=512, cols=512))
 
 #: SONOS currents (nA, CrossSim) are expressed here as conductances at a 0.1 V read:
 #: G[uS] = I[nA] / 100, so I_max = 3200 nA is g_max = 32 uS and (A, B) scale by 1/100.

@@ -3,7 +3,7 @@
 ``save(model, "net.pt")`` writes ``net.pt`` (``torch.save(model.state_dict())``, loadable
 with ``torch.load(..., weights_only=True)``) and ``net.json`` beside it: for every analog
 layer its class, constructor options, crossbar config (``ArrayConfig.to_dict()``),
-``noise_draw``, seed and time since programming. ``save_programmed`` / ``load_programmed``
+``noise_draw``, seed, time since programming and DAC input ranges (``input_ranges``). ``save_programmed`` / ``load_programmed``
 store a programmed deployment (one HDF5 file per weight matrix, via crossbar).
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _layer_record(layer: nn.Module) -> dict[str, Any]:
     w = next(layer.parameters())
     return {"class": type(layer).__name__, "options": _options(layer), "dtype": str(w.dtype).replace("torch.", ""),
             "config": layer.config.to_dict(), "noise_draw": layer.noise_draw, "seed": layer.seed,
-            "t_s": layer.t_s}
+            "t_s": layer.t_s, "input_ranges": dict(layer.input_ranges)}
 
 
 def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
@@ -135,6 +135,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
         layer.seed = rec.get("seed")
         layer._gens = None
         layer.set_time(rec.get("t_s"))
+        layer.set_input_ranges(rec.get("input_ranges") or {})
     return model
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from xbarsim.cliargs import float_list, nonneg_int, positive_float, positive_int
+from xbarsim.cliargs import float_list, nonneg_float, nonneg_int, positive_float, positive_int
 
 __all__ = ["train_main", "sweep_main", "deploy_main", "main", "train_parser", "sweep_parser", "deploy_parser", "arch_list"]
 
@@ -46,17 +46,54 @@ def arch_list(text: str) -> list[str]:
     return from_text
 
 
+def _statistic(text: str) -> str | float:
+    """An argparse type: a range statistic, "max" or a percentile in (0, 100]."""
+    from models.ranges import check_statistic
+
+    try:
+        return check_statistic(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _override(text: str) -> tuple[str, object]:
     import json
 
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. adc_bits=6), got {text!r}")
     key, value = text.split("=", 1)
+    if value.strip().lower() in ("none", "null"):
+        return key.strip(), None
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def _resolved_data_args(data: str | None, data_path: str | None, data_seed: int, n_train, n_test) -> dict:
+    """The data arguments as a checkpoint stores them: paths resolved, so that a deploy from
+    another folder finds the data (a built-in name stays a name)."""
+    from .data import BUILTIN
+
+    def resolve(p: str | None) -> str | None:
+        return None if p is None else str(Path(p).expanduser().resolve())
+
+    name = data
+    if data is not None and data.strip().lower().replace("-", "_") not in BUILTIN and Path(data).expanduser().exists():
+        name = resolve(data)
+    return {"data": name, "data_path": resolve(data_path), "data_seed": data_seed, "n_train": n_train,
+            "n_test": n_test}
+
+
+def _checkpoint_data_args(meta: dict) -> dict:
+    """The data a checkpoint was trained on: ``data_args`` (train) or the sweep job's settings."""
+    if meta.get("data_args"):
+        return dict(meta["data_args"])
+    job = meta.get("job") or {}
+    if "data" in job:
+        return {k: job.get(k) for k in ("data", "data_path", "data_seed", "n_train", "n_test")}
+    return {}
 
 
 # --------------------------------------------------------------------------- shared options
@@ -145,6 +182,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="training output-noise level in --convention units (0: conventional training)")
     p.add_argument("--draws", type=positive_int, default=10, help="noise draws of the final test evaluation")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of weight init, batch order and noise")
+    p.add_argument("--range-statistic", type=_statistic, default="max",
+                   help="DAC input ranges, calibrated on the training data after training: 'max' of |x| per "
+                        "analog matrix or a percentile (e.g. 99.99); stored in the checkpoint")
     _add_run_args(p, "runs/train")
     return p
 
@@ -163,8 +203,8 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
     _limit_threads()
     from .data import DataError, load_dataset
-    from .experiment import (ModelSpec, build_model, evaluate_draws, noise_config, save_checkpoint, set_noise,
-                             train_model, versions)
+    from .experiment import (ModelSpec, build_model, calibrate_ranges, evaluate_draws, noise_config,
+                             save_checkpoint, set_noise, train_model, versions)
     from .results import write_json, format_table, plot_history, write_history
 
     t0 = time.perf_counter()
@@ -190,11 +230,12 @@ def train_main(argv: list[str] | None = None) -> int:
     set_noise(model, clean_cfg)
     clean = float(evaluate_draws(model, data, 1, seed=args.seed, stream=2)[0])
     set_noise(model, cfg)
-    data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
-                 "n_train": args.n_train, "n_test": args.n_test}
+    ranges = calibrate_ranges(model, data, statistic=args.range_statistic)
+    data_args = _resolved_data_args(args.data, args.data_path, args.data_seed, args.n_train, args.n_test)
     config = {"command": "train", "args": vars(args), "model": spec.to_dict(), "train_config": cfg.to_dict(),
               "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
-              "data": data.describe(), "data_args": data_args, "versions": versions()}
+              "data": data.describe(), "data_args": data_args, "versions": versions(),
+              "input_ranges": ranges, "range_statistic": args.range_statistic}
     save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
     write_json(out / "config.json", config)
     write_history(out / "history.csv", history)
@@ -214,6 +255,8 @@ def train_main(argv: list[str] | None = None) -> int:
           f"sigma_train={args.sigma_train:g} {args.convention}, preset {cfg.name}, seed {args.seed}")
     print(f"test accuracy at sigma_train over {args.draws} draws: {acc.mean():.4f} ± {acc.std():.4f}; "
           f"without output noise: {clean:.4f}")
+    print("DAC input ranges (" + ("max" if args.range_statistic == "max" else f"{args.range_statistic:g}th percentile")
+          + " of |x| on the training data): " + ", ".join(f"{k} {v:.3g}" for k, v in ranges.items()))
     print(f"wrote {out / 'model.pt'}, config.json, history.csv, metrics.json"
           f"{', curves.png' if history['epoch'] else ''} in {out}  ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -322,7 +365,16 @@ def deploy_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="pcm", help="device preset (ideal, paper, pcm, rram, sonos) or a device-model "
                                                    "JSON (e.g. from xbarsim calibrate)")
     p.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, ...)")
+                   help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, "
+                        "dac_slice_bits=1, ...); none or null sets None (adc_bits=none: no ADC)")
+    p.add_argument("--input-ranges", choices=("stored", "calibrate", "preset"), default="stored",
+                   help="DAC input range of each analog matrix: stored (the checkpoint's; calibrated on the "
+                        "model's training data when it has none), calibrate (recalibrate on the training data) or "
+                        "preset (the preset's dac_input_range everywhere)")
+    p.add_argument("--range-statistic", type=_statistic, default="max",
+                   help="statistic of |x| when calibrating: max or a percentile (e.g. 99.99)")
+    p.add_argument("--clip-warn", type=nonneg_float, default=0.01, metavar="FRACTION",
+                   help="warn when a matrix's DAC inputs or ADC conversions saturate more often than this")
     p.add_argument("--times", type=float_list, default=float_list(_DEFAULT_TIMES),
                    help="comma list of times after programming, seconds")
     p.add_argument("--instances", type=positive_int, default=5, help="programmed instances (long-term noise draws)")
@@ -353,7 +405,7 @@ def deploy_main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         _, info = load_checkpoint(args.checkpoint, digital=True)
-        data_args = dict(info["meta"].get("data_args") or {})
+        data_args = _checkpoint_data_args(info["meta"])
         if args.data is not None:
             data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
                          "n_train": args.n_train, "n_test": args.n_test}
@@ -373,28 +425,78 @@ def deploy_main(argv: list[str] | None = None) -> int:
         return _fail("xbarsim deploy", exc)
     comps = {"both": [False, True], "on": [True], "off": [False]}[args.compensation]
     try:
-        acc, digital = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
-                                    instances=args.instances, draws=args.draws, seed=args.seed,
-                                    progress=not args.quiet)
+        acc, digital, details = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
+                                             instances=args.instances, draws=args.draws, seed=args.seed,
+                                             progress=not args.quiet, ranges=args.input_ranges,
+                                             statistic=args.range_statistic, details=True)
     except ValueError as exc:
         return _fail("xbarsim deploy", exc)
     out = Path(args.out)
     attrs = {"command": "deploy", "checkpoint": str(args.checkpoint), "device_preset": base.name,
              "array_config": base.to_dict(), "seed": args.seed, "model": spec.to_dict(), "data": data.describe(),
              "noise_convention": base.output_noise.convention, "accuracy_digital": digital, "versions": versions(),
-             "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {})}
-    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs)
+             "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {}),
+             "input_ranges": details["input_ranges"], "input_ranges_source": details["ranges_source"],
+             "clip_warn": args.clip_warn}
+    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs,
+                        clips=details["clips"], matrices=details["matrices"])
     write_json(out / "deploy.json", {**attrs, "rows": rows})
     plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} instances x "
                                                 f"{args.draws} draws", reference=digital)
     show = [{"time": _TIME_NAMES.get(r["time_s"], f"{r['time_s']:g} s"),
              "drift_comp": "on" if r["drift_compensation"] else "off", "accuracy_mean": r["accuracy_mean"],
-             "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]} for r in rows]
+             "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+             "dac_clip_fraction": r["dac_clip_fraction"], "adc_clip_fraction": r["adc_clip_fraction"]} for r in rows]
     print(format_table(show))
     print(f"\n{spec.arch.upper()} ({args.checkpoint}) on preset {base.name}; digital accuracy {digital:.4f}; "
           f"{args.instances} instances x {args.draws} draws, seed {args.seed}")
+    for line in _range_notes(details, args, base):
+        print(line)
+    for line in _clip_warnings(details, comps, args.times, args.clip_warn):
+        print(line, file=sys.stderr)
     print(f"wrote deploy.h5, deploy.csv, deploy.json, deploy.png in {out}  ({time.perf_counter() - t0:.1f} s)")
     return 0
+
+
+def _range_notes(details: dict, args: argparse.Namespace, base) -> list[str]:
+    """What the terminal says about the DAC input ranges and the device's short-term noise."""
+    notes = []
+    ranges = ", ".join(f"{k} {v:.3g}" for k, v in details["input_ranges"].items())
+    source = details["ranges_source"]
+    if source == "preset":
+        notes.append(f"DAC input ranges: the preset's +-{base.dac.input_range:g} for every matrix (--input-ranges preset)")
+    elif source == "checkpoint":
+        notes.append(f"DAC input ranges from the checkpoint: {ranges}")
+    else:
+        why = "the checkpoint has none" if args.input_ranges == "stored" else "--input-ranges calibrate"
+        notes.append(f"DAC input ranges calibrated on the model's training data ({why}; "
+                     f"statistic {args.range_statistic}): {ranges}")
+    if base.dac.range_mode != "fixed" or not base.dac.active:
+        notes.append(f"(the DAC {'is off' if not base.dac.active else 'ranges each input vector itself'} in this "
+                     "config: the ranges are not used)")
+    dev = base.device
+    if not base.is_digital and dev.read_sigma is None and not base.output_noise.active:
+        notes.append(f"note: preset {base.name} has no read-noise law: every draw of one programmed instance at "
+                     "one time reads the same")
+    return notes
+
+
+def _clip_warnings(details: dict, comps: list[bool], times: list[float], limit: float) -> list[str]:
+    """One warning per matrix and converter whose saturated fraction exceeds ``limit`` somewhere."""
+    import numpy as np
+
+    clips = details["clips"]  # (comp, time, matrix, 2)
+    lines = []
+    for j, name in enumerate(details["matrices"]):
+        for q, conv in enumerate(("DAC inputs", "ADC conversions")):
+            worst = clips[:, :, j, q]
+            if worst.size and worst.max() > limit:
+                c, k = np.unravel_index(int(np.argmax(worst)), worst.shape)
+                lines.append(f"warning: {worst.max():.1%} of the {conv} of {name} saturated (at t = {times[k]:g} s, "
+                             f"drift compensation {'on' if comps[c] else 'off'}; over {limit:.1%}: "
+                             + ("widen its input range, e.g. --input-ranges calibrate)" if q == 0 else
+                                "widen the ADC range, e.g. --set adc_range_mode=calibrated or adc_output_range)"))
+    return lines
 
 
 # --------------------------------------------------------------------------- python -m study

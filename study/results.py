@@ -324,11 +324,20 @@ def plot_history(path: str | os.PathLike, history: dict[str, list[float]], title
 
 # --------------------------------------------------------------------------- deployment outputs
 def write_deploy(out: str | os.PathLike, *, times_s: list[float], compensation: list[bool], acc: np.ndarray,
-                 attrs: dict[str, Any]) -> list[dict]:
+                 attrs: dict[str, Any], clips: np.ndarray | None = None,
+                 matrices: list[str] | None = None) -> list[dict]:
     """deploy.h5 (raw accuracies) and deploy.csv (one row per time and compensation); returns the rows.
 
-    ``acc`` has shape (compensation, time, instance, draw).
+    ``acc`` has shape (compensation, time, instance, draw). ``clips`` (compensation, time,
+    matrix, 2) holds the fraction of DAC inputs and ADC conversions that saturated per
+    analog matrix (named by ``matrices``): deploy.h5 keeps them per matrix (datasets
+    ``dac_clip_fraction`` and ``adc_clip_fraction``, dims (compensation, time, matrix),
+    and ``matrices``); each CSV row has the worst matrix's (columns ``dac_clip_fraction``,
+    ``adc_clip_fraction``; 0 without analog matrices).
     """
+    if clips is None:
+        clips = np.zeros((len(compensation), len(times_s), 0, 2))
+        matrices = []
     import h5py
 
     out = Path(out)
@@ -338,6 +347,10 @@ def write_deploy(out: str | os.PathLike, *, times_s: list[float], compensation: 
             f.create_dataset("drift_compensation", data=np.asarray(compensation, bool))
             ds = f.create_dataset("accuracy", data=acc)
             ds.attrs["dims"] = json.dumps(["drift_compensation", "time_s", "instance", "draw"])
+            f.create_dataset("matrices", data=np.asarray(list(matrices or []), dtype=h5py.string_dtype()))
+            for q, key in enumerate(("dac_clip_fraction", "adc_clip_fraction")):
+                ds = f.create_dataset(key, data=np.asarray(clips[..., q], dtype=float))
+                ds.attrs["dims"] = json.dumps(["drift_compensation", "time_s", "matrix"])
             for key, value in attrs.items():
                 f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value,
                                                                                                default=json_default)
@@ -349,7 +362,9 @@ def write_deploy(out: str | os.PathLike, *, times_s: list[float], compensation: 
             m, _, lo, hi = mean_ci(per_instance if per_instance.size >= 2 else cell.ravel())
             rows.append({"time_s": float(ts), "drift_compensation": bool(comp), "accuracy_mean": float(cell.mean()),
                          "accuracy_std": float(cell.std(ddof=1)) if cell.size > 1 else 0.0, "ci_low": lo,
-                         "ci_high": hi, "n_instances": int(cell.shape[0]), "n_draws": int(cell.shape[1])})
+                         "ci_high": hi, "n_instances": int(cell.shape[0]), "n_draws": int(cell.shape[1]),
+                         "dac_clip_fraction": float(clips[c, t, :, 0].max()) if clips.shape[2] else 0.0,
+                         "adc_clip_fraction": float(clips[c, t, :, 1].max()) if clips.shape[2] else 0.0})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = list(rows[0])

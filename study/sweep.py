@@ -144,8 +144,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         JSON-able result (accuracies (sigma_val, draws), noiseless accuracy, history,
         metadata) plus ``checkpoint``: the bytes of the trained model's checkpoint.
     """
-    from .experiment import (ModelSpec, build_model, checkpoint_bytes, evaluate_draws, noise_config, set_noise,
-                             train_model, versions)
+    from .experiment import (ModelSpec, build_model, calibrate_ranges, checkpoint_bytes, evaluate_draws,
+                             noise_config, set_noise, train_model, versions)
 
     t0 = time.perf_counter()
     data = _data(job["data"], job["data_path"], job["data_seed"], job["n_train"], job["n_test"])
@@ -167,8 +167,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     set_noise(model, clean_cfg)
     clean = evaluate_draws(model, data, 1, seed=job["seed"], stream=2)[0]
     set_noise(model, train_cfg)
+    from .data import BUILTIN
+
+    ranges = calibrate_ranges(model, data)  # DAC input ranges: max |x| per matrix on the training data
+    data_args = {k: job[k] for k in ("data", "data_path", "data_seed", "n_train", "n_test")}
+    for k in ("data", "data_path"):  # stored resolved: a deploy from another folder still finds the data
+        builtin = k == "data" and str(data_args[k]).strip().lower().replace("-", "_") in BUILTIN
+        if data_args[k] is not None and not builtin and Path(str(data_args[k])).expanduser().exists():
+            data_args[k] = str(Path(str(data_args[k])).expanduser().resolve())
     ckpt = checkpoint_bytes(model, spec, train_cfg, noise_draw=job["noise_draw"],
-                            meta={"job": job, "data": data.describe()})
+                            meta={"job": job, "data": data.describe(), "data_args": data_args})
     return {
         "job": job,
         "accuracy": acc.tolist(),
@@ -180,6 +188,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "device_preset": train_cfg.name,
         "noise_convention": job["convention"],
         "seed": job["seed"],
+        "input_ranges": ranges,
         "seconds": {"train": t_train, "total": time.perf_counter() - t0},
         "worker_pid": os.getpid(),
         "checkpoint": ckpt,
