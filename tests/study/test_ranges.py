@@ -189,3 +189,30 @@ def test_calibrated_adc_ranges_stop_adc_clipping():
     _, clips = models.evaluate_over_time(analog, x, y, cfg.replace(adc_range_mode="calibrated"), t_s=(1.0,),
                                          return_clips=True, adc_calibration=x)
     assert clips["0.weight"][0, 1] < 0.01  # ranges from the same inputs at t = 0: only read noise can exceed them
+
+
+def test_sweep_checkpoint_has_ranges_and_deploys_on_its_own_data(scaled, tmp_path, capsys):
+    """A sweep calibrates after training; deploying its checkpoint from another folder without
+    --data uses the data it was trained on (a relative path, stored resolved)."""
+    import json
+
+    out = tmp_path / "sweep"
+    here = os.getcwd()
+    os.chdir(scaled)
+    try:
+        rc = cli.sweep_main(["--arch", "lstm", "--sigma-train", "0", "--sigma-val", "0", "--seeds", "0", "--draws", "1",
+                             "--workers", "0", "--epochs", "1", "--hidden", "8", "--data", "digits_m3_1.npz",
+                             "--out", str(out), "--quiet"])
+    finally:
+        os.chdir(here)
+    assert rc == 0
+    (ckpt,) = (out / "checkpoints").glob("*.pt")
+    _, info = load_checkpoint(ckpt, digital=True)
+    assert info["input_ranges"]["rnn.weight_ih_l0"] == pytest.approx(3.0)
+    assert Path(info["meta"]["data_args"]["data"]).is_absolute()
+    capsys.readouterr()
+    rc = cli.deploy_main(["--checkpoint", str(ckpt), "--preset", "pcm", "--times", "1", "--instances", "1",
+                          "--draws", "1", "--compensation", "off", "--out", str(tmp_path / "d"), "--quiet"])
+    assert rc == 0
+    meta = json.loads((tmp_path / "d" / "deploy.json").read_text())
+    assert meta["data"]["name"] == "digits_m3_1", meta["data"]
