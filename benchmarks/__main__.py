@@ -26,4 +26,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xbarsim.cli import run
+
+    sys.exit(run(main, prog="python -m benchmarks"))

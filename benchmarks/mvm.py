@@ -1,8 +1,9 @@
 """``xbarsim bench mvm``: the noisy MVM kernel against the clean BLAS matmul and alternatives.
 
-Variants, timed in one run (median of repeated calls after warm-up; all but ``per_cell``
-interleaved round robin, so that load from other processes hits them alike), each reported
-with its time ratio to the clean fp32 matmul of the same shape (the physical limit):
+Variants, timed in one run (median of repeated calls after warm-up; the variants with the
+full ``--repeat`` count interleaved round robin, so that load from other processes hits
+them alike), each reported with its time ratio to the clean fp32 matmul of the same shape
+(the physical limit):
 
 * ``blas``: ``x @ W.T`` in float32 with numpy (one thread by default).
 * ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path. With a
@@ -12,6 +13,11 @@ with its time ratio to the clean fp32 matmul of the same shape (the physical lim
   equal to the RMS read sigma of the ``fast`` array at ``t_s``, so the same noise power):
   the variance is exactly ``sigma^2 ||x||^2`` per tile, no second product. Shows the cost
   of per-cell-heterogeneous read noise (only when the preset has a read-noise law).
+* ``fast_bitserial``: the ``fast`` array read bit-serially, 8 input slices
+  (``dac_slice_bits = dac_bits / 8``), each slice its own read with fresh read noise and
+  its own ADC conversion, shift-and-add in digital. Its floor (``floor_ratio_to_blas``) is
+  the number of matmuls it must do: one product per slice, twice that with per-cell
+  heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice).
 * ``per_cell``: the same array read on the per-cell path (fewer repeats).
 * ``torch``: the same noisy MVM written by hand in plain torch (DAC, per-tile product,
   output-referred read noise, ADC, accumulation), as a user would.
@@ -29,11 +35,13 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
-from models.cli import _int_at_least
+from xbarsim.cliargs import int_at_least
+from xbarsim.files import atomic_write_text
 
 
 def _interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3) -> dict[str, float]:
@@ -168,102 +176,218 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
     return run
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xbarsim bench mvm`` argument parser."""
     ap = argparse.ArgumentParser(prog="xbarsim bench mvm", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=_int_at_least(1), default=512, help="inputs = crossbar rows (in_features)")
-    ap.add_argument("--cols", type=_int_at_least(1), default=512,
+    ap.add_argument("--rows", type=int_at_least(1), default=512, help="inputs = crossbar rows (in_features)")
+    ap.add_argument("--cols", type=int_at_least(1), default=512,
                     help="outputs = crossbar columns (out_features)")
-    ap.add_argument("--batch", type=_int_at_least(1), default=64, help="input vectors per call")
+    ap.add_argument("--batch", type=int_at_least(1), default=64, help="input vectors per call")
     ap.add_argument("--preset", default="pcm", help="crossbar preset name or device-model JSON path")
-    ap.add_argument("--repeat", type=_int_at_least(1), default=50,
+    ap.add_argument("--repeat", type=int_at_least(1), default=50,
                     help="timed calls per variant (per_cell: repeat // 10, >= 3)")
     ap.add_argument("--tile-rows", type=int, default=None, help="override the preset's tile rows")
     ap.add_argument("--tile-cols", type=int, default=None, help="override the preset's tile cols")
     ap.add_argument("--dac-bits", type=int, default=None, help="override the preset's DAC bits")
     ap.add_argument("--adc-bits", type=int, default=None, help="override the preset's ADC bits")
     ap.add_argument("--t-s", type=float, default=3600.0, help="read time after programming, s")
-    ap.add_argument("--threads", type=_int_at_least(1), default=1, help="threads for BLAS / torch (default 1)")
+    ap.add_argument("--threads", type=int_at_least(1), default=1, help="threads for BLAS / torch (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
     ap.add_argument("--json", default=None, metavar="PATH", help="write one record per variant here")
     ap.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
-    args = ap.parse_args(argv)
+    return ap
 
-    from threadpoolctl import threadpool_limits
 
+#: config keys ``--tile-rows`` ... override, as argparse names them
+_OVERRIDES = ("tile_rows", "tile_cols", "dac_bits", "adc_bits")
+
+
+def _config(args: argparse.Namespace, ap: argparse.ArgumentParser):
+    """The preset with the command line's overrides; fills ``args`` with the config's bits and tile size.
+
+    A bad preset or override is a usage error (exit 2).
+    """
     import crossbar
 
-    threadpool_limits(limits=args.threads)
-    overrides = {}
-    for key in ("tile_rows", "tile_cols", "dac_bits", "adc_bits"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+    overrides = {key: getattr(args, key) for key in _OVERRIDES if getattr(args, key) is not None}
     try:
         cfg = crossbar.preset(args.preset, **overrides)
     except ValueError as exc:  # unknown preset, bad override: a usage error
         ap.error(str(exc))
     args.dac_bits, args.adc_bits = cfg.dac.bits, cfg.adc.bits
     args.tile_rows, args.tile_cols = cfg.tile.rows, cfg.tile.cols
+    return cfg
+
+
+@dataclass
+class Workload:
+    """What every variant reads: the weights, the inputs and the arrays programmed from them."""
+
+    args: argparse.Namespace
+    cfg: Any
+    w: np.ndarray
+    """weights (cols, rows), float64"""
+    x32: np.ndarray
+    """inputs (batch, rows), float32"""
+    wt32: np.ndarray
+    """``w.T`` as contiguous float32, for the BLAS reference"""
+    arr: Any
+    """the array on the output-referred path"""
+    cell_arr: Any
+    """the same array on the per-cell path"""
+    uni_arr: Any = None
+    """the array with a constant read sigma of the same RMS (None: no read-noise law)"""
+    read_rms_us: float | None = None
+    """RMS read sigma of ``arr`` at ``t_s`` (uS), or None"""
+    serial_arr: Any = None
+    """the array read bit-serially in 8 slices (None: digital preset or dac_bits not a multiple of 8)"""
+    serial_matmuls: int | None = None
+    """matmuls the 8-slice read must do: 8, or 16 with per-cell heterogeneous read noise"""
+
+    @property
+    def flops(self) -> float:
+        a = self.args
+        return 2.0 * a.batch * a.rows * a.cols
+
+
+def _read_rms_us(arr, cfg, t_s: float) -> float:
+    """RMS of the per-cell read sigma of ``arr`` at ``t_s`` (both cells of each pair), uS."""
+    gp, gm = arr.conductances(t_s)
+    gp0, gm0 = arr.conductances(0.0)
+    dev = cfg.device
+    kw = dict(g_max_us=dev.g_max_us, t_s=dev.t0_s + t_s, t_read_s=dev.t_read_s)
+    if dev.read_sigma.kind == "pcm_read":
+        sp, sm = dev.read_sigma(gp0, g_t_us=gp, **kw), dev.read_sigma(gm0, g_t_us=gm, **kw)
+    else:
+        sp, sm = dev.read_sigma(gp, **kw), dev.read_sigma(gm, **kw)
+    return float(np.sqrt(0.5 * np.mean(sp * sp + sm * sm)))
+
+
+def make_workload(args: argparse.Namespace, cfg) -> Workload:
+    """Seeded weights and inputs; the array programmed three ways (fast, per-cell, uniform read sigma)."""
+    import crossbar
 
     rng = np.random.default_rng(args.seed)
     w = rng.normal(size=(args.cols, args.rows)) / np.sqrt(args.rows)
     x32 = rng.uniform(-1, 1, size=(args.batch, args.rows)).astype(np.float32)
-    wt32 = np.ascontiguousarray(w.T, dtype=np.float32)
-    arr = crossbar.program(w, cfg, seed=args.seed)
-    cell_arr = crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=args.seed)
-    uni_arr = None
-    read_rms_us = None
-    if not arr.is_digital and cfg.device.read_sigma is not None:
-        gp, gm = arr.conductances(args.t_s)
-        gp0, gm0 = arr.conductances(0.0)
-        dev = cfg.device
-        kw = dict(g_max_us=dev.g_max_us, t_s=dev.t0_s + args.t_s, t_read_s=dev.t_read_s)
-        if dev.read_sigma.kind == "pcm_read":
-            sp, sm = dev.read_sigma(gp0, g_t_us=gp, **kw), dev.read_sigma(gm0, g_t_us=gm, **kw)
-        else:
-            sp, sm = dev.read_sigma(gp, **kw), dev.read_sigma(gm, **kw)
-        rms = read_rms_us = float(np.sqrt(0.5 * np.mean(sp * sp + sm * sm)))
-        uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
-    flops = 2.0 * args.batch * args.rows * args.cols
+    work = Workload(args=args, cfg=cfg, w=w, x32=x32, wt32=np.ascontiguousarray(w.T, dtype=np.float32),
+                    arr=crossbar.program(w, cfg, seed=args.seed),
+                    cell_arr=crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=args.seed))
+    if not work.arr.is_digital and cfg.device.read_sigma is not None:
+        work.read_rms_us = rms = _read_rms_us(work.arr, cfg, args.t_s)
+        work.uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
+    if not work.arr.is_digital and cfg.dac.bits is not None and cfg.dac.bits % 8 == 0:
+        work.serial_arr = crossbar.program(w, cfg.replace(dac_slice_bits=cfg.dac.bits // 8), seed=args.seed)
+        st = work.serial_arr._state(args.t_s, np.dtype(np.float32))
+        work.serial_matmuls = 8 * (2 if st.var is not None and st.var_col is None else 1)
+    return work
 
-    variants: list[tuple[str, Callable[[], object] | str | None, int]] = [
-        ("blas", lambda: x32 @ wt32, args.repeat),
-        ("fast", lambda: arr.mvm(x32, t_s=args.t_s), args.repeat),
-        ("fast_uniform", None if uni_arr is None else (lambda: uni_arr.mvm(x32, t_s=args.t_s)), args.repeat),
-        ("per_cell", lambda: cell_arr.mvm(x32, t_s=args.t_s), max(3, args.repeat // 10)),
-        ("torch", _torch_variant(arr, x32, args.t_s, args.threads), args.repeat),
-        ("aihwkit", _aihwkit_variant(w, x32, args, args.t_s, read_rms_us), args.repeat),
-    ]
-    runnable = {name: fn for name, fn, _ in variants if callable(fn) and name != "per_cell"}
-    medians = _interleaved_medians(runnable, args.repeat)
-    records = []
-    blas_s = medians["blas"]
-    for name, fn, repeat in variants:
-        if fn is None or isinstance(fn, str):
-            why = fn or "no read-noise law in this preset"  # fast_uniform; the peers return their reason
-            records.append(dict(name=name, skipped=why))
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the table: ``build(work)`` returns the call to time, or why it is skipped (a str)."""
+
+    name: str
+    build: Callable[[Workload], Callable[[], object] | str]
+    repeat: Callable[[argparse.Namespace], int] = lambda args: args.repeat
+    warmup: int = 3
+    extra: Callable[[Workload], dict] | None = None
+    """more fields for the variant's record (e.g. its own floor)"""
+
+
+def _fast_uniform(work: Workload):
+    if work.uni_arr is None:
+        return "no read-noise law in this preset"
+    return lambda: work.uni_arr.mvm(work.x32, t_s=work.args.t_s)
+
+
+def _fast_bitserial(work: Workload):
+    if work.serial_arr is None:
+        return "needs an analog preset with dac_bits a multiple of 8"
+    return lambda: work.serial_arr.mvm(work.x32, t_s=work.args.t_s)
+
+
+def _bitserial_floor(work: Workload) -> dict:
+    return dict(slices=8, matmuls=work.serial_matmuls, floor_ratio_to_blas=float(work.serial_matmuls))
+
+
+#: the variants, in table order; ``blas`` first (every ratio is to it). Add a variant here.
+VARIANTS: list[Variant] = [
+    Variant("blas", lambda work: (lambda: work.x32 @ work.wt32)),
+    Variant("fast", lambda work: (lambda: work.arr.mvm(work.x32, t_s=work.args.t_s))),
+    Variant("fast_uniform", _fast_uniform),
+    Variant("fast_bitserial", _fast_bitserial, repeat=lambda args: max(3, args.repeat // 4),
+            extra=_bitserial_floor),
+    Variant("per_cell", lambda work: (lambda: work.cell_arr.mvm(work.x32, t_s=work.args.t_s)),
+            repeat=lambda args: max(3, args.repeat // 10), warmup=1),
+    Variant("torch", lambda work: _torch_variant(work.arr, work.x32, work.args.t_s, work.args.threads)),
+    Variant("aihwkit", lambda work: _aihwkit_variant(work.w, work.x32, work.args, work.args.t_s, work.read_rms_us)),
+]
+
+
+def run_variants(work: Workload, variants: list[Variant] = VARIANTS) -> list[dict]:
+    """Time each variant (median of its repeats); one record each, ``{"name", "skipped"}`` when skipped.
+
+    Every variant is built (torch and aihwkit imported, arrays set up) before the first one
+    is timed, so all are timed with the same libraries loaded.
+    """
+    records, blas_s = [], None
+    args = work.args
+    built = [(v, v.build(work)) for v in variants]
+    # the variants with the full repeat count and warm-up: interleaved (round robin)
+    together = {v.name: fn for v, fn in built if not isinstance(fn, str) and v.repeat(args) == args.repeat
+                and v.warmup == 3}
+    medians = _interleaved_medians(together, args.repeat)
+    for v, fn in built:
+        if isinstance(fn, str):
+            records.append(dict(name=v.name, skipped=fn))
             continue
-        sec = medians[name] if name in medians else _median_seconds(fn, repeat, warmup=1)
-        records.append(dict(name=name, shape=[args.batch, args.rows, args.cols], seconds_median=sec,
-                            gflops=flops / sec / 1e9, time_ratio_to_blas=sec / blas_s))
+        sec = medians[v.name] if v.name in medians else _median_seconds(fn, v.repeat(args), warmup=v.warmup)
+        if blas_s is None:
+            blas_s = sec
+        rec = dict(name=v.name, shape=[args.batch, args.rows, args.cols], seconds_median=sec,
+                   gflops=work.flops / sec / 1e9, time_ratio_to_blas=sec / blas_s)
+        if v.extra is not None:
+            rec.update(v.extra(work))
+        records.append(rec)
+    return records
 
-    head = (f"mvm  preset={cfg.name}  batch x rows x cols = {args.batch} x {args.rows} x {args.cols}  "
-            f"tile={args.tile_rows}x{args.tile_cols}  dac={args.dac_bits}b adc={args.adc_bits}b  "
-            f"t={args.t_s:g}s  threads={args.threads}")
-    print(head)
-    print(f"{'variant':<14}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
+
+def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
+    """The human table: a header line with the settings, one row per variant."""
+    print(f"mvm  preset={cfg.name}  batch x rows x cols = {args.batch} x {args.rows} x {args.cols}  "
+          f"tile={args.tile_rows}x{args.tile_cols}  dac={args.dac_bits}b adc={args.adc_bits}b  "
+          f"t={args.t_s:g}s  threads={args.threads}")
+    print(f"{'variant':<16}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
     for r in records:
         if "skipped" in r:
-            print(f"{r['name']:<14}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
+            print(f"{r['name']:<16}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
         else:
-            print(f"{r['name']:<14}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
-                  f"{r['time_ratio_to_blas']:>9.2f}")
+            floor = f"  (floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
+            print(f"{r['name']:<16}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
+                  f"{r['time_ratio_to_blas']:>9.2f}{floor}")
+
+
+def write_json(path: str, records: list[dict], cfg, args: argparse.Namespace) -> None:
+    """``{"meta": settings and versions, "records": [...]}``, written atomically."""
+    meta = dict(preset=cfg.name, config=cfg.to_dict(), threads=args.threads, t_s=args.t_s, seed=args.seed,
+                repeat=args.repeat, numpy=np.__version__, python=platform.python_version(),
+                machine=platform.machine())
+    atomic_write_text(path, json.dumps(dict(meta=meta, records=records), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    cfg = _config(args, ap)  # imports crossbar (numpy, numba) first: threadpoolctl limits loaded pools only
+    threadpool_limits(limits=args.threads)
+    records = run_variants(make_workload(args, cfg))
+    print_table(records, cfg, args)
     if args.json:
-        meta = dict(preset=cfg.name, config=cfg.to_dict(), threads=args.threads, t_s=args.t_s, seed=args.seed,
-                    repeat=args.repeat, numpy=np.__version__, python=platform.python_version(),
-                    machine=platform.machine())
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(dict(meta=meta, records=records), fh, indent=2)
+        write_json(args.json, records, cfg, args)
     return 0
 
 

@@ -101,7 +101,7 @@ _TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 days"
 # --------------------------------------------------------------------------- running xbarsim commands
 def _cli(argv: list[str]) -> int:
     """Run ``xbarsim <argv>`` in this process (train/sweep/deploy); returns its exit status."""
-    from models import cli
+    from study import cli
 
     entry = {"train": cli.train_main, "sweep": cli.sweep_main, "deploy": cli.deploy_main}[argv[0]]
     sys.stdout.flush()
@@ -123,7 +123,7 @@ def _git_state() -> dict:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "crossbar", "models", "benchmarks", ":(exclude)benchmarks/results"],  # results are data
+                                "crossbar", "models", "study", "calibration", "xbarsim", "benchmarks", ":(exclude)benchmarks/results"],  # results are data
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -170,7 +170,7 @@ class Runner:
             return
         import fcntl
 
-        from models.results import atomic_write_json
+        from study.results import write_json
 
         with self.lock, open(self.out / ".stages.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -178,7 +178,7 @@ class Runner:
                 disk = self._read_log()
                 for name in self.touched:
                     disk["stages"][name] = self.log["stages"][name]
-                atomic_write_json(self.log_path, disk)
+                write_json(self.log_path, disk)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -255,10 +255,10 @@ def _sweep_argv(cfg: dict, out: Path, data_path: str | None, workers: int, *, si
 
 def _sweep_spec(argv: list[str]):
     """The SweepSpec that ``xbarsim sweep <argv>`` would run (to check which jobs are finished)."""
-    from models.cli import _sweep_parser
-    from models.sweep import SweepSpec
+    from study.cli import sweep_parser
+    from study.sweep import SweepSpec
 
-    a = _sweep_parser().parse_args(argv[1:])
+    a = sweep_parser().parse_args(argv[1:])
     return SweepSpec(data=a.data, data_path=a.data_path, n_train=a.n_train, n_test=a.n_test, data_seed=a.data_seed,
                      archs=tuple(a.arch), hidden=a.hidden, num_layers=a.layers, epochs=a.epochs,
                      batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, seeds=tuple(a.seeds),
@@ -268,7 +268,7 @@ def _sweep_spec(argv: list[str]):
 
 def _sweep_state(argv: list[str]) -> tuple[int, int]:
     """(finished jobs, all jobs) of a sweep command."""
-    from models.sweep import finished_jobs, make_jobs
+    from study.sweep import finished_jobs, make_jobs
 
     spec, out = _sweep_spec(argv)
     jobs = make_jobs(spec)
@@ -311,7 +311,7 @@ def _deploy_done(argv: list[str]) -> bool:
 
 
 def _run_deploys(runner: Runner, name: str, argvs: list[list[str]]) -> bool:
-    from models.results import atomic_write_json
+    from study.results import write_json
 
     todo = [a for a in argvs if not _deploy_done(a)]
     print(f"[reproduce:{name}] {len(argvs) - len(todo)}/{len(argvs)} deploys already done", flush=True)
@@ -322,7 +322,7 @@ def _run_deploys(runner: Runner, name: str, argvs: list[list[str]]) -> bool:
         if rc != 0:
             failed.append(f"{_show(argv)} (exit {rc})")
         elif not runner.dry_run:
-            atomic_write_json(Path(argv[argv.index("--out") + 1]) / "command.json", {"argv": argv})
+            write_json(Path(argv[argv.index("--out") + 1]) / "command.json", {"argv": argv})
 
     runner.run(name, todo, parallel=True, on_done=stamp)
     if failed:
@@ -331,7 +331,7 @@ def _run_deploys(runner: Runner, name: str, argvs: list[list[str]]) -> bool:
 
 
 def _ckpt(sweep_out: Path, arch: str, sigma_train: float, seed: int) -> Path:
-    from models.sweep import job_id
+    from study.sweep import job_id
 
     return sweep_out / "checkpoints" / f"{job_id(arch, float(sigma_train), int(seed))}.pt"
 
@@ -346,7 +346,7 @@ def _float_list(text: str) -> list[float]:
 
 def best_dni_levels(summary_csv: Path, convention: str = "relative") -> dict[str, float]:
     """Per architecture, the sigma_train > 0 with the highest accuracy averaged over all sigma_val."""
-    from models.results import read_summary_csv
+    from study.results import read_summary_csv
 
     rows = read_summary_csv(summary_csv)
     best: dict[str, float] = {}
@@ -411,10 +411,10 @@ class Study:
                       flush=True)
                 return [], False
             best = best_dni_levels(self.out / "mnist" / "summary.csv", m["convention"])
-            from models.results import atomic_write_json
+            from study.results import write_json
 
             if not self.runner.dry_run:
-                atomic_write_json(self.out / "deploy" / "choice.json", {
+                write_json(self.out / "deploy" / "choice.json", {
                     "rule": "per architecture, the sigma_train > 0 of the mnist sweep with the highest accuracy "
                             "averaged over all its sigma_val (summary.csv)", "best_sigma_train": best,
                     "convention": m["convention"]})
@@ -542,7 +542,7 @@ def paired_ci(diffs: np.ndarray, level: float = 0.95, m: int = 1) -> dict:
 
 
 def _mean_ci(values: np.ndarray) -> dict:
-    from models.results import mean_ci
+    from study.results import mean_ci
 
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -785,10 +785,6 @@ def _n(v: Any, missing: str = "?") -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else (missing if v is None else str(v))
 
 
-def _pct(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.2f}"
-
-
 def _ci(d: dict, scale: float = 100.0, unit: str = "") -> str:
     if not np.isfinite(d.get("mean", math.nan)):
         return "n/a"
@@ -813,7 +809,7 @@ def _rel(path: Path, doc: Path | None) -> str:
 
 
 def _sweep_section(name: str, c: dict, folder: Path, doc: Path | None, lines: list[str]) -> None:
-    from models.results import read_summary_csv
+    from study.results import read_summary_csv
 
     conv = c["convention"]
     lines.append(f"Jobs finished: {c['n_jobs_finished']}/{c['n_jobs']}; convention `{conv}`; "
@@ -872,10 +868,11 @@ def _sweep_section(name: str, c: dict, folder: Path, doc: Path | None, lines: li
 
 def write_report(study: Study, claims: dict, doc: Path | None) -> None:
     """claims.json, claims.md, deploy_summary.csv, deploy plots; the generated block of ``doc``."""
-    from models.results import atomic_write_json, atomic_write_text
+    from study.results import write_json
+    from xbarsim.files import atomic_write_text
 
     out = study.out
-    atomic_write_json(out / "claims.json", _jsonable(claims))
+    write_json(out / "claims.json", _jsonable(claims))
     lines: list[str] = []
     st = claims.get("stages", {})
     lines.append(f"Generated {claims['generated']} from the files under `{_rel(out, doc)}`.")
@@ -1092,7 +1089,7 @@ def _glance(study: Study, claims: dict) -> list[str]:
 
 
 def _update_doc(doc: Path, text: str) -> None:
-    from models.results import atomic_write_text
+    from xbarsim.files import atomic_write_text
 
     block = f"{_MARK_BEGIN}\n{text}{_MARK_END}"
     try:
@@ -1112,7 +1109,7 @@ def _write_deploy_csv(path: Path, dep: dict) -> None:
     import csv
     import io
 
-    from models.results import atomic_write_text
+    from xbarsim.files import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -1131,7 +1128,7 @@ def _plot_deploy(out: Path, dep: dict) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from models.results import _atomic_savefig
+    from study.results import save_png
 
     groups: dict[tuple, list[dict]] = {}
     for r in dep["rows"]:
@@ -1157,7 +1154,7 @@ def _plot_deploy(out: Path, dep: dict) -> None:
         ax.set_title(f"{arch.upper()} on {preset}: mean over training seeds (95% CI)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        _atomic_savefig(fig, out / f"deploy_{preset}_{arch}.png")
+        save_png(fig, out / f"deploy_{preset}_{arch}.png")
         plt.close(fig)
 
 
@@ -1210,7 +1207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xbarsim bench reproduce: error: unknown stage(s) {bad}; expected {', '.join(STAGES)}",
               file=sys.stderr)
         return 2
-    from models.executor import limit_threads
+    from study.executor import limit_threads
 
     limit_threads(1)
     out = Path(args.out)

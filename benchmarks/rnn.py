@@ -18,7 +18,6 @@ second of a no-grad forward. One thread per pool (DESIGN.md).
 
 Example:
     xbarsim bench rnn --arch lstm,gru --json rnn.json
-    xbarsim bench rnn --preset pcm --arch lstm --no-aihwkit
 """
 from __future__ import annotations
 
@@ -30,7 +29,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from models.cli import _arch_list as _parse_archs, _int_at_least
+from study.cli import arch_list as _parse_archs
+from xbarsim.cliargs import int_at_least
+from xbarsim.files import atomic_write_text
 
 __all__ = ["main", "ARCHS"]
 
@@ -43,7 +44,7 @@ ARCHS: dict[str, tuple[str, str, str]] = {
 
 
 def _arch_list(text: str) -> list[str]:
-    """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (models.cli's check and message)."""
+    """``--arch``: a comma list of ARCHS, duplicates dropped, order kept (study.cli's check and message)."""
     return list(dict.fromkeys(_parse_archs(text)))
 
 
@@ -52,26 +53,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     p.add_argument("--arch", type=_arch_list, default=list(ARCHS),
                    help=f"comma list of architectures out of {', '.join(ARCHS)} (default all)")
-    p.add_argument("--input", type=_int_at_least(1), default=28, help="input features (default 28)")
-    p.add_argument("--hidden", type=_int_at_least(1), default=128, help="hidden units (default 128)")
-    p.add_argument("--seq", type=_int_at_least(1), default=28, help="sequence length (default 28)")
-    p.add_argument("--batch", type=_int_at_least(1), default=64, help="batch size (default 64)")
+    p.add_argument("--input", type=int_at_least(1), default=28, help="input features (default 28)")
+    p.add_argument("--hidden", type=int_at_least(1), default=128, help="hidden units (default 128)")
+    p.add_argument("--seq", type=int_at_least(1), default=28, help="sequence length (default 28)")
+    p.add_argument("--batch", type=int_at_least(1), default=64, help="batch size (default 64)")
     p.add_argument("--preset", default="paper",
                    help="crossbar preset of the analog layers: paper, pcm, rram, sonos, ideal or a device-model JSON "
                         "file (default paper)")
     p.add_argument("--sigma", type=float, default=None,
                    help="relative output noise added by the analog layers (default: 0.1 with the paper preset, "
                         "none with the others)")
-    p.add_argument("--repeats", type=_int_at_least(1), default=30,
+    p.add_argument("--repeats", type=int_at_least(1), default=30,
                    help="timed repetitions per contestant (default 30)")
-    p.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed repetitions first (default 3)")
-    p.add_argument("--threads", type=_int_at_least(1), default=1, help="threads for torch and BLAS (default 1)")
+    p.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed repetitions first (default 3)")
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="threads for torch and BLAS (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and noise (default 0)")
     p.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
     return p
 
 
-def _aihwkit_rnn(args, arch: str, sigma: float) -> tuple[Any, str, Any] | tuple[None, str, None]:
+def _aihwkit_rnn(args, arch: str) -> tuple[Any, str, Any] | tuple[None, str, None]:
     """aihwkit's analog layer of ``arch`` (C++ inference tiles, hardware-aware training) and its optimizer.
 
     ``aihwkit.nn.AnalogRNN`` around the cell of ``arch``: ``AnalogLSTMCell``, ``AnalogGRUCell``
@@ -97,7 +98,7 @@ def _aihwkit_rnn(args, arch: str, sigma: float) -> tuple[Any, str, Any] | tuple[
     cell = {"lstm": AnalogLSTMCell, "gru": AnalogGRUCell, "rnn": AnalogVanillaRNNCell}[arch]
     cfg = InferenceRPUConfig()
     fwd = cfg.forward
-    fwd.out_noise = sigma
+    fwd.out_noise = args.sigma
     fwd.inp_res = -1
     fwd.out_res = -1
     fwd.inp_bound = 1.0
@@ -110,107 +111,158 @@ def _aihwkit_rnn(args, arch: str, sigma: float) -> tuple[Any, str, Any] | tuple[
     cfg.mapping.max_output_size = 0
     cfg.drift_compensation = None
     model = AnalogRNN(cell, args.input, args.hidden, rpu_config=cfg)
-    return (model, f"aihwkit AnalogRNN({ARCHS[arch][2]}), InferenceRPUConfig, out_noise {sigma} (absolute), "
+    return (model, f"aihwkit AnalogRNN({ARCHS[arch][2]}), InferenceRPUConfig, out_noise {args.sigma} (absolute), "
             "omega 1 per output, ideal DAC/ADC, AnalogSGD", AnalogSGD)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    import numpy as np
+def _train_step(model, x, out_of: Callable, opt_cls: Any) -> Callable[[], None]:
+    """One forward + backward + optimizer step of ``model`` on ``x``, loss = mean square of ``out_of(output)``."""
+    opt = opt_cls(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        loss = out_of(model(x)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _infer(model, x) -> Callable[[], None]:
+    """A no-grad forward of ``model`` on ``x``."""
+    import torch
+
+    def run() -> None:
+        with torch.no_grad():
+            model(x)
+    return run
+
+
+def _last_batch_first(out):
+    return out[0][:, -1]
+
+
+def _last_time_first(out):
+    return out[0][-1]
+
+
+def _contestant(arch: str, model, x, out_of: Callable, what: str, opt_cls: Any = None) -> dict:
+    import torch
+
+    return {"arch": arch, "train": _train_step(model, x, out_of, opt_cls or torch.optim.SGD),
+            "infer": _infer(model, x), "what": what}
+
+
+def _setup(args: argparse.Namespace, parser: argparse.ArgumentParser):
+    """The analog config (a bad --preset or --sigma is a usage error; ``args.sigma`` is resolved:
+    0.1 with the paper preset when not given), the thread limits and the seeded inputs.
+
+    Returns:
+        (config, x batch-first (B, T, F), x time-first (T, B, F) for aihwkit).
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
     import crossbar
-    import models
+    import models  # noqa: F401 - loaded before the thread limits, as the contestants use it
 
-    sigma = args.sigma if args.sigma is not None else (0.1 if args.preset == "paper" else None)
+    if args.sigma is None and args.preset == "paper":
+        args.sigma = 0.1
     try:
         config = crossbar.preset(args.preset)
     except ValueError as exc:
         parser.error(f"argument --preset: {exc}")
-    if sigma is not None:
+    if args.sigma is not None:
         try:
-            config = config.replace(out_noise_sigma=sigma, out_noise_convention="relative")
+            config = config.replace(out_noise_sigma=args.sigma, out_noise_convention="relative")
         except ValueError as exc:
             parser.error(f"argument --sigma: {exc}")
-    noise_what = (f"{config.name} preset" + (f", relative sigma {sigma}" if sigma is not None else "")
-                  + ", noise_draw=mvm")
     # after the imports: threadpoolctl only limits the pools already loaded
     threadpool_limits(limits=args.threads)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x_bf = torch.randn(args.batch, args.seq, args.input)     # batch_first
-    x_tf = x_bf.transpose(0, 1).contiguous()                 # (T, B, F) for aihwkit
+    return config, x_bf, x_bf.transpose(0, 1).contiguous()
 
-    def train_step(model, x, out_of: Callable, opt_cls: Any = torch.optim.SGD) -> Callable[[], None]:
-        opt = opt_cls(model.parameters(), lr=1e-3)
 
-        def step() -> None:
-            loss = out_of(model(x)).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return step
+def make_contestants(args: argparse.Namespace, config, x_bf, x_tf) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per architecture: the torch twin, the analog layer made from it, and aihwkit's layer (or why not).
 
-    def infer(model, x) -> Callable[[], None]:
-        def run() -> None:
-            with torch.no_grad():
-                model(x)
-        return run
+    Returns:
+        (contestants by name ``<who>_<arch>``, skipped ones by name: ``{"arch", "skipped": why}``).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
 
-    def contestant(arch: str, model, x, out_of: Callable, what: str, opt_cls: Any = torch.optim.SGD) -> dict:
-        return {"arch": arch, "train": train_step(model, x, out_of, opt_cls), "infer": infer(model, x), "what": what}
+    import models
 
-    last_bf = lambda o: o[0][:, -1]  # noqa: E731
-    last_tf = lambda o: o[0][-1]  # noqa: E731
     contestants: dict[str, dict[str, Any]] = {}
     skipped: dict[str, dict[str, str]] = {}
+    noise_what = (f"{config.name} preset" + (f", relative sigma {args.sigma}" if args.sigma is not None else "")
+                  + ", noise_draw=mvm")
     for arch in args.arch:
         analog_name, torch_name, _ = ARCHS[arch]
         torch.manual_seed(args.seed)  # the same weights for an arch whichever others run
         twin = getattr(torch.nn, torch_name)(args.input, args.hidden, batch_first=True)
         analog = getattr(models, analog_name).from_torch(twin, config, seed=args.seed)
         tanh = " tanh" if arch == "rnn" else ""
-        contestants[f"torch_{arch}"] = contestant(arch, twin, x_bf, last_bf, f"torch.nn.{torch_name}{tanh} (no noise)")
-        contestants[f"analog_{arch}"] = contestant(arch, analog, x_bf, last_bf, f"models.{analog_name}, {noise_what}")
+        contestants[f"torch_{arch}"] = _contestant(arch, twin, x_bf, _last_batch_first,
+                                                   f"torch.nn.{torch_name}{tanh} (no noise)")
+        contestants[f"analog_{arch}"] = _contestant(arch, analog, x_bf, _last_batch_first,
+                                                    f"models.{analog_name}, {noise_what}")
         if args.no_aihwkit:
             model, what, opt_cls = None, "--no-aihwkit", None
         elif args.preset != "paper":
             model, what, opt_cls = None, f"aihwkit's layer mirrors the paper preset only, not {args.preset!r}", None
         else:
-            model, what, opt_cls = _aihwkit_rnn(args, arch, sigma)
+            model, what, opt_cls = _aihwkit_rnn(args, arch)
         if model is None:
             skipped[f"aihwkit_{arch}"] = {"arch": arch, "skipped": what}
         else:
             threadpool_limits(limits=args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
-            contestants[f"aihwkit_{arch}"] = contestant(arch, model, x_tf, last_tf, what, opt_cls)
+            contestants[f"aihwkit_{arch}"] = _contestant(arch, model, x_tf, _last_time_first, what, opt_cls)
+    return contestants, skipped
 
+
+def time_round_robin(contestants: dict[str, dict], warmup: int, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Seconds of each contestant's ``train`` and ``infer`` call, interleaved (round robin), warm-up dropped."""
     times: dict[str, dict[str, list[float]]] = {k: {"train": [], "infer": []} for k in contestants}
     for kind in ("train", "infer"):
-        for rep in range(args.warmup + args.repeats):
+        for rep in range(warmup + repeats):
             for name, c in contestants.items():
                 t0 = time.perf_counter()
                 c[kind]()
                 dt = time.perf_counter() - t0
-                if rep >= args.warmup:
+                if rep >= warmup:
                     times[name][kind].append(dt)
+    return times
 
+
+def _record(name: str, arch: str, what: str, t: dict[str, list[float]], base_s: float, batch: int) -> dict:
+    """One timed record: medians, the ratio to the torch twin's median ``base_s``, the IQR, throughput."""
+    import numpy as np
+
+    med = statistics.median(t["train"])
+    inf = statistics.median(t["infer"])
+    return {"name": name, "arch": arch, "what": what, "seconds_median": med, "time_ratio_to_torch": med / base_s,
+            "seconds_iqr": float(np.subtract(*np.percentile(t["train"], [75, 25]))),
+            "inference_seconds_median": inf, "inference_sequences_per_s": batch / inf}
+
+
+def make_records(args: argparse.Namespace, contestants: dict, skipped: dict, times: dict) -> list[dict]:
+    """Records in table order: per architecture torch twin, analog, aihwkit (timed or skipped)."""
     records = []
     for arch in args.arch:
         base = statistics.median(times[f"torch_{arch}"]["train"])
         for name in (f"torch_{arch}", f"analog_{arch}", f"aihwkit_{arch}"):
             if name in skipped:
                 records.append({"name": name, **skipped[name]})
-                continue
-            med = statistics.median(times[name]["train"])
-            inf = statistics.median(times[name]["infer"])
-            records.append({"name": name, "arch": arch, "what": contestants[name]["what"], "seconds_median": med,
-                            "time_ratio_to_torch": med / base,
-                            "seconds_iqr": float(np.subtract(*np.percentile(times[name]["train"], [75, 25]))),
-                            "inference_seconds_median": inf, "inference_sequences_per_s": args.batch / inf})
+            else:
+                records.append(_record(name, arch, contestants[name]["what"], times[name], base, args.batch))
+    return records
 
+
+def print_table(args: argparse.Namespace, records: list[dict]) -> None:
+    """The human table: a header with the settings, one row per record."""
     print(f"RNN training step (forward+backward+SGD), {', '.join(args.arch)} {args.input}->{args.hidden}, "
           f"T={args.seq}, B={args.batch}, preset {args.preset}, {args.threads} thread(s), median of {args.repeats}; "
           "ratio: to the torch twin of the same arch")
@@ -221,15 +273,33 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{r['arch']:<5} {r['name']:<14} {r['seconds_median'] * 1e3:>9.2f} {r['time_ratio_to_torch']:>7.2f} "
                   f"{r['inference_sequences_per_s']:>12.0f}  {r['what']}")
+
+
+def write_json(args: argparse.Namespace, records: list[dict], config: Any) -> None:
+    """``{"meta": settings and versions, "records": [...]}`` to ``args.json``, atomically."""
+    import numpy as np
+    import torch
+
+    meta = {"benchmark": "rnn", "archs": args.arch, "input": args.input, "hidden": args.hidden, "seq": args.seq,
+            "batch": args.batch, "sigma": args.sigma, "noise_convention": "relative", "preset": args.preset,
+            "config": config.to_dict(),
+            "threads": args.threads, "repeats": args.repeats, "seed": args.seed,
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "machine": platform.machine()}
+    atomic_write_text(args.json, json.dumps({"meta": meta, "records": records}, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    config, x_bf, x_tf = _setup(args, parser)
+    contestants, skipped = make_contestants(args, config, x_bf, x_tf)
+    times = time_round_robin(contestants, args.warmup, args.repeats)
+    records = make_records(args, contestants, skipped, times)
+    print_table(args, records)
     if args.json:
-        meta = {"benchmark": "rnn", "archs": args.arch, "input": args.input, "hidden": args.hidden, "seq": args.seq,
-                "batch": args.batch, "sigma": sigma, "noise_convention": "relative", "preset": args.preset,
-                "config": config.to_dict(),
-                "threads": args.threads, "repeats": args.repeats, "seed": args.seed,
-                "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                "machine": platform.machine()}
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, "records": records}, fh, indent=2)
+        write_json(args, records, config)
         print(f"wrote {args.json}")
     return 0
 

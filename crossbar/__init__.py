@@ -8,9 +8,12 @@ Program a weight matrix once (long-term noise), read it many times (short-term n
     >>> arr.mvm(np.ones((4, 32)), t_s=3600.0).shape
     (4, 16)
 
-numpy, numba, scipy and h5py only; never torch. See crossbar/README.md.
+numpy, numba, scipy and h5py only; never torch. Importing it changes no thread pool: a program
+that mixes torch and numpy sets one thread per pool itself (``crossbar.set_blas_threads(1)`` or
+:func:`xbarsim.threads.limit_threads`); see crossbar/README.md.
 """
-from ._threads import blas_threads_from_env as _blas_threads_from_env, set_blas_threads
+from xbarsim.threads import set_blas_threads
+
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program
 from .config import (
     ADCConfig,
@@ -30,5 +33,3 @@ __all__ = [
     "PRESETS", "TileConfig", "preset", "ProgrammedArray", "program", "mvm", "load_programmed", "as_generator",
     "set_blas_threads",
 ]
-
-set_blas_threads(_blas_threads_from_env())

@@ -43,34 +43,41 @@ def _dac_row_range(x, b, abs_max, input_range):
 @njit(inline="always", **_JIT)
 def _dac_row_values(x, b, s, clip, levels, inv_l, out):
     """``out[b, i] = floor(clip(x[b, i] s, -1, 1) L + 0.5) / L`` (L = 0: no quantisation), in
-    float64, one straight-line loop per converter setting (vectorisable)."""
+    float64, one straight-line loop per converter setting (vectorisable); returns the number
+    of inputs that saturated, ``|x s| > 1`` (0 without clipping)."""
     n = x.shape[1]
+    clipped = 0
     if levels > 0:
         if clip:
             for i in range(n):
-                v = min(max(x[b, i] * s, -1.0), 1.0)
+                u = x[b, i] * s
+                clipped += abs(u) > 1.0
+                v = min(max(u, -1.0), 1.0)
                 out[b, i] = math.floor(v * levels + 0.5) * inv_l
         else:
             for i in range(n):
                 out[b, i] = math.floor(x[b, i] * s * levels + 0.5) * inv_l
     elif clip:
         for i in range(n):
-            out[b, i] = min(max(x[b, i] * s, -1.0), 1.0)
+            u = x[b, i] * s
+            clipped += abs(u) > 1.0
+            out[b, i] = min(max(u, -1.0), 1.0)
     else:
         for i in range(n):
             out[b, i] = x[b, i] * s
+    return clipped
 
 
 @njit(inline="always", **_JIT)
 def _dac_row(x, b, dac, alpha, out, row_scale):
-    """DAC of row ``b``: range, ``out[b] = DAC(x[b] / r)``, ``row_scale[b] = r alpha``; returns r."""
+    """DAC of row ``b``: range, ``out[b] = DAC(x[b] / r)``, ``row_scale[b] = r alpha``; returns
+    the number of saturated inputs."""
     abs_max, input_range, levels, clip = dac
     inv_l = 1.0 / levels if levels > 0 else 0.0
     r = _dac_row_range(x, b, abs_max, input_range)
     s = 1.0 / r
     row_scale[b] = r * alpha
-    _dac_row_values(x, b, s, clip, levels, inv_l, out)
-    return r
+    return _dac_row_values(x, b, s, clip, levels, inv_l, out)
 
 
 @njit(**_JIT)
@@ -86,28 +93,36 @@ def dac_rows(x, dac, alpha, out, row_scale):
             fixed ``input_range``), L (0: no quantisation), saturate at +-1.
         alpha: drift-compensation factor folded into ``row_scale``.
         out: (B, n) result. row_scale: (B,) result.
+
+    Returns:
+        The number of inputs that saturated, ``|x[b, i] / r[b]| > 1`` with ``clip`` (0 without it).
     """
+    clipped = 0
     for b in range(x.shape[0]):
-        _dac_row(x, b, dac, alpha, out, row_scale)
+        clipped += _dac_row(x, b, dac, alpha, out, row_scale)
+    return clipped
 
 
 @njit(**_JIT)
 def dac_rows_squares(x, dac, alpha, out, out_sq, row_scale):
     """:func:`dac_rows` and ``out_sq[b, i] = out[b, i]**2`` (squared before rounding to the
-    dtype of ``out_sq``), for the general read-noise variance ``x_n^2 @ sigma^2``."""
+    dtype of ``out_sq``), for the general read-noise variance ``x_n^2 @ sigma^2``; returns
+    the number of saturated inputs."""
     abs_max, input_range, levels, clip = dac
     inv_l = 1.0 / levels if levels > 0 else 0.0
     n = x.shape[1]
     v = np.empty(n)  # one row of DAC values in float64: out and out_sq are both rounded from it
     v2 = v.reshape(1, n)
+    clipped = 0
     for b in range(x.shape[0]):
         r = _dac_row_range(x, b, abs_max, input_range)
         s = 1.0 / r
         row_scale[b] = r * alpha
-        _dac_row_values(x[b:b + 1], 0, s, clip, levels, inv_l, v2)
+        clipped += _dac_row_values(x[b:b + 1], 0, s, clip, levels, inv_l, v2)
         for i in range(n):
             out[b, i] = v[i]
             out_sq[b, i] = v[i] * v[i]
+    return clipped
 
 
 @njit(**_JIT)
@@ -121,37 +136,45 @@ def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
         sumsq: (n_tiles, B) result.
     """
     nt = sumsq.shape[0]
+    clipped = 0
     for b in range(x.shape[0]):
-        _dac_row(x, b, dac, alpha, out, row_scale)
+        clipped += _dac_row(x, b, dac, alpha, out, row_scale)
         for k in range(nt):
             acc = 0.0
             for i in range(bounds[k], bounds[k + 1]):
                 o = float(out[b, i])
                 acc += o * o
             sumsq[k, b] = acc
+    return clipped
 
 
 @njit(inline="always", **_JIT)
 def _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, rs):
     """Row ``b`` of one tile: ``acc[b, j] = (acc[b, j] if not first) + scale[j] ADC(u[j])``,
     times ``rs`` on the last tile; ``u`` (float64, m) is overwritten. The loops are split by
-    the (row-invariant) flags so that each is straight-line (vectorisable)."""
+    the (row-invariant) flags so that each is straight-line (vectorisable). Returns the
+    number of saturated conversions, ``|u / R| > 1`` (0 when the ADC is off or does not clip)."""
     on, levels, full_range, clip = adc
     m = u.shape[0]
+    clipped = 0
     if on:
         inv_r = 1.0 / full_range
         if levels > 0:
             inv_l = 1.0 / levels
             if clip:
                 for j in range(m):
-                    w = min(max(u[j] * inv_r, -1.0), 1.0)
+                    w = u[j] * inv_r
+                    clipped += abs(w) > 1.0
+                    w = min(max(w, -1.0), 1.0)
                     u[j] = math.floor(w * levels + 0.5) * inv_l * full_range
             else:
                 for j in range(m):
                     u[j] = math.floor(u[j] * inv_r * levels + 0.5) * inv_l * full_range
         elif clip:
             for j in range(m):
-                u[j] = min(max(u[j] * inv_r, -1.0), 1.0) * full_range
+                w = u[j] * inv_r
+                clipped += abs(w) > 1.0
+                u[j] = min(max(w, -1.0), 1.0) * full_range
         else:
             for j in range(m):
                 u[j] = u[j] * inv_r * full_range
@@ -168,6 +191,7 @@ def _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, rs):
     else:
         for j in range(m):
             acc[b, j] = scale[j] * u[j] + acc[b, j]
+    return clipped
 
 
 @njit(**_JIT)
@@ -185,13 +209,19 @@ def adc_accumulate(p, scale, adc, acc, first, last, row_scale):
         acc: (B, m) accumulator, written in place.
         first, last: first / last tile of the sum.
         row_scale: (B,) factor applied on the last tile (DAC range, drift compensation).
+
+    Returns:
+        The number of conversions that saturated, ``|u / R| > 1`` (0 when the ADC is off
+        or does not clip).
     """
     nb, m = p.shape
     u = np.empty(m)
+    clipped = 0
     for b in range(nb):
         for j in range(m):
             u[j] = p[b, j]
-        _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
+        clipped += _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
+    return clipped
 
 
 @njit(**_JIT)
@@ -210,11 +240,15 @@ def noise_adc_accumulate(p, z, var, row_terms, col_terms, scale, adc, acc, first
         var: (D, B, m) dense variance terms, D = 0 or 1 (the general read noise ``x^2 @ sigma^2``).
         row_terms, col_terms: (R, B) and (R, m), R rank-one variance terms (R >= 0).
         scale, adc, acc, first, last, row_scale: as :func:`adc_accumulate`.
+
+    Returns:
+        The number of saturated conversions (as :func:`adc_accumulate`).
     """
     nb, m = p.shape
     nd = var.shape[0]
     nr = row_terms.shape[0]
     u = np.empty(m)
+    clipped = 0
     for b in range(nb):
         # u = p + sqrt(v) z; the common term layouts as straight-line loops, the rest generic
         if nd == 1 and nr == 0:
@@ -243,7 +277,8 @@ def noise_adc_accumulate(p, z, var, row_terms, col_terms, scale, adc, acc, first
                 for r in range(nr):
                     v += f64(row_terms[r, b]) * f64(col_terms[r, j])
                 u[j] = f64(p[b, j]) + math.sqrt(v) * f64(z[b, j])
-        _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
+        clipped += _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, f64(row_scale[b]))
+    return clipped
 
 
 @njit(**_JIT)

@@ -15,11 +15,13 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 
   then a fraction of cells stuck at g_min, a fraction stuck at g_max (independent per
   cell), and per-cell drift exponents ``nu = |mu_nu(G_target) + sigma_nu(G_target) N(0, 1)|``
-  (stuck cells: nu = 0).
+  (stuck cells: nu = 0), and per-cell relaxation offsets ``relax_sigma(G_target) N(0, 1)``.
 * Drift at time ``t_s`` after programming (physical time ``t = t0 + t_s``, aihwkit's
   convention: the first read is at t0)::
 
-      G(t) = G_prog (t / t0)^(-nu)
+      G(t) = clip(G_prog (t / t0)^(-nu) + relax_sigma(G_target) z sqrt(ln(t / t0)), g_min, g_max)
+
+  (the clip only when there is relaxation).
 
 * Read (short-term, fresh on every :meth:`ProgrammedArray.mvm` with the default
   ``read_noise_draw="per_read"``): per cell Gaussian noise with ``sigma_read(G, t)``.
@@ -34,6 +36,21 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 * Periphery: DAC on inputs, one BLAS product per row tile, read noise and the paper's
   output noise on each tile's partial sums, per-tile ADC, digital scale and accumulation
   over tiles, optional global drift compensation.
+* Converter ranges: the DAC full scale ``r`` is ``dac.input_range`` unless the array
+  stores its own (:meth:`ProgrammedArray.set_ranges`); the ADC full scale is
+  ``adc.output_range`` unless per-tile, per-column ranges are stored
+  (:meth:`ProgrammedArray.calibrate_adc` sets them from the partial sums of calibration
+  inputs). Every read counts the DAC inputs and ADC conversions that saturated
+  (:meth:`ProgrammedArray.clip_counts`).
+* Bit-serial inputs (``dac.slice_bits``): the DAC code is applied a slice of bits per read
+  (:meth:`ProgrammedArray._bit_slices`); each slice is its own read: fresh read noise (its
+  variance ``sum_i v_si^2 sigma_ij^2``, still output-referred and exact), the paper's
+  output noise at the level of a plain read, its own ADC conversion per tile; the slices
+  are shifted and added in digital. Without noise and ADC the result equals the plain
+  read to float rounding; with an ADC each slice is quantised separately (not equal).
+* Weight slicing (``mapping.weight_slices`` S, ``weight_slice_bits`` k): ``|w|`` in
+  [0, 1] is quantised to ``2^(S k) - 1`` levels and its k-bit digits are programmed as S
+  arrays (own programming noise, read noise and ADC), shifted and added in digital.
 """
 from __future__ import annotations
 
@@ -51,6 +68,7 @@ from .config import ArrayConfig
 __all__ = ["ProgrammedArray", "program", "mvm", "load_programmed", "as_generator"]
 
 _FLOATS = (np.float32, np.float64)
+_EMPTY1 = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 _PER_CELL_CHUNK = 1 << 22  # cells drawn at once on the per-cell path (memory bound)
 
 
@@ -106,18 +124,10 @@ def _levels(bits: int | None) -> int:
     return 0 if bits is None else (1 << (bits - 1)) - 1
 
 
-def dac_params(cfg: ArrayConfig) -> tuple[bool, float, int, bool]:
-    """The DAC tuple the kernels take: ``(abs_max, input_range, levels, clip)`` (no DAC: a
-    fixed range of 1, no quantisation, no clipping)."""
-    dac = cfg.dac
-    return (dac.range_mode == "abs_max", float(dac.input_range) if dac.active else 1.0,
-            _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
-
-
-def adc_params(cfg: ArrayConfig) -> tuple[bool, int, float, bool]:
+def adc_params(cfg: ArrayConfig, full_range: float) -> tuple[bool, int, float, bool]:
     """The ADC tuple the kernels take: ``(on, levels, full_range, clip)``."""
     adc = cfg.adc
-    return (adc.active, _levels(adc.bits), float(adc.output_range), bool(adc.clip))
+    return (adc.active, _levels(adc.bits), float(full_range), bool(adc.clip))
 
 
 def _tile_bounds(n: int, size: int | None) -> list[tuple[int, int]]:
@@ -150,9 +160,9 @@ class _ReadState:
     """
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
-                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t")
+                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t", "out_range", "adc")
 
-    def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha):
+    def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
         self.var = var          # (in, out) read-noise variance in the same units, or None (no read noise)
         self.var_col = var_col  # (n_tiles, out) when every tile's variance is the same down each column, else None
@@ -163,6 +173,7 @@ class _ReadState:
         self.tiles = tiles      # list of (row0, row1)
         self.bounds = np.array([a for a, _ in tiles] + [tiles[-1][1]], np.int64)
         self.alpha = alpha      # global drift-compensation factor
+        self.out_range = out_range  # ADC full scale the kernel sees (1.0 when per-tile ranges are folded in)
         self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
         self.var_t = None if var is None else [var[a:b] for a, b in tiles]
         # column factors of the rank-one variance terms, (1, out) or (2, out) per tile:
@@ -172,6 +183,7 @@ class _ReadState:
         self.inv_s2_t = [self.inv_s2[k:k + 1] for k in range(len(tiles))]
         self.uniform_out_t = None if var_col is None else \
             [np.ascontiguousarray(np.concatenate([var_col[k:k + 1], self.inv_s2[k:k + 1]])) for k in range(len(tiles))]
+        self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
 
 
 class _Work:
@@ -217,12 +229,14 @@ class ProgrammedArray:
     """
 
     def __init__(self, config: ArrayConfig, shape: tuple[int, int], *, weights=None, g_pos=None, g_neg=None,
-                 nu_pos=None, nu_neg=None, scales=None, seed_state=None, read_noise_seed=None):
+                 nu_pos=None, nu_neg=None, scales=None, seed_state=None, slices=None, dac_range=None,
+                 adc_ranges=None, relax_pos=None, relax_neg=None, read_noise_seed=None):
         self.config = config
         self.shape = (int(shape[0]), int(shape[1]))
         self._weights = weights          # digital path only: (out, in), float32 or float64
         self._g_pos, self._g_neg = g_pos, g_neg
         self._nu_pos, self._nu_neg = nu_pos, nu_neg
+        self._relax_pos, self._relax_neg = relax_pos, relax_neg  # relax_sigma(G_target) z per cell, uS
         self._scales = scales            # (n_row_tiles, out) float64
         self._read_noise_seed = read_noise_seed  # read_noise_draw "per_time": seed of the frozen draws
         self._rng = as_generator(None) if seed_state is None else seed_state
@@ -230,6 +244,13 @@ class ProgrammedArray:
         self._work: dict[tuple[int, str, int], _Work] = {}
         self._digital = weights is not None
         self._row_tiles = _tile_bounds(self.shape[1], config.tile.rows)
+        # weight slicing: (list of ProgrammedArray, list of shift-and-add coefficients)
+        self._slices: tuple[list[ProgrammedArray], list[float]] | None = slices
+        self._dac_range: float | None = None
+        self._adc_ranges: np.ndarray | None = None   # (n_row_tiles, out) normalised units
+        self._clips = np.zeros(4, np.int64)          # dac clipped, dac conversions, adc clipped, adc conversions
+        if dac_range is not None or adc_ranges is not None:
+            self.set_ranges(dac_range=dac_range, adc_ranges=adc_ranges)
 
     def __getstate__(self) -> dict:
         # pickles and deep copies carry the programmed state, not derived caches or work buffers
@@ -252,6 +273,11 @@ class ProgrammedArray:
         return self.shape[0]
 
     @property
+    def weight_slices(self) -> list["ProgrammedArray"]:
+        """The arrays of a weight-sliced array, least significant first ([self] when not sliced)."""
+        return [self] if self._slices is None else list(self._slices[0])
+
+    @property
     def is_digital(self) -> bool:
         """True when the array computes exactly x @ W.T plus output noise (ideal, paper)."""
         return self._digital
@@ -265,6 +291,8 @@ class ProgrammedArray:
         if self._digital:
             raise ValueError("conductances: this array is digital (ideal device, no periphery); "
                              "no conductances are modelled")
+        if self._slices is not None:
+            raise ValueError("conductances: this array is weight-sliced; read each slice's from .weight_slices")
         t = _check_time(t_s)
         return self._drifted(t)
 
@@ -273,11 +301,20 @@ class ProgrammedArray:
 
     # ------------------------------------------------------------------ physics
     def _drifted(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Conductances at ``t``: drift ``G (t/t0)^-nu``, then relaxation
+        ``+ relax_sigma(G) z sqrt(ln(t/t0))`` clipped to the device range (t = t0 + t_s)."""
         dev = self.config.device
-        if self._nu_pos is None or t == 0.0:
+        if (self._nu_pos is None and self._relax_pos is None) or t == 0.0:
             return self._g_pos, self._g_neg
         factor = math.log((dev.t0_s + t) / dev.t0_s)
-        return self._g_pos * np.exp(-self._nu_pos * factor), self._g_neg * np.exp(-self._nu_neg * factor)
+        gp, gm = self._g_pos, self._g_neg
+        if self._nu_pos is not None:
+            gp, gm = gp * np.exp(-self._nu_pos * factor), gm * np.exp(-self._nu_neg * factor)
+        if self._relax_pos is not None:
+            root = math.sqrt(factor)
+            gp = np.clip(gp + root * self._relax_pos, dev.g_min_us, dev.g_max_us)
+            gm = np.clip(gm + root * self._relax_neg, dev.g_min_us, dev.g_max_us)
+        return gp, gm
 
     def _read_sigmas(self, t: float, gp_t: np.ndarray, gm_t: np.ndarray):
         dev = self.config.device
@@ -324,6 +361,22 @@ class ProgrammedArray:
                 sig_p = sig_m = var = None
             else:
                 var_col = _column_uniform(var, tiles)
+        out_range = float(cfg.adc.output_range)
+        if cfg.adc.active and self._adc_ranges is not None:
+            # per-tile, per-column ADC ranges R: read p / R against a unit full scale and
+            # scale by R digitally; the same conversion as R quantize(p / R), folded in here
+            rng_ = self._adc_ranges
+            gn = gn.copy()
+            scale = scale * rng_
+            for k, (a, b) in enumerate(tiles):
+                gn[a:b] /= rng_[k]
+                if sig_p is not None:
+                    sig_p[a:b] /= rng_[k]
+                    sig_m[a:b] /= rng_[k]
+                    var[a:b] /= rng_[k] * rng_[k]
+            if var is not None:
+                var_col = _column_uniform(var, tiles)
+            out_range = 1.0
         alpha = self._alpha(t) if cfg.drift_compensation else 1.0
         st = _ReadState(
             np.ascontiguousarray(gn, dtype=dtype),
@@ -331,7 +384,7 @@ class ProgrammedArray:
             None if var_col is None else np.ascontiguousarray(var_col, dtype=dtype),
             None if sig_p is None or cfg.read_noise_path != "per_cell" else sig_p.astype(dtype),
             None if sig_m is None or cfg.read_noise_path != "per_cell" else sig_m.astype(dtype),
-            np.ascontiguousarray(scale, dtype=dtype), tiles, alpha)
+            np.ascontiguousarray(scale, dtype=dtype), tiles, alpha, out_range, adc_params(cfg, out_range))
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -363,7 +416,7 @@ class ProgrammedArray:
         """Global drift compensation: ``alpha = sum_j |y_ref_j| / sum_j |y_j(t)|`` for a full-scale
         all-ones input, y_ref read right after programming (t_s = 0), both noiseless (the
         average of many reads)."""
-        if t == 0.0 or self._nu_pos is None:
+        if t == 0.0 or (self._nu_pos is None and self._relax_pos is None):
             return 1.0
         ref = np.abs(self._weights_at(0.0).sum(axis=1)).sum()
         now = np.abs(self._weights_at(t).sum(axis=1)).sum()
@@ -381,6 +434,8 @@ class ProgrammedArray:
         t = _check_time(t_s)
         if self._digital:
             return np.array(self._weights, dtype=np.float64)
+        if self._slices is not None:
+            return sum(c * arr.effective_weights(t) for arr, c in zip(*self._slices))
         alpha = self._alpha(t) if self.config.drift_compensation else 1.0
         return np.ascontiguousarray(self._weights_at(t)) * alpha
 
@@ -459,79 +514,337 @@ class ProgrammedArray:
             wk = self._work[key] = _Work(nb, self.in_features, self.out_features, st.tiles, dt)
         return wk
 
+    def _dac_scalar_range(self) -> float:
+        """The fixed DAC full scale r: the stored per-array range, else the config's."""
+        return float(self.config.dac.input_range) if self._dac_range is None else self._dac_range
+
+    def _dac(self, x: np.ndarray, st: _ReadState, wk: _Work | None, want_sq: bool, want_sum: bool):
+        """DAC of ``x`` into ``wk`` (or new buffers): (normalised inputs, row scale); counts clips."""
+        dac = self.config.dac
+        dt = x.dtype
+        nb = x.shape[0]
+        if wk is None:
+            xn, rs = np.empty(x.shape, dt), np.empty(nb, dt)
+            want_sq = want_sum = False
+        else:
+            xn, rs = wk.xn, wk.rs
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        params = (dac.range_mode == "abs_max", self._dac_scalar_range() if dac.active else 1.0,
+                  _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+        alpha = float(st.alpha)
+        if want_sq:
+            n_clip = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
+        elif want_sum:
+            n_clip = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
+        else:
+            n_clip = K.dac_rows(x, params, alpha, xn, rs)
+        if dac.active:
+            self._clips[0] += n_clip
+            self._clips[1] += x.size
+        return xn, rs
+
+    def _bit_slices(self, xn: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """Bit-serial inputs: the DAC codes of ``xn`` cut into slices, least significant first.
+
+        ``q = round(xn L)`` (L = 2^(bits-1) - 1) in ``bits``-bit two's complement is split
+        into ``S = ceil(bits / k)`` slices of ``k = slice_bits`` bits: ``q = sum_s 2^(k s) d_s``
+        with ``d_s`` in [0, 2^k - 1] below the top slice, and the top slice (holding the
+        sign bit, width ``w``) signed in [-2^(w-1), 2^(w-1) - 1]. Slice ``s`` is applied as
+        ``v_s = d_s / M_s`` (M_s = 2^k - 1, or 2^(w-1) on top: full scale 1, as a plain
+        read) and weighted by ``c_s = 2^(k s) M_s / L`` in the shift-and-add, so that
+        ``sum_s c_s v_s = xn`` exactly.
+
+        Returns:
+            (S * B, n) stacked slice inputs (slice-major), and the S coefficients.
+        """
+        dac = self.config.dac
+        bits, k, n_sl = dac.bits, dac.slice_bits, dac.slices
+        levels = _levels(bits)
+        codes = np.rint(xn.astype(np.float64) * levels).astype(np.int64) & ((1 << bits) - 1)
+        out = np.empty((n_sl,) + xn.shape, xn.dtype)
+        coef = []
+        for s in range(n_sl):
+            width = min(k, bits - k * s)
+            d = (codes >> (k * s)) & ((1 << width) - 1)
+            if s == n_sl - 1:
+                d = np.where(d >= (1 << (width - 1)), d - (1 << width), d)
+                m = 1 << (width - 1)
+            else:
+                m = (1 << width) - 1
+            out[s] = d / m
+            coef.append((1 << (k * s)) * m / levels)
+        return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
+
     def _mvm_analog(self, x: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
         """DAC -> one BLAS product per row tile -> read-noise variance -> normals -> fused
-        noise + ADC + scale + accumulation. Work buffers are reused; only the result is new."""
+        noise + ADC + scale + accumulation. Work buffers are reused; only the result is new.
+        Bit-serial inputs (``dac.slice_bits``) read each slice as its own batch rows."""
+        if self._slices is not None:
+            subs, coef = self._slices
+            y = None
+            for arr, c in zip(subs, coef):
+                ys = arr._mvm_analog(x, t, rng)
+                ys *= ys.dtype.type(c)
+                y = ys if y is None else y.__iadd__(ys)
+            return y
         cfg = self.config
         dt = x.dtype
         st = self._state(t, dt)
         nb = x.shape[0]
-        wk = self._work_for(nb, dt, st)
-        tiles = st.tiles
-        nt = len(tiles)
         per_cell = st.var is not None and cfg.read_noise_path == "per_cell"
         general = st.var is not None and not per_cell and st.var_col is None   # x^2 @ sigma^2 per tile
         uniform = st.var is not None and not per_cell and st.var_col is not None  # ||x_tile||^2 sigma_j^2
+        flags = (per_cell, general, uniform)
+        if cfg.dac.slice_bits is not None:
+            return self._mvm_bitserial(x, st, rng, flags)
+        wk = self._work_for(nb, dt, st)
         # DAC -> normalised inputs, their squares or per-tile sums of squares, row scale
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
-        dac = dac_params(cfg)
-        alpha = float(st.alpha)
-        if general:
-            K.dac_rows_squares(x, dac, alpha, wk.xn, wk.xsq, wk.rs)
-        elif uniform:
-            K.dac_rows_tile_sumsq(x, dac, alpha, wk.xn, wk.rs, st.bounds, wk.sumsq)
-        else:
-            K.dac_rows(x, dac, alpha, wk.xn, wk.rs)
+        self._dac(x, st, wk, general, uniform)
         # one BLAS product per row tile, into reused buffers
-        parts_t = wk.parts_t
-        for xk, gk, pk in zip(wk.xn_t, st.gn_t, parts_t):
+        for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
             np.matmul(xk, gk, out=pk)
-        # output noise (the paper's): a variance per input vector, split over the tiles
-        sigma_y = self._output_sigma_of_read(wk, st, dt)
-        ov = None
-        if sigma_y > 0:
-            r64 = wk.rs.astype(np.float64) / st.alpha
-            ov = ((sigma_y * sigma_y / nt) / (r64 * r64)).astype(dt)
+        ov = self._output_variance(wk.parts, st, wk.rs, None)
+        return self._noise_adc(wk, st, rng, flags, ov, wk.rs)
+
+    def _output_variance(self, parts: np.ndarray, st: _ReadState, rs: np.ndarray, coef) -> np.ndarray:
+        """Per-row variance of the paper's output noise in normalised units, split over tiles
+        (an empty array when there is none). ``coef``: bit-serial slice coefficients, so that
+        the relative convention refers to the combined clean read."""
+        on = self.config.output_noise
+        dt = parts.dtype
+        if not on.active:
+            return _EMPTY1[dt]
+        nt = len(st.tiles)
+        r = rs if st.alpha == 1.0 else rs / dt.type(st.alpha)
+        if on.convention == "absolute":
+            ms = 0.0
+        elif coef is None:
+            ms = K.mean_square_tiles(parts, st.scale, r)
+        else:
+            nb = rs.shape[0]
+            comb = sum(c * parts[:, s * nb:(s + 1) * nb] for s, c in enumerate(coef))
+            ms = K.mean_square_tiles(np.ascontiguousarray(comb, dtype=dt), st.scale, r)
+        sigma_y = self._output_sigma(ms)
+        if sigma_y <= 0:
+            return _EMPTY1[dt]
+        r64 = rs.astype(np.float64) / st.alpha
+        ov = ((sigma_y * sigma_y / nt) / (r64 * r64)).astype(dt)
+        if coef is not None:
+            ov = np.tile(ov, len(coef))
+        return ov
+
+    def _noise_adc(self, wk: _Work, st: _ReadState, rng: np.random.Generator, flags, ov: np.ndarray,
+                   row_scale: np.ndarray) -> np.ndarray:
+        """Read noise (per-cell or output-referred), output noise, ADC, scale and accumulation
+        over the tiles of the products in ``wk.parts``; counts saturated conversions.
+
+        The variance of each tile's partial sums is a dense term (general read noise,
+        ``x^2 @ sigma^2``) and rank-one terms (column-uniform read noise, then output noise)."""
+        per_cell, general, uniform = flags
+        dt = wk.xn.dtype
+        nb = wk.xn.shape[0]
+        nt = len(st.tiles)
         if per_cell:
             self._add_per_cell(wk.xn, st, wk.parts, rng)
+        has_ov = ov.shape[0] == nb
         acc = np.empty((nb, self.out_features), dt)
-        adc = adc_params(cfg)
-        if not (general or uniform or ov is not None):
+        n_clip = 0
+        if not (general or uniform or has_ov):
             for k in range(nt):
-                K.adc_accumulate(parts_t[k], st.scale_t[k], adc, acc, k == 0, k == nt - 1, wk.rs)
-            return acc
-        K.standard_normal(rng, wk.z)
-        # the variance of each tile's partial sums: a dense term (general read noise) and
-        # rank-one terms (column-uniform read noise, then output noise)
-        if uniform and ov is not None:
-            wk.rows2[:, 0] = wk.sumsq
-            wk.rows2[:, 1] = ov
-            rows_t, cols_t = wk.rows2_t, st.uniform_out_t
-        elif uniform:
-            rows_t, cols_t = wk.sumsq_t, st.var_col_t
-        elif ov is not None:
-            rows_t, cols_t = [ov[None]] * nt, st.inv_s2_t
+                n_clip += K.adc_accumulate(wk.parts_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
         else:
-            rows_t, cols_t = [wk.no_rows] * nt, [wk.no_cols] * nt
-        for k in range(nt):
-            if general:
-                np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v[0])
-            K.noise_adc_accumulate(parts_t[k], wk.z_t[k], wk.v if general else wk.no_var, rows_t[k], cols_t[k],
-                                   st.scale_t[k], adc, acc, k == 0, k == nt - 1, wk.rs)
+            K.standard_normal(rng, wk.z)
+            if uniform and has_ov:
+                wk.rows2[:, 0] = wk.sumsq
+                wk.rows2[:, 1] = ov
+                rows_t, cols_t = wk.rows2_t, st.uniform_out_t
+            elif uniform:
+                rows_t, cols_t = wk.sumsq_t, st.var_col_t
+            elif has_ov:
+                rows_t, cols_t = [ov[None]] * nt, st.inv_s2_t
+            else:
+                rows_t, cols_t = [wk.no_rows] * nt, [wk.no_cols] * nt
+            for k in range(nt):
+                if general:
+                    np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v[0])
+                n_clip += K.noise_adc_accumulate(wk.parts_t[k], wk.z_t[k], wk.v if general else wk.no_var, rows_t[k],
+                                                 cols_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+        if self.config.adc.active:
+            self._clips[2] += n_clip
+            self._clips[3] += nb * self.out_features * nt
         return acc
 
-    def _output_sigma_of_read(self, wk: _Work, st: _ReadState, dt: np.dtype) -> float:
-        """The paper's output-noise standard deviation for the read in ``wk`` (0.0 when off)."""
-        on = self.config.output_noise
-        if not on.active:
-            return 0.0
-        if on.convention != "absolute":
-            r = wk.rs if st.alpha == 1.0 else wk.rs / dt.type(st.alpha)
-            ms = K.mean_square_tiles(wk.parts, st.scale, r)
-        else:
-            ms = 0.0
-        return self._output_sigma(ms)
+    def _mvm_bitserial(self, x: np.ndarray, st: _ReadState, rng: np.random.Generator, flags) -> np.ndarray:
+        """Bit-serial read: every input slice is a separate read (fresh read noise, its own
+        ADC conversion per tile), shift-and-add in digital (see :meth:`_bit_slices`)."""
+        per_cell, general, uniform = flags
+        dt = x.dtype
+        nb = x.shape[0]
+        xn, rs = self._dac(x, st, None, False, False)
+        v_rows, coef = self._bit_slices(xn)
+        n_sl = len(coef)
+        wk = self._work_for(n_sl * nb, dt, st)
+        wk.xn[...] = v_rows
+        if general or uniform:
+            np.multiply(wk.xn, wk.xn, out=wk.xsq)
+            if uniform:
+                for k, (a, b) in enumerate(st.tiles):
+                    wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
+        for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
+            np.matmul(xk, gk, out=pk)
+        ov = self._output_variance(wk.parts, st, rs, coef)
+        acc = self._noise_adc(wk, st, rng, flags, ov, np.ones(n_sl * nb, dt))
+        y = acc[:nb] * dt.type(coef[0])
+        for s in range(1, n_sl):
+            y += dt.type(coef[s]) * acc[s * nb:(s + 1) * nb]
+        y *= rs[:, None]
+        return y
+
+    # ------------------------------------------------------------------ converter ranges and clipping
+    @property
+    def dac_range(self) -> float:
+        """The fixed DAC full scale r of this array, input units (stored value, else the config's)."""
+        if self._slices is not None:
+            return self._slices[0][0].dac_range
+        return self._dac_scalar_range()
+
+    @property
+    def adc_ranges(self) -> np.ndarray | None:
+        """Per-tile, per-column ADC full scales (n_row_tiles, out_features), normalised units,
+        or None (the config's ``adc.output_range`` everywhere)."""
+        if self._slices is not None:
+            return self._slices[0][0].adc_ranges
+        return None if self._adc_ranges is None else self._adc_ranges.copy()
+
+    def set_ranges(self, *, dac_range: float | None = None, adc_ranges=None) -> None:
+        """Store converter ranges on this array (they replace the config's fixed ones).
+
+        Args:
+            dac_range: DAC full scale r in input units (range_mode "fixed"), > 0; None keeps it.
+            adc_ranges: ADC full scales, a number or an array broadcastable to
+                (n_row_tiles, out_features), normalised units (see :class:`ADCConfig`), > 0;
+                None keeps them.
+
+        Raises:
+            ValueError: a range that is not a finite positive number, or a wrong shape.
+        """
+        if self._slices is not None:
+            for arr in self._slices[0]:
+                arr.set_ranges(dac_range=dac_range, adc_ranges=adc_ranges)
+            return
+        if dac_range is not None:
+            if isinstance(dac_range, bool) or not isinstance(dac_range, numbers.Real) \
+                    or not math.isfinite(float(dac_range)) or dac_range <= 0:
+                raise ValueError(f"dac_range must be a finite number > 0 (input units), got {dac_range!r}")
+            self._dac_range = float(dac_range)
+        if adc_ranges is not None:
+            want = (len(self._row_tiles), self.out_features)
+            try:
+                r = np.broadcast_to(np.asarray(adc_ranges, dtype=np.float64), want).copy()
+            except ValueError as exc:
+                raise ValueError(f"adc_ranges must broadcast to (n_row_tiles, out_features)={want}, "
+                                 f"got shape {np.shape(adc_ranges)}") from exc
+            if not np.isfinite(r).all() or (r <= 0).any():
+                raise ValueError("adc_ranges must be finite and > 0 everywhere")
+            self._adc_ranges = r
+        self._cache.clear()
+
+    def calibrate_adc(self, x, t_s: float | None = None, statistic: str | float = "max",
+                      margin: float = 1.0) -> np.ndarray:
+        """Set each tile's ADC range from the partial sums of calibration inputs ``x``.
+
+        The noiseless partial sums of the programmed array at ``t_s`` (after the DAC, and
+        per slice when bit-serial) are collected per row tile; each (row tile, column tile)
+        gets ``R = margin * statistic(|p|)`` over its columns and all of ``x`` (a tile whose
+        partial sums are all 0 keeps ``adc.output_range``). The config's ``adc.range_mode``
+        is not consulted: calling this is what calibrates.
+
+        Args:
+            x: (batch, in_features) calibration inputs (e.g. from the training data).
+            t_s: time after programming the ranges are set at (None: 0).
+            statistic: "max", or a percentile in (0, 100] of |p|.
+            margin: factor >= 1 on top of the statistic (headroom for read noise).
+
+        Returns:
+            The ranges, (n_row_tiles, out_features), as :attr:`adc_ranges`.
+
+        Raises:
+            ValueError: digital array, bad ``x``, ``statistic`` or ``margin``.
+        """
+        if self._digital:
+            raise ValueError("calibrate_adc: this array is digital (no ADC is modelled)")
+        if not (statistic == "max" or (isinstance(statistic, numbers.Real) and not isinstance(statistic, bool)
+                                       and 0 < float(statistic) <= 100)):
+            raise ValueError(f"statistic must be 'max' or a percentile in (0, 100], got {statistic!r}")
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not margin >= 1.0 \
+                or not math.isfinite(margin):
+            raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
+        x = _check_matrix("x", x, ndim=2)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"x.shape[-1] must equal the array's in_features={self.in_features}, got {x.shape[-1]}")
+        if self._slices is not None:
+            for arr in self._slices[0]:
+                arr.calibrate_adc(x, t_s, statistic, margin)
+            return self.adc_ranges
+        t = _check_time(t_s)
+        x = np.asarray(x, dtype=np.float64)
+        saved, self._adc_ranges = self._adc_ranges, None
+        self._cache.clear()
+        try:
+            st = self._state(t, np.dtype(np.float64))
+            clips = self._clips.copy()
+            xn, _ = self._dac(x, st, None, False, False)
+            self._clips[:] = clips  # calibration reads are not evaluation reads
+            if self.config.dac.slice_bits is not None:
+                xn, _ = self._bit_slices(xn)
+            dg = self.config.device.g_max_us - self.config.device.g_min_us
+            gp, gm = self._drifted(t)
+            gn = (gp - gm) / dg
+            col_tiles = _tile_bounds(self.out_features, self.config.tile.cols)
+            ranges = np.full((len(self._row_tiles), self.out_features), float(self.config.adc.output_range))
+            for k, (a, b) in enumerate(self._row_tiles):
+                p = np.abs(xn[:, a:b] @ gn[a:b])
+                for c0, c1 in col_tiles:
+                    block = p[:, c0:c1]
+                    r = float(block.max()) if statistic == "max" else float(np.percentile(block, float(statistic)))
+                    if r > 0:
+                        ranges[k, c0:c1] = margin * r
+        except BaseException:
+            self._adc_ranges = saved
+            raise
+        self.set_ranges(adc_ranges=ranges)
+        return ranges
+
+    def clip_counts(self) -> dict[str, int]:
+        """Converter saturation counts since programming (or :meth:`reset_clip_counts`).
+
+        Returns:
+            ``{"dac_clipped", "dac_conversions", "adc_clipped", "adc_conversions"}``: inputs
+            outside the DAC range (clipping DAC only) and DAC conversions; ADC conversions
+            outside the ADC range (clipping ADC only) and ADC conversions (one per output,
+            tile, input slice and weight slice). An absent converter counts 0 of 0.
+        """
+        c = self._clips.copy()
+        if self._slices is not None:
+            for arr in self._slices[0]:
+                c += arr._clips
+        return dict(dac_clipped=int(c[0]), dac_conversions=int(c[1]), adc_clipped=int(c[2]),
+                    adc_conversions=int(c[3]))
+
+    def clip_fractions(self) -> tuple[float, float]:
+        """(DAC, ADC) fraction of conversions that saturated, 0.0 where there were none."""
+        c = self.clip_counts()
+        dac = c["dac_clipped"] / c["dac_conversions"] if c["dac_conversions"] else 0.0
+        adc = c["adc_clipped"] / c["adc_conversions"] if c["adc_conversions"] else 0.0
+        return dac, adc
+
+    def reset_clip_counts(self) -> None:
+        """Set the saturation counters to zero."""
+        self._clips[:] = 0
+        if self._slices is not None:
+            for arr in self._slices[0]:
+                arr._clips[:] = 0
 
     def _add_per_cell(self, xn: np.ndarray, st: _ReadState, parts: np.ndarray, rng: np.random.Generator) -> None:
         """Per-cell read noise: every cell of every read gets its own normal draw (reference path)."""
@@ -590,8 +903,9 @@ def program(weights, config: ArrayConfig, seed=None) -> ProgrammedArray:
     return _program_analog(np.asarray(w, dtype=np.float64), config, rng)
 
 
-def _program_analog(w: np.ndarray, config: ArrayConfig, rng: np.random.Generator) -> ProgrammedArray:
-    dev, mp = config.device, config.mapping
+def _normalised_weights(w: np.ndarray, config: ArrayConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Clip and scale: (normalised weights in crossbar layout (in, out) in [-1, 1], scales (n_row_tiles, out))."""
+    mp = config.mapping
     n_out, n_in = w.shape
     wt = w.T.copy()  # crossbar layout (in, out)
     if mp.clip_sigma is not None:
@@ -614,6 +928,41 @@ def _program_analog(w: np.ndarray, config: ArrayConfig, rng: np.random.Generator
     wn = np.empty_like(wt)
     for k, (a, b) in enumerate(row_tiles):
         wn[a:b] = wt[a:b] / scales[k]
+    return wn, scales
+
+
+def _program_analog(w: np.ndarray, config: ArrayConfig, rng: np.random.Generator) -> ProgrammedArray:
+    wn, scales = _normalised_weights(w, config)
+    if config.mapping.weight_slices > 1:
+        return _program_sliced(wn, scales, w.shape, config, rng)
+    return _program_normalised(wn, scales, w.shape, config, rng)
+
+
+def _program_sliced(wn: np.ndarray, scales: np.ndarray, shape, config: ArrayConfig,
+                    rng: np.random.Generator) -> ProgrammedArray:
+    """Weight slicing: ``|wn|`` quantised to ``Q = 2^(S k) - 1`` levels, ``q = sum_s 2^(k s) d_s``
+    with k-bit digits ``d_s``; slice s is its own array holding ``sign(wn) d_s / (2^k - 1)``
+    (same scales), read with its own ADC and weighted by ``2^(k s) (2^k - 1) / Q`` in the
+    shift-and-add, so the noiseless sum holds ``sign(wn) q / Q``."""
+    mp = config.mapping
+    n_sl, k = mp.weight_slices, mp.weight_slice_bits
+    q_levels = mp.weight_levels
+    dmax = (1 << k) - 1
+    q = np.floor(np.abs(wn) * q_levels + 0.5).astype(np.int64)
+    sign = np.sign(wn)
+    sub_cfg = config.replace(weight_slices=1, weight_clip_sigma=None)
+    subs, coef = [], []
+    for s in range(n_sl):
+        d = (q >> (k * s)) & dmax
+        subs.append(_program_normalised(sign * (d / dmax), scales, shape, sub_cfg, rng))
+        coef.append((1 << (k * s)) * dmax / q_levels)
+    return ProgrammedArray(config, shape, slices=(subs, coef), seed_state=rng)
+
+
+def _program_normalised(wn: np.ndarray, scales: np.ndarray, shape, config: ArrayConfig,
+                        rng: np.random.Generator) -> ProgrammedArray:
+    """Map normalised weights (in, out) in [-1, 1] to conductance pairs and program them."""
+    dev = config.device
     g_min, g_max = dev.g_min_us, dev.g_max_us
     dg = g_max - g_min
     gp_t = g_min + dg * np.maximum(wn, 0.0)
@@ -630,11 +979,19 @@ def _program_analog(w: np.ndarray, config: ArrayConfig, rng: np.random.Generator
         if stuck_p is not None:
             nu_p[stuck_p] = 0.0
             nu_m[stuck_m] = 0.0
+    rx_p = rx_m = None
+    if dev.relax_sigma is not None:
+        kw = dict(g_max_us=dev.g_max_us)
+        rx_p = dev.relax_sigma(gp_t, **kw) * rng.standard_normal(gp_t.shape)
+        rx_m = dev.relax_sigma(gm_t, **kw) * rng.standard_normal(gm_t.shape)
+        if stuck_p is not None:
+            rx_p[stuck_p] = 0.0
+            rx_m[stuck_m] = 0.0
     read_seed = None
     if dev.read_sigma is not None and dev.read_noise_draw == "per_time":
         read_seed = int(rng.integers(0, 1 << 63))  # drawn last: the other draws match "per_read"
-    return ProgrammedArray(config, w.shape, g_pos=gp, g_neg=gm, nu_pos=nu_p, nu_neg=nu_m, scales=scales,
-                           seed_state=rng, read_noise_seed=read_seed)
+    return ProgrammedArray(config, shape, g_pos=gp, g_neg=gm, nu_pos=nu_p, nu_neg=nu_m, scales=scales,
+                           seed_state=rng, relax_pos=rx_p, relax_neg=rx_m, read_noise_seed=read_seed)
 
 
 def _program_cells(g_target: np.ndarray, dev, rng: np.random.Generator) -> np.ndarray:

@@ -2,10 +2,14 @@
 
 Layout: attributes ``format`` ("xbarsim.programmed_array"), ``version`` (1), ``config``
 (ArrayConfig JSON), ``shape``, ``digital``; datasets ``weights`` (digital path) or
-``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg`` (float64, crossbar
-layout: rows = inputs); attribute ``read_noise_seed`` (uint64) when the config draws its
-read noise once per time setting (``read_noise_draw="per_time"``). The short-term generator state is not saved: pass a seed to
-``mvm`` for reproducible reads after loading.
+``g_pos``, ``g_neg``, ``scales`` and optionally ``nu_pos``, ``nu_neg``, ``relax_pos``,
+``relax_neg`` (float64, crossbar
+layout: rows = inputs), ``dac_range`` (scalar) and ``adc_ranges`` (n_row_tiles, out) when
+stored ranges are set. A weight-sliced array (``weight_slices`` > 1) holds one group
+``slice<s>`` per slice with those datasets and the attribute ``coef`` (its shift-and-add
+weight). Attribute ``read_noise_seed`` (uint64, per group of cells) when the config draws its
+read noise once per time setting (``read_noise_draw="per_time"``). The short-term generator
+state is not saved: pass a seed to ``mvm`` for reproducible reads after loading.
 """
 from __future__ import annotations
 
@@ -33,14 +37,31 @@ def save_programmed(arr: ProgrammedArray, path: str | os.PathLike) -> None:
         if arr.is_digital:
             f.create_dataset("weights", data=arr._weights)
             return
-        f.create_dataset("g_pos", data=arr._g_pos)
-        f.create_dataset("g_neg", data=arr._g_neg)
-        f.create_dataset("scales", data=arr._scales)
-        if arr._nu_pos is not None:
-            f.create_dataset("nu_pos", data=arr._nu_pos)
-            f.create_dataset("nu_neg", data=arr._nu_neg)
-        if arr._read_noise_seed is not None:
-            f.attrs["read_noise_seed"] = np.uint64(arr._read_noise_seed)
+        if arr._slices is not None:
+            for s, (sub, coef) in enumerate(zip(*arr._slices)):
+                g = f.create_group(f"slice{s}")
+                g.attrs["coef"] = float(coef)
+                _write_cells(g, sub)
+            return
+        _write_cells(f, arr)
+
+
+def _write_cells(f, arr: ProgrammedArray) -> None:
+    f.create_dataset("g_pos", data=arr._g_pos)
+    f.create_dataset("g_neg", data=arr._g_neg)
+    f.create_dataset("scales", data=arr._scales)
+    if arr._nu_pos is not None:
+        f.create_dataset("nu_pos", data=arr._nu_pos)
+        f.create_dataset("nu_neg", data=arr._nu_neg)
+    if arr._relax_pos is not None:
+        f.create_dataset("relax_pos", data=arr._relax_pos)
+        f.create_dataset("relax_neg", data=arr._relax_neg)
+    if arr._dac_range is not None:
+        f.create_dataset("dac_range", data=arr._dac_range)
+    if arr._adc_ranges is not None:
+        f.create_dataset("adc_ranges", data=arr._adc_ranges)
+    if arr._read_noise_seed is not None:
+        f.attrs["read_noise_seed"] = np.uint64(arr._read_noise_seed)
 
 
 def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
@@ -61,23 +82,45 @@ def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
         shape = tuple(int(v) for v in f.attrs["shape"])
         n_out, n_in = shape
 
-        def read(name: str, expect: tuple[int, ...]) -> np.ndarray:
-            if name not in f:
-                raise ValueError(f"{path}: dataset {name!r} is missing")
-            data = np.asarray(f[name][...], dtype=np.float64)
+        def read(g, name: str, expect: tuple[int, ...]) -> np.ndarray:
+            if name not in g:
+                raise ValueError(f"{path}: dataset {g.name.rstrip('/')}/{name} is missing")
+            data = np.asarray(g[name][...], dtype=np.float64)
             if data.shape != expect:
-                raise ValueError(f"{path}: dataset {name!r} must have shape {expect}, got {data.shape}")
+                raise ValueError(f"{path}: dataset {g.name.rstrip('/')}/{name} must have shape {expect}, "
+                                 f"got {data.shape}")
             return data
 
         if bool(f.attrs["digital"]):
-            return ProgrammedArray(config, shape, weights=read("weights", shape))
+            return ProgrammedArray(config, shape, weights=read(f, "weights", shape))
         n_row_tiles = len(range(0, n_in, config.tile.rows or n_in))
-        kw = dict(g_pos=read("g_pos", (n_in, n_out)), g_neg=read("g_neg", (n_in, n_out)),
-                  scales=read("scales", (n_row_tiles, n_out)))
-        if "nu_pos" in f:
-            kw.update(nu_pos=read("nu_pos", (n_in, n_out)), nu_neg=read("nu_neg", (n_in, n_out)))
-        if "read_noise_seed" in f.attrs:
-            kw.update(read_noise_seed=int(f.attrs["read_noise_seed"]))
-        elif config.device.read_sigma is not None and config.device.read_noise_draw == "per_time":
-            raise ValueError(f"{path}: attribute 'read_noise_seed' is missing (config has read_noise_draw='per_time')")
-        return ProgrammedArray(config, shape, **kw)
+
+        def cells(g, cfg: ArrayConfig) -> ProgrammedArray:
+            kw = dict(g_pos=read(g, "g_pos", (n_in, n_out)), g_neg=read(g, "g_neg", (n_in, n_out)),
+                      scales=read(g, "scales", (n_row_tiles, n_out)))
+            if "nu_pos" in g:
+                kw.update(nu_pos=read(g, "nu_pos", (n_in, n_out)), nu_neg=read(g, "nu_neg", (n_in, n_out)))
+            if "relax_pos" in g:
+                kw.update(relax_pos=read(g, "relax_pos", (n_in, n_out)), relax_neg=read(g, "relax_neg", (n_in, n_out)))
+            if "dac_range" in g:
+                kw["dac_range"] = float(read(g, "dac_range", ()))
+            if "adc_ranges" in g:
+                kw["adc_ranges"] = read(g, "adc_ranges", (n_row_tiles, n_out))
+            if "read_noise_seed" in g.attrs:
+                kw["read_noise_seed"] = int(g.attrs["read_noise_seed"])
+            elif cfg.device.read_sigma is not None and cfg.device.read_noise_draw == "per_time":
+                raise ValueError(f"{path}: attribute 'read_noise_seed' is missing "
+                                 "(the config has read_noise_draw='per_time')")
+            return ProgrammedArray(cfg, shape, **kw)
+
+        n_sl = config.mapping.weight_slices
+        if n_sl == 1:
+            return cells(f, config)
+        sub_cfg = config.replace(weight_slices=1, weight_clip_sigma=None)
+        subs, coef = [], []
+        for s in range(n_sl):
+            if f"slice{s}" not in f:
+                raise ValueError(f"{path}: group 'slice{s}' is missing (weight_slices={n_sl})")
+            subs.append(cells(f[f"slice{s}"], sub_cfg))
+            coef.append(float(f[f"slice{s}"].attrs["coef"]))
+        return ProgrammedArray(config, shape, slices=(subs, coef))

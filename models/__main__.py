@@ -1,7 +1,9 @@
-"""``python -m models train|sweep|deploy ...`` (the same as ``xbarsim train|sweep|deploy``)."""
-import sys
+"""``python -m models train|sweep|deploy ...``: kept for old scripts; the commands live in :mod:`study`.
 
-from models.cli import main
+The same as ``python -m study ...`` and ``xbarsim train|sweep|deploy``. models never
+imports study (study sits on top of models), so this entry point hands over by module name.
+"""
+import runpy
 
 if __name__ == "__main__":
-    sys.exit(main())
+    runpy.run_module("study", run_name="__main__", alter_sys=True)

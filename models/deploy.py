@@ -8,6 +8,7 @@ output noise). :func:`evaluate` repeats this over programmed instances and noise
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -16,8 +17,9 @@ from torch import Tensor, nn
 
 from .convert import analog_layers, set_config
 from .noise import new_seed
+from .ranges import calibrate_adc_ranges, clip_counts, fractions, record_inputs, reset_clip_counts
 
-__all__ = ["program", "set_time", "unprogram", "reseed", "evaluate", "evaluate_over_time", "accuracy"]
+__all__ = ["program", "set_time", "unprogram", "reseed", "evaluate", "evaluate_over_time", "accuracy", "add_counts"]
 
 
 def _layers(model: nn.Module):
@@ -67,8 +69,26 @@ def reseed(model: nn.Module, seed: int | None) -> nn.Module:
 
 
 def accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024,
-             predict: Callable[[nn.Module, Tensor], Tensor] | None = None) -> float:
-    """Fraction of ``X`` classified as ``y`` by ``argmax(model(X), -1)`` (or ``predict``)."""
+             predict: Callable[[nn.Module, Tensor], Tensor] | None = None, *,
+             lengths: Tensor | None = None) -> float:
+    """Fraction of ``X`` classified as ``y`` by ``argmax(model(X), -1)`` (or ``predict``).
+
+    The one accuracy count of xbarsim (``study`` uses it too). Runs in batches of
+    ``batch_size`` rows without gradients, in the model's current mode (train or eval).
+
+    Args:
+        model: any classifier; a tuple output uses its first element.
+        X, y: samples (N, ...) and integer labels (N,), as tensors.
+        batch_size: rows per forward call.
+        predict: ``predict(model, xb) -> labels`` instead of the argmax of the logits.
+        lengths: valid lengths (N,) of padded sequences: each batch calls
+            ``model(xb, lengths[batch])`` (study's sequence classifiers).
+
+    Returns:
+        The fraction correct (0 for an empty ``X``).
+    """
+    if predict is not None and lengths is not None:
+        raise ValueError("pass predict or lengths, not both")
     correct = 0
     with torch.no_grad():
         for i in range(0, len(X), batch_size):
@@ -76,12 +96,12 @@ def accuracy(model: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024,
             if predict is not None:
                 pred = predict(model, xb)
             else:
-                out = model(xb)
+                out = model(xb) if lengths is None else model(xb, lengths[i:i + batch_size])
                 if isinstance(out, tuple):
                     out = out[0]
                 pred = out.argmax(-1)
             correct += int((pred == y[i:i + batch_size]).sum())
-    return correct / len(X)
+    return correct / max(1, len(X))
 
 
 def _check_xy(X: Any, y: Any) -> tuple[Tensor, Tensor]:
@@ -106,7 +126,8 @@ def _count(name: str, v: Any) -> int:
 
 def evaluate_over_time(model: nn.Module, X: Any, y: Any, config: Any = None, *, instances: int = 1,
                        draws: int = 1, t_s: Sequence[float | None] = (None,), seed: int | None = 0,
-                       batch_size: int = 1024, predict: Callable | None = None) -> np.ndarray:
+                       batch_size: int = 1024, predict: Callable | None = None, return_clips: bool = False,
+                       adc_calibration: Any = None):
     """Accuracy of programmed instances read at several times, several noise draws each.
 
     For each instance i: program the model (long-term noise from the instance's seed);
@@ -124,9 +145,17 @@ def evaluate_over_time(model: nn.Module, X: Any, y: Any, config: Any = None, *, 
         seed: seed of everything (same seed, same numbers).
         batch_size: samples per forward call.
         predict: ``predict(model, xb) -> labels``; default ``argmax(model(xb), -1)``.
+        return_clips: also return how often the converters saturated.
+        adc_calibration: model inputs (a tensor or a list of batches) to set per-tile ADC
+            ranges from after each programming when the config's ``adc_range_mode`` is
+            "calibrated" (without them the ADCs convert at ``adc_output_range``, with a
+            warning); ignored otherwise.
 
     Returns:
-        Accuracies, shape (len(t_s), instances, draws).
+        Accuracies, shape (len(t_s), instances, draws); with ``return_clips`` a tuple
+        (accuracies, clips) where ``clips["<layer>.<weight>"]`` is an array (len(t_s), 2)
+        of the (DAC, ADC) fraction of conversions that saturated over all instances and
+        draws at each time (see :func:`models.clip_fractions`).
     """
     X, y = _check_xy(X, y)
     instances, draws = _count("instances", instances), _count("draws", draws)
@@ -137,23 +166,49 @@ def evaluate_over_time(model: nn.Module, X: Any, y: Any, config: Any = None, *, 
     if config is not None:
         set_config(model, config)
     model.eval()
+    adc_inputs = None
+    layers = _layers(model)
+    if any(layer.config.adc.active and layer.config.adc.range_mode == "calibrated" for _, layer in layers):
+        if adc_calibration is None:
+            warnings.warn("adc_range_mode is 'calibrated' but no adc_calibration inputs were given: the ADCs "
+                          "convert at the fixed adc_output_range", stacklevel=2)
+        else:
+            batches = adc_calibration if isinstance(adc_calibration, (list, tuple)) else [adc_calibration]
+            adc_inputs = record_inputs(model, batches)
     out = np.empty((len(times), instances, draws))
+    totals: list[dict[str, dict[str, int]]] = [{} for _ in times]
     root = np.random.SeedSequence(new_seed(seed))
     for i, ss in enumerate(root.spawn(instances)):
         prog_ss, draw_ss = ss.spawn(2)
         program(model, seed=new_seed(prog_ss))
+        if adc_inputs is not None:
+            calibrate_adc_ranges(model, adc_inputs, t_s=0.0)
         draw_seeds = [new_seed(s) for s in draw_ss.spawn(draws)]
         for k, t in enumerate(times):
             set_time(model, t)
+            reset_clip_counts(model)
             for d, s in enumerate(draw_seeds):
                 reseed(model, s)
                 out[k, i, d] = accuracy(model, X, y, batch_size, predict)
-    return out
+            add_counts(totals[k], clip_counts(model))
+    if not return_clips:
+        return out
+    names = sorted({m for tot in totals for m in tot})
+    clips = {m: np.array([fractions(tot[m]) if m in tot else (0.0, 0.0) for tot in totals]) for m in names}
+    return out, clips
+
+
+def add_counts(total: dict[str, dict[str, int]], counts: dict[str, dict[str, int]]) -> None:
+    """Add saturation counts per matrix (as :func:`models.ranges.clip_counts`) into ``total``."""
+    for m, c in counts.items():
+        acc = total.setdefault(m, {k: 0 for k in c})
+        for k, v in c.items():
+            acc[k] += v
 
 
 def evaluate(model: nn.Module, X: Any, y: Any, config: Any = None, *, instances: int = 1, draws: int = 1,
              t_s: float | None = None, seed: int | None = 0, batch_size: int = 1024,
-             predict: Callable | None = None) -> np.ndarray:
+             predict: Callable | None = None, adc_calibration: Any = None) -> np.ndarray:
     """Accuracy over programmed instances and noise draws at one time since programming.
 
     See :func:`evaluate_over_time` for the procedure and arguments.
@@ -166,4 +221,4 @@ def evaluate(model: nn.Module, X: Any, y: Any, config: Any = None, *, instances:
         >>> acc.mean(), acc.std()
     """
     return evaluate_over_time(model, X, y, config, instances=instances, draws=draws, t_s=(t_s,), seed=seed,
-                              batch_size=batch_size, predict=predict)[0]
+                              batch_size=batch_size, predict=predict, adc_calibration=adc_calibration)[0]

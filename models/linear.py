@@ -64,6 +64,11 @@ class AnalogLayerMixin:
         seed: seed of the layer's generators, or None (drawn from torch's global
             generator at the first forward, so ``torch.manual_seed`` fixes it).
         t_s: time since programming (seconds) for deployed reads, or None.
+        input_ranges: DAC input range (input units) of each analog weight matrix, by
+            parameter name, from :func:`models.ranges.calibrate_input_ranges` (or set with
+            :meth:`set_input_ranges`); a matrix without one uses its config's
+            ``dac_input_range``. Used by every array the layer programs (DAC range mode
+            "fixed"); saved with checkpoints.
     """
 
     #: names of the weight parameters that live on analog arrays (biases stay digital)
@@ -77,6 +82,8 @@ class AnalogLayerMixin:
         self._gens: tuple[torch.Generator, np.random.Generator] | None = None
         self._programmed: dict[str, Any] | None = None  # deployment: name -> ProgrammedArray
         self._cache: dict[str, tuple[tuple, Any]] = {}   # training: deterministic programs
+        self.input_ranges: dict[str, float] = {}
+        self._range_observer: dict[str, Any] | None = None  # calibration: name -> statistic
 
     # -- seeds ---------------------------------------------------------------------------
     def reseed(self, seed: int | None = None) -> None:
@@ -93,6 +100,57 @@ class AnalogLayerMixin:
             g = torch.Generator().manual_seed(int(s_torch.generate_state(1, np.uint64)[0] >> np.uint64(1)))
             self._gens = (g, np.random.default_rng(s_np))
         return self._gens
+
+    # -- converter ranges -------------------------------------------------------------------
+    def set_input_ranges(self, ranges: dict[str, float] | None) -> None:
+        """Store the DAC input range of analog weight matrices (None or {}: clear them all).
+
+        Programmed arrays take the new ranges at once; training programs pick them up.
+
+        Raises:
+            ValueError: an unknown weight name (the valid ones are listed) or a range that is
+                not a finite number > 0.
+        """
+        ranges = dict(ranges or {})
+        unknown = sorted(set(ranges) - set(self.analog_weights))
+        if unknown:
+            raise ValueError(f"input ranges for unknown weight(s) {unknown}; analog weights are "
+                             f"{list(self.analog_weights)}")
+        clean = {}
+        for name, value in ranges.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise ValueError(f"input range of {name} must be a finite number > 0 (input units), got {value!r}")
+            clean[name] = float(value)
+        self.input_ranges = clean
+        self._cache.clear()
+        if self._programmed is not None:
+            for name, arr in self._programmed.items():
+                self._apply_ranges(name, arr, reset=True)
+
+    def _apply_ranges(self, name: str, arr: Any, reset: bool = False) -> Any:
+        """Give a freshly programmed array this matrix's stored DAC range (or the config's)."""
+        if getattr(arr, "is_digital", True):
+            return arr
+        value = self.input_ranges.get(name)
+        if value is not None:
+            arr.set_ranges(dac_range=value)
+        elif reset:
+            arr.set_ranges(dac_range=float(self.config.dac.input_range))
+        return arr
+
+    def clip_counts(self) -> dict[str, dict[str, int]]:
+        """Converter saturation counts of each programmed weight matrix ({} when not deployed);
+        see :meth:`crossbar.ProgrammedArray.clip_counts`."""
+        if self._programmed is None:
+            return {}
+        return {name: arr.clip_counts() for name, arr in self._programmed.items() if hasattr(arr, "clip_counts")}
+
+    def reset_clip_counts(self) -> None:
+        """Zero the saturation counters of the programmed arrays."""
+        for arr in (self._programmed or {}).values():
+            if hasattr(arr, "reset_clip_counts"):
+                arr.reset_clip_counts()
 
     # -- config and deployment -------------------------------------------------------------
     def set_config(self, config: Any) -> None:
@@ -116,7 +174,8 @@ class AnalogLayerMixin:
         progs = {}
         for name, child in zip(self.analog_weights, ss.spawn(len(self.analog_weights))):
             w = getattr(self, name).detach().cpu().numpy()
-            progs[name] = crossbar.program(w, read_config(self.config), seed=np.random.default_rng(child))
+            progs[name] = self._apply_ranges(
+                name, crossbar.program(w, read_config(self.config), seed=np.random.default_rng(child)))
         self._programmed = progs
 
     def set_programmed(self, arrays: dict[str, Any]) -> None:
@@ -151,12 +210,14 @@ class AnalogLayerMixin:
         cfg = self._training_config()
         if has_long_term_noise(cfg):
             # long-term device noise: a fresh programmed instance for every forward call
-            return crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1])
+            return self._apply_ranges(
+                name, crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1]))
         key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
-        prog = crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1])
+        prog = self._apply_ranges(
+            name, crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1]))
         self._cache[name] = (key, prog)
         return prog
 
@@ -173,9 +234,13 @@ class AnalogLayerMixin:
         if self._programmed is None and self.config.is_digital:
             # digital config (ideal, paper): the read is exactly x @ W.T (+ the output noise
             # models adds); programming would only copy W, so read the parameter itself
-            return MatrixReader(None, self.config, self.noise_draw, steps, batch, g, r, None, w.shape[0], weight=w)
-        return MatrixReader(self._array_for(name), self.config, self.noise_draw, steps, batch, g, r,
-                            self.t_s if self._programmed is not None else None, w.shape[0])
+            reader = MatrixReader(None, self.config, self.noise_draw, steps, batch, g, r, None, w.shape[0], weight=w)
+        else:
+            reader = MatrixReader(self._array_for(name), self.config, self.noise_draw, steps, batch, g, r,
+                                  self.t_s if self._programmed is not None else None, w.shape[0])
+        if self._range_observer is not None:
+            return _ObservedReader(reader, self._range_observer[name])
+        return reader
 
     def _analog_extra_repr(self) -> str:
         s = f", config={self.config!r}, noise_draw={self.noise_draw!r}"
@@ -186,7 +251,35 @@ class AnalogLayerMixin:
     def __getstate__(self):  # keep pickles/deepcopies free of programmed caches
         state = self.__dict__.copy()
         state["_cache"] = {}
+        state["_range_observer"] = None
         return state
+
+    def __setstate__(self, state):  # layers pickled before input ranges existed
+        state.setdefault("input_ranges", {})
+        state.setdefault("_range_observer", None)
+        super().__setstate__(state)
+
+
+class _ObservedReader:
+    """A reader that hands every input it reads to ``record`` (range calibration), then reads.
+
+    It reports no digital weight, so an LSTM runs its step-by-step path and every
+    recurrent read passes here too; everything else is the wrapped reader's.
+    """
+
+    def __init__(self, reader: MatrixReader, record: Any):
+        self._reader = reader
+        self._record = record
+
+    def __call__(self, x: Tensor, t0: int = 0) -> Tensor:
+        self._record(x.detach())
+        return self._reader(x, t0)
+
+    def digital_weight(self, dtype: torch.dtype) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
 
 
 class AnalogLinear(AnalogLayerMixin, nn.Linear):

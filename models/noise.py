@@ -100,26 +100,29 @@ def read_config(config: Any) -> Any:
 
 
 def training_config(config: Any) -> Any:
-    """The config a training forward programs with: :func:`read_config` without the drift laws.
+    """The config a training forward programs with: :func:`read_config` without the drift and
+    relaxation laws.
 
-    Training reads at ``t_s = 0`` (the first read, at ``t0``), where drift is the identity and
-    drift compensation a factor of 1, so the drift exponents a programming draws would never
-    be used: leaving them out gives the same reads in distribution and saves their draws
-    (the random stream differs from programming with the drift laws).
+    Training reads at ``t_s = 0`` (the first read, at ``t0``), where drift and relaxation are
+    the identity and drift compensation a factor of 1, so the drift exponents and relaxation
+    offsets a programming draws would never be used: leaving them out gives the same reads
+    in distribution and saves their draws (the random stream differs from programming with
+    those laws).
     """
     cfg = read_config(config)
-    if cfg.device.drift_mu_nu is None and cfg.device.drift_sigma_nu is None:
+    d = cfg.device
+    if d.drift_mu_nu is None and d.drift_sigma_nu is None and d.relax_sigma is None:
         return cfg
-    return cfg.replace(drift_mu_nu=None, drift_sigma_nu=None)
+    return cfg.replace(drift_mu_nu=None, drift_sigma_nu=None, relax_sigma=None)
 
 
 def has_long_term_noise(config: Any) -> bool:
     """True when programming ``config`` draws random numbers (programming noise, stuck cells,
-    drift exponents, read noise frozen per time setting). Without them a programmed array
+    drift exponents, relaxation, read noise frozen per time setting). Without them a programmed array
     depends only on the weights, so the layers program it once and reuse it until the
     weights change."""
     d = config.device
-    return (d.prog_sigma is not None or d.drift_sigma_nu is not None
+    return (d.prog_sigma is not None or d.drift_sigma_nu is not None or d.relax_sigma is not None
             or d.stuck_min_fraction > 0 or d.stuck_max_fraction > 0
             or (d.read_sigma is not None and d.read_noise_draw == "per_time"))
 

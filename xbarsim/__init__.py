@@ -7,6 +7,7 @@ except lazily, inside :func:`xbarsim.cli.main`, to dispatch a subcommand.
 - :mod:`xbarsim.cli`: the ``xbarsim`` console script (subcommand dispatcher).
 - :mod:`xbarsim.files`: atomic writes (temp file in the same folder, fsync, ``os.replace``).
 - :mod:`xbarsim.cliargs`: argparse types with expected-vs-got messages.
+- :mod:`xbarsim.threads`: thread-pool setup for entry points and library users (nothing runs at import).
 - :func:`version`: the installed distribution's version.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import __main__ as bench_main
 from benchmarks import reproduce
-from models.results import SUMMARY_COLUMNS
+from study.results import SUMMARY_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import csv
 
 import pytest
 
-from models.cli import sweep_main
+from study.cli import sweep_main
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from models.results import SUMMARY_COLUMNS, read_summary_csv
-from models.sweep import SweepSpec, finished_jobs, make_jobs, run_sweep
+from study.results import SUMMARY_COLUMNS, read_summary_csv
+from study.sweep import SweepSpec, finished_jobs, make_jobs, run_sweep
 
 SPEC = SweepSpec(data="digits", n_train=200, n_test=100, archs=("rnn", "lstm"), hidden=8, epochs=2,
                  sigma_train=(0.0, 0.2), sigma_val=(0.0, 0.1, 0.4), seeds=(0,), draws=3)
@@ -89,7 +89,7 @@ def test_result_files_have_the_documented_layout(pool_run):
 
 def test_dask_cluster_gives_the_same_numbers_and_survives_a_killed_worker(pool_run, tmp_path):
     pytest.importorskip("distributed")
-    from models.executor import DaskExecutor
+    from study.executor import DaskExecutor
 
     ref = _acc(pool_run[0])
     with DaskExecutor("local", workers=2) as ex:
@@ -143,9 +143,9 @@ def test_resume_runs_only_missing_jobs(pool_run, tmp_path):
 
 
 def test_killed_sweep_process_resumes(pool_run, tmp_path):
-    """SIGKILL the whole `python -m models sweep` process after its first finished job, then rerun it."""
+    """SIGKILL the whole `python -m study sweep` process after its first finished job, then rerun it."""
     out = tmp_path / "killed_cli"
-    args = [sys.executable, "-m", "models", "sweep", "--data", "digits", "--n-train", "200", "--n-test", "100",
+    args = [sys.executable, "-m", "study", "sweep", "--data", "digits", "--n-train", "200", "--n-test", "100",
             "--arch", "rnn,lstm", "--hidden", "8", "--epochs", "2", "--sigma-train", "0,0.2",
             "--sigma-val", "0,0.1,0.4", "--seeds", "0", "--draws", "3", "--workers", "0", "--quiet", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import xbarsim
-from models import cli
-from models.results import SUMMARY_COLUMNS
+from study import cli
+from study.results import SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--n-train", "200", "--n-test", "100", "--hidden", "8", "--epochs", "2", "--quiet"]
@@ -43,7 +43,7 @@ def test_help_texts(capsys):
 
 
 def test_sweep_defaults_are_the_readme_sweep():
-    args = cli._sweep_parser().parse_args([])
+    args = cli.sweep_parser().parse_args([])
     assert (args.data, args.arch, args.out, args.convention) == ("digits", ["rnn", "lstm"], "runs/sweep", "relative")
     assert len(args.sigma_train) >= 3 and len(args.sigma_val) >= 4 and args.sigma_train[0] == 0.0
 
@@ -172,6 +172,6 @@ def test_console_script_and_python_m(tmp_path):
     if exe.exists():
         r = subprocess.run([str(exe), "sweep", "--help"], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 0 and "--sigma-val" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "models", "train", "--arch", "nope"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "study", "train", "--arch", "nope"], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr

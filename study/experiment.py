@@ -37,7 +37,7 @@ __all__ = [
     "noise_config",
     "is_noiseless",
     "train_model",
-    "accuracy",
+    "heldout_accuracy",
     "evaluate_draws",
     "draw_seed",
     "save_checkpoint",
@@ -45,6 +45,7 @@ __all__ = [
     "load_checkpoint",
     "versions",
     "deploy_model",
+    "calibrate_ranges",
 ]
 
 ARCHS = ("rnn", "lstm", "gru")
@@ -107,12 +108,9 @@ def versions() -> dict[str, str]:
     import platform
 
     out = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
-    try:
-        from importlib.metadata import version
+    from xbarsim import version
 
-        out["xbarsim"] = version("xbarsim")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        out["xbarsim"] = "unknown"
+    out["xbarsim"] = version()
     return out
 
 
@@ -206,21 +204,43 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
         yield order[i:i + batch_size]
 
 
-def accuracy(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
-             lengths: np.ndarray | None = None, batch_size: int = 512) -> float:
-    """Share of correct predictions of ``model`` (eval mode, no gradients) on (x, y)."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.as_tensor(y, dtype=torch.long)
-    lt = _lengths_tensor(lengths)
+def heldout_accuracy(model: nn.Module, data: SequenceData, batch_size: int = 512) -> float:
+    """Test-split accuracy of a :class:`SequenceClassifier`, in eval mode (restored afterwards).
+
+    The count is :func:`models.deploy.accuracy` (the one accuracy function of xbarsim), with
+    each batch's valid lengths passed to the model.
+    """
+    from models.deploy import accuracy
+
+    x = torch.as_tensor(data.x_test, dtype=torch.float32)
+    y = torch.as_tensor(data.y_test, dtype=torch.long)
     was_training = model.training
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for idx in _batches(x.shape[0], batch_size, None):
-            logits = model(x[idx], None if lt is None else lt[idx])
-            correct += int((logits.argmax(dim=1) == y[idx]).sum())
-    model.train(was_training)
-    return correct / max(1, x.shape[0])
+    try:
+        return accuracy(model, x, y, batch_size, lengths=_lengths_tensor(data.lengths_test))
+    finally:
+        model.train(was_training)
+
+
+def calibrate_ranges(model: nn.Module, data: SequenceData, *, statistic: str | float = "max",
+                     batch_size: int = 512, limit: int | None = 8192) -> dict[str, float]:
+    """Set the DAC input range of every analog matrix of ``model`` from the training data
+    (:func:`models.calibrate_input_ranges` over ``data.x_train``, or a seeded subset of
+    ``limit`` sequences when it holds more); returns them."""
+    from models.ranges import calibrate_input_ranges
+
+    return calibrate_input_ranges(model, _training_batches(data, batch_size, limit=limit), statistic=statistic)
+
+
+def _training_batches(data: SequenceData, batch_size: int, limit: int | None = None, seed: int = 0):
+    """(x, lengths) batches of the training set in order, or of a seeded subset of ``limit`` sequences."""
+    x = torch.as_tensor(data.x_train, dtype=torch.float32)
+    lt = _lengths_tensor(data.lengths_train)
+    if limit is not None and x.shape[0] > limit:
+        keep = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(x.shape[0], limit, replace=False)))
+        x = x[keep]
+        lt = None if lt is None else lt[keep]
+    return [(x[idx], None if lt is None else lt[idx]) for idx in _batches(x.shape[0], batch_size, None)]
 
 
 def draw_seed(seed: int, draw: int, stream: int = 0) -> int:
@@ -247,7 +267,7 @@ def evaluate_draws(model: nn.Module, data: SequenceData, draws: int, seed: int =
             out[d] = out[0]
             continue
         reseed_noise(model, draw_seed(seed, d, stream))
-        out[d] = accuracy(model, data.x_test, data.y_test, data.lengths_test, batch_size)
+        out[d] = heldout_accuracy(model, data, batch_size)
     return out
 
 
@@ -309,7 +329,7 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
         reseed_noise(model, draw_seed(seed, epoch, stream=9))
-        test_acc = accuracy(model, data.x_test, data.y_test, data.lengths_test)
+        test_acc = heldout_accuracy(model, data)
         history["epoch"].append(epoch)
         history["train_loss"].append(total_loss / seen)
         history["train_accuracy"].append(correct / seen)
@@ -331,7 +351,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, 
     Holds the state_dict (torch's parameter names, so it also loads into the digital model),
     the ModelSpec, the crossbar config it was trained with (as a dict) and ``meta``.
     """
-    from .results import atomic_write_bytes
+    from xbarsim.files import atomic_write_bytes
 
     atomic_write_bytes(path, checkpoint_bytes(model, spec, config, noise_draw=noise_draw, meta=meta))
 
@@ -342,15 +362,19 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
     import io
     import json
 
-    from .results import _json_default
+    from models.ranges import input_ranges
 
+    from .results import json_default
+
+    ranges = input_ranges(model)  # {} for a torch model
     payload = {
         "format": "xbarsim.models.experiment/1",
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "spec": spec.to_dict(),
         "config": None if config is None else json.dumps(config.to_dict()),
         "noise_draw": noise_draw,
-        "meta": json.dumps(meta or {}, default=_json_default),
+        "meta": json.dumps(meta or {}, default=json_default),
+        "input_ranges": json.dumps(ranges),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -365,7 +389,9 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
         digital: return torch's digital model (ignores the configs).
 
     Returns:
-        (model in eval mode, info dict with "spec", "config" (ArrayConfig or None), "noise_draw", "meta").
+        (model in eval mode, info dict with "spec", "config" (ArrayConfig or None), "noise_draw", "meta",
+        "input_ranges" (the stored DAC input ranges per matrix, {} when none; given to the
+        analog model's layers)).
 
     Raises:
         ValueError: the file is not such a checkpoint (names the file).
@@ -387,18 +413,26 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
     use = None if digital else (config if config is not None else trained_config)
     model = SequenceClassifier(spec)
     model.load_state_dict(payload["state_dict"])
+    ranges = json.loads(payload.get("input_ranges") or "{}")
     if use is not None:
+        from models.ranges import set_input_ranges
+
         model = to_analog(model, use, noise_draw=payload["noise_draw"])
+        try:
+            set_input_ranges(model, ranges)
+        except ValueError as exc:
+            raise ValueError(f"{path}: input_ranges: {exc}") from exc
     model.eval()
     info = {"spec": spec, "config": trained_config, "noise_draw": payload["noise_draw"],
-            "meta": json.loads(payload["meta"])}
+            "meta": json.loads(payload["meta"]), "input_ranges": ranges}
     return model, info
 
 
 # --------------------------------------------------------------------------- deployment
 def deploy_model(checkpoint: str | os.PathLike, data: SequenceData, config, *, times_s: list[float],
                  compensation: list[bool] = (False, True), instances: int = 5, draws: int = 3, seed: int = 0,
-                 progress: bool = False) -> tuple[np.ndarray, float]:
+                 progress: bool = False, ranges: str = "stored", statistic: str | float = "max",
+                 details: bool = False):
     """Program a checkpoint onto ``config`` and read it at several times after programming.
 
     For each drift-compensation setting and programmed instance ``i`` (long-term noise seeded
@@ -406,32 +440,80 @@ def deploy_model(checkpoint: str | os.PathLike, data: SequenceData, config, *, t
     for each time ``models.set_time`` and ``draws`` test passes with the short-term noise
     restarted from ``(seed, i, d)`` (``models.reseed``).
 
+    Args:
+        ranges: DAC input ranges of the analog matrices: "stored" (the checkpoint's; a
+            checkpoint without any is calibrated on ``data``'s training set, and
+            ``details["ranges_source"]`` says so), "calibrate" (calibrate on the training
+            set anyway) or "preset" (none: the config's ``dac_input_range`` everywhere).
+        statistic: statistic of |x| when calibrating ("max" or a percentile); also of the
+            partial sums when ``config.adc.range_mode`` is "calibrated": then every
+            programmed instance gets per-tile ADC ranges from the partial sums of 512
+            training sequences (seeded subset), set right after programming.
+        details: also return a dict with "input_ranges" (used, per matrix), "ranges_source"
+            ("checkpoint", "calibrated on the training data", "preset"), "matrices" (names)
+            and "clips": (len(compensation), len(times_s), len(matrices), 2) fractions of DAC
+            and ADC conversions that saturated, over all instances and draws.
+
     Returns:
         (accuracies of shape (len(compensation), len(times_s), instances, draws),
-        accuracy of the digital model without any noise).
+        accuracy of the digital model without any noise), plus the details dict when asked.
     """
     from models import program, set_time
 
-    digital_model, _ = load_checkpoint(checkpoint, digital=True)
-    digital = accuracy(digital_model, data.x_test, data.y_test, data.lengths_test)
+    from models.deploy import add_counts
+    from models.ranges import (calibrate_adc_ranges, clip_counts, fractions, record_inputs, reset_clip_counts,
+                               set_input_ranges)
+
+    if ranges not in ("stored", "calibrate", "preset"):
+        raise ValueError(f"ranges must be 'stored', 'calibrate' or 'preset', got {ranges!r}")
+    digital_model, info = load_checkpoint(checkpoint, digital=True)
+    digital = heldout_accuracy(digital_model, data)
+    used = dict(info["input_ranges"])
+    source = "checkpoint"
+    if ranges == "preset":
+        used, source = {}, "preset"
+    elif ranges == "calibrate" or not used:
+        model, _ = load_checkpoint(checkpoint, config=config)
+        used = calibrate_ranges(model, data, statistic=statistic)
+        source = "calibrated on the training data"
+    adc_inputs = None
+    if config.adc.active and config.adc.range_mode == "calibrated":
+        model, _ = load_checkpoint(checkpoint, digital=False, config=config)
+        adc_inputs = record_inputs(model, _training_batches(data, 512, limit=512, seed=seed), seed=seed)
     acc = np.empty((len(compensation), len(times_s), instances, draws))
+    totals: list[list[dict]] = [[{} for _ in times_s] for _ in compensation]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(compensation) * instances, desc="deploy", unit="instance", leave=False)
+        bar = tqdm(total=len(compensation) * instances, leave=False, unit="program",
+                   desc=f"deploy ({len(compensation)} compensation x {instances} instances)")
     for c, comp in enumerate(compensation):
         model, _ = load_checkpoint(checkpoint, config=config.replace(drift_compensation=bool(comp)))
+        set_input_ranges(model, used or None)
         for i in range(instances):
             program(model, seed=int(np.random.SeedSequence([int(seed), 3, i]).generate_state(1, np.uint32)[0]))
+            if adc_inputs is not None:  # ADC ranges per tile, set right after programming
+                calibrate_adc_ranges(model, adc_inputs, statistic=statistic, t_s=0.0)
             for k, t in enumerate(times_s):
                 set_time(model, float(t))
+                reset_clip_counts(model)
                 for d in range(draws):
                     reseed_noise(model, int(np.random.SeedSequence([int(seed), 4, i, d]).generate_state(1,
                                                                                                      np.uint32)[0]))
-                    acc[c, k, i, d] = accuracy(model, data.x_test, data.y_test, data.lengths_test)
+                    acc[c, k, i, d] = heldout_accuracy(model, data)
+                add_counts(totals[c][k], clip_counts(model))
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    return acc, digital
+    if not details:
+        return acc, digital
+    names = sorted({m for row in totals for tot in row for m in tot})
+    clips = np.zeros((len(compensation), len(times_s), len(names), 2))
+    for c, row in enumerate(totals):
+        for k, tot in enumerate(row):
+            for j, m in enumerate(names):
+                if m in tot:
+                    clips[c, k, j] = fractions(tot[m])
+    return acc, digital, {"input_ranges": used, "ranges_source": source, "matrices": names, "clips": clips}

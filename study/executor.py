@@ -31,8 +31,6 @@ from typing import Any
 __all__ = ["BaseExecutor", "SerialExecutor", "PoolExecutor", "DaskExecutor", "make_executor", "limit_threads",
            "JobError"]
 
-_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 _LIMITED = False
 
 
@@ -41,25 +39,21 @@ class JobError(RuntimeError):
 
 
 def limit_threads(n: int = 1) -> None:
-    """Pin every thread pool of this process to ``n`` threads (idempotent; called in each worker).
+    """Pin every thread pool of this process, torch's included, to ``n`` threads (idempotent).
 
-    Sets the OpenMP/BLAS environment variables (for libraries not yet loaded), limits loaded
-    BLAS/OpenMP pools with threadpoolctl, and sets torch's intra- and inter-op threads.
+    Called by the train/sweep/deploy commands and in each worker before its first job:
+    imports torch, then :func:`xbarsim.threads.limit_threads` (OpenMP/BLAS environment
+    variables for libraries not yet loaded, threadpoolctl for the loaded pools, torch's
+    intra-op threads), and torch's inter-op threads.
     """
     global _LIMITED
     if _LIMITED:
         return
-    for var in _THREAD_ENV:
-        os.environ[var] = str(n)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=n)
-    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
-        pass
     import torch
 
-    torch.set_num_threads(n)
+    from xbarsim.threads import limit_threads as _limit_all
+
+    _limit_all(n)
     try:
         torch.set_num_interop_threads(n)
     except RuntimeError:  # already set once in this process (e.g. the test session)

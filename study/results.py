@@ -4,14 +4,14 @@ Sweep output folder (see docs/MAIN_JOB.md):
 
     sweep.json                  the sweep's settings, versions, executor (rewritten each run)
     jobs/<job_id>.json          one finished job: accuracies (sigma_val x draws), history, meta
-    checkpoints/<job_id>.pt     its trained model (models.experiment.save_checkpoint)
+    checkpoints/<job_id>.pt     its trained model (study.experiment.save_checkpoint)
     results.h5                  every raw accuracy, dims (arch, sigma_train, seed, sigma_val, draw)
     summary.csv                 one row per (arch, sigma_train, sigma_val)
     heatmap.png                 accuracy over sigma_train x sigma_val, one panel per architecture
     curves_<arch>.png           accuracy vs sigma_val, one line per sigma_train
 
-Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``: a reader (or a resumed sweep) sees either the old file or the new one.
+Every file is written atomically through :mod:`xbarsim.files` (a temp name in the same folder,
+then ``os.replace``): a reader (or a resumed sweep) sees either the old file or the new one.
 """
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xbarsim.files import atomic_path, atomic_write_bytes, atomic_write_text
+
 __all__ = [
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "atomic_write_json",
+    "write_json",
+    "json_default",
+    "save_png",
+    "level_text",
     "SUMMARY_COLUMNS",
     "mean_ci",
     "summarise",
@@ -50,32 +52,9 @@ SUMMARY_COLUMNS = ("arch", "sigma_train", "sigma_val", "accuracy_mean", "accurac
                    "n_seeds", "n_draws")
 
 
-# --------------------------------------------------------------------------- atomic files
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomic UTF-8 text write."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json_default(obj: Any):
+# --------------------------------------------------------------------------- files
+def json_default(obj: Any):
+    """``json.dumps(default=...)`` for result files: numpy arrays and scalars, paths."""
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -85,15 +64,35 @@ def _json_default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomic JSON write (numpy arrays and scalars allowed; inf/nan written as JSON Infinity/NaN)."""
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write a result JSON atomically (indent 1; numpy values allowed; inf/nan as JSON Infinity/NaN).
+
+    The sweep's settings hold ``inf`` for ``--convention snr_db``, so non-finite numbers are
+    written as Python's json writes them (unlike :func:`xbarsim.files.atomic_write_json`).
+    """
+    atomic_write_text(path, json.dumps(obj, indent=1, default=json_default) + "\n")
 
 
-def _atomic_savefig(fig, path: Path) -> None:
+#: the name this writer had before it moved to study/ (kept for old scripts)
+atomic_write_json = write_json
+
+
+def save_png(fig, path: str | os.PathLike) -> None:
+    """Save a matplotlib figure as PNG (120 dpi, tight box) atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def level_text(v: float, *, exact: bool = False) -> str:
+    """A noise level as text: ``"inf"``/``"-inf"``, else ``f"{v:g}"`` (plots, tables) or ``repr`` (``exact``).
+
+    ``exact=True`` round-trips the float (job ids, file names: ``0.1`` and ``0.1000001`` differ).
+    """
+    v = float(v)
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(v) if exact else f"{v:g}"
 
 
 # --------------------------------------------------------------------------- statistics
@@ -179,11 +178,7 @@ def write_sweep_h5(path: str | os.PathLike, *, arch: list[str], sigma_train: lis
     """
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("arch", data=np.array(arch, dtype=h5py.string_dtype()))
             f.create_dataset("sigma_train", data=np.asarray(sigma_train, dtype=float))
@@ -200,19 +195,10 @@ def write_sweep_h5(path: str | os.PathLike, *, arch: list[str], sigma_train: lis
                 d.attrs["dims"] = json.dumps(["arch", "sigma_train", "seed", "epoch"])
             for key, value in attrs.items():
                 f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value,
-                                                                                               default=_json_default)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                                                                                               default=json_default)
 
 
 # --------------------------------------------------------------------------- plots
-def _fmt(v: float) -> str:
-    return "inf" if math.isinf(v) else f"{v:g}"
-
-
 def plot_heatmaps(path: str | os.PathLike, rows: list[dict], arch: list[str], sigma_train: list[float],
                   sigma_val: list[float], convention: str, title: str = "") -> None:
     """One heatmap panel per architecture: mean accuracy over sigma_train (rows) x sigma_val (columns)."""
@@ -239,15 +225,15 @@ def plot_heatmaps(path: str | os.PathLike, rows: list[dict], arch: list[str], si
                 if np.isfinite(grid[a, i, j]):
                     ax.text(j, i, f"{grid[a, i, j]:.3f}", ha="center", va="center", fontsize=7,
                             color="white" if grid[a, i, j] < (vmin + vmax) / 2 else "black")
-        ax.set_xticks(range(len(sigma_val)), [_fmt(v) for v in sigma_val])
-        ax.set_yticks(range(len(sigma_train)), [_fmt(v) for v in sigma_train])
+        ax.set_xticks(range(len(sigma_val)), [level_text(v) for v in sigma_val])
+        ax.set_yticks(range(len(sigma_train)), [level_text(v) for v in sigma_train])
         ax.set_xlabel(f"sigma_val ({convention})")
         ax.set_ylabel(f"sigma_train ({convention})")
         ax.set_title(name.upper())
     fig.colorbar(im, ax=axes.ravel().tolist(), label="test accuracy")
     if title:
         fig.suptitle(title, fontsize=9)
-    _atomic_savefig(fig, Path(path))
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -268,10 +254,10 @@ def plot_curves(path: str | os.PathLike, rows: list[dict], arch: str, sigma_trai
         m = np.array([sel[v]["accuracy_mean"] if v in sel else np.nan for v in sigma_val])
         lo = np.array([sel[v]["ci_low"] if v in sel else np.nan for v in sigma_val])
         hi = np.array([sel[v]["ci_high"] if v in sel else np.nan for v in sigma_val])
-        (line,) = ax.plot(xs, m, marker="o", label=f"sigma_train={_fmt(st)}")
+        (line,) = ax.plot(xs, m, marker="o", label=f"sigma_train={level_text(st)}")
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     if xs is not None and any(math.isinf(v) for v in sigma_val):
-        ax.set_xticks(xs, [_fmt(v) for v in sigma_val])
+        ax.set_xticks(xs, [level_text(v) for v in sigma_val])
     ax.set_xlabel(f"sigma_val ({convention})")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{arch.upper()}: accuracy vs inference noise (95% CI)")
@@ -280,7 +266,7 @@ def plot_curves(path: str | os.PathLike, rows: list[dict], arch: str, sigma_trai
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no finished jobs yet", ha="center", va="center", transform=ax.transAxes)
-    _atomic_savefig(fig, Path(path))
+    save_png(fig, path)
     plt.close(fig)
 
 
@@ -332,37 +318,42 @@ def plot_history(path: str | os.PathLike, history: dict[str, list[float]], title
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
-    _atomic_savefig(fig, Path(path))
+    save_png(fig, path)
     plt.close(fig)
 
 
 # --------------------------------------------------------------------------- deployment outputs
 def write_deploy(out: str | os.PathLike, *, times_s: list[float], compensation: list[bool], acc: np.ndarray,
-                 attrs: dict[str, Any]) -> list[dict]:
+                 attrs: dict[str, Any], clips: np.ndarray | None = None,
+                 matrices: list[str] | None = None) -> list[dict]:
     """deploy.h5 (raw accuracies) and deploy.csv (one row per time and compensation); returns the rows.
 
-    ``acc`` has shape (compensation, time, instance, draw).
+    ``acc`` has shape (compensation, time, instance, draw). ``clips`` (compensation, time,
+    matrix, 2) holds the fraction of DAC inputs and ADC conversions that saturated per
+    analog matrix (named by ``matrices``): deploy.h5 keeps them per matrix (datasets
+    ``dac_clip_fraction`` and ``adc_clip_fraction``, dims (compensation, time, matrix),
+    and ``matrices``); each CSV row has the worst matrix's (columns ``dac_clip_fraction``,
+    ``adc_clip_fraction``; 0 without analog matrices).
     """
+    if clips is None:
+        clips = np.zeros((len(compensation), len(times_s), 0, 2))
+        matrices = []
     import h5py
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".deploy.h5.", suffix=".tmp", dir=out)
-    os.close(fd)
-    try:
+    with atomic_path(out / "deploy.h5") as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("time_s", data=np.asarray(times_s, float))
             f.create_dataset("drift_compensation", data=np.asarray(compensation, bool))
             ds = f.create_dataset("accuracy", data=acc)
             ds.attrs["dims"] = json.dumps(["drift_compensation", "time_s", "instance", "draw"])
+            f.create_dataset("matrices", data=np.asarray(list(matrices or []), dtype=h5py.string_dtype()))
+            for q, key in enumerate(("dac_clip_fraction", "adc_clip_fraction")):
+                ds = f.create_dataset(key, data=np.asarray(clips[..., q], dtype=float))
+                ds.attrs["dims"] = json.dumps(["drift_compensation", "time_s", "matrix"])
             for key, value in attrs.items():
                 f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value,
-                                                                                               default=_json_default)
-        os.replace(tmp, out / "deploy.h5")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                                                                                               default=json_default)
     rows = []
     for c, comp in enumerate(compensation):
         for t, ts in enumerate(times_s):
@@ -371,7 +362,9 @@ def write_deploy(out: str | os.PathLike, *, times_s: list[float], compensation: 
             m, _, lo, hi = mean_ci(per_instance if per_instance.size >= 2 else cell.ravel())
             rows.append({"time_s": float(ts), "drift_compensation": bool(comp), "accuracy_mean": float(cell.mean()),
                          "accuracy_std": float(cell.std(ddof=1)) if cell.size > 1 else 0.0, "ci_low": lo,
-                         "ci_high": hi, "n_instances": int(cell.shape[0]), "n_draws": int(cell.shape[1])})
+                         "ci_high": hi, "n_instances": int(cell.shape[0]), "n_draws": int(cell.shape[1]),
+                         "dac_clip_fraction": float(clips[c, t, :, 0].max()) if clips.shape[2] else 0.0,
+                         "adc_clip_fraction": float(clips[c, t, :, 1].max()) if clips.shape[2] else 0.0})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = list(rows[0])
@@ -409,5 +402,5 @@ def plot_deploy(path: str | os.PathLike, rows: list[dict], title: str = "",
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    _atomic_savefig(fig, Path(path))
+    save_png(fig, path)
     plt.close(fig)

@@ -3,7 +3,7 @@
 ``save(model, "net.pt")`` writes ``net.pt`` (``torch.save(model.state_dict())``, loadable
 with ``torch.load(..., weights_only=True)``) and ``net.json`` beside it: for every analog
 layer its class, constructor options, crossbar config (``ArrayConfig.to_dict()``),
-``noise_draw``, seed and time since programming. ``save_programmed`` / ``load_programmed``
+``noise_draw``, seed, time since programming and DAC input ranges (``input_ranges``). ``save_programmed`` / ``load_programmed``
 store a programmed deployment (one HDF5 file per weight matrix, via crossbar).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import crossbar
+from xbarsim.files import atomic_path, atomic_write_text
 
 from .convert import analog_layers
 from .linear import AnalogLinear
@@ -54,11 +55,11 @@ def _layer_record(layer: nn.Module) -> dict[str, Any]:
     w = next(layer.parameters())
     return {"class": type(layer).__name__, "options": _options(layer), "dtype": str(w.dtype).replace("torch.", ""),
             "config": layer.config.to_dict(), "noise_draw": layer.noise_draw, "seed": layer.seed,
-            "t_s": layer.t_s}
+            "t_s": layer.t_s, "input_ranges": dict(layer.input_ranges)}
 
 
 def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
-    """Write the state_dict to ``path`` and the analog settings to ``config_path(path)``.
+    """Write the state_dict to ``path`` and the analog settings to ``config_path(path)``, each atomically.
 
     Returns:
         (weights path, JSON path).
@@ -68,12 +69,11 @@ def save(model: nn.Module, path: str | os.PathLike) -> tuple[Path, Path]:
     layers = {name: _layer_record(layer) for name, layer in analog_layers(model)}
     if not layers:
         raise ValueError("model has no analog layers; nothing analog to save (use torch.save)")
-    torch.save(model.state_dict(), path)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     meta = {"format": FORMAT, "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "layers": layers}
-    tmp = jpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, jpath)
+    atomic_write_text(jpath, json.dumps(meta, indent=2))
     return path, jpath
 
 
@@ -135,6 +135,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> nn.Module:
         layer.seed = rec.get("seed")
         layer._gens = None
         layer.set_time(rec.get("t_s"))
+        layer.set_input_ranges(rec.get("input_ranges") or {})
     return model
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import load_dataset
-from models.experiment import (ModelSpec, SequenceClassifier, accuracy, build_model, deploy_model, evaluate_draws,
+from study.data import load_dataset
+from study.experiment import (ModelSpec, SequenceClassifier, build_model, deploy_model, evaluate_draws, heldout_accuracy,
                                is_noiseless, load_checkpoint, noise_config, save_checkpoint, train_model)
 
 
@@ -96,7 +96,7 @@ def test_evaluate_draws_noise_is_seeded(digits):
     c = evaluate_draws(model, digits, 4, seed=8)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert len(set(a.tolist())) > 1  # draws differ from one another
-    from models.experiment import set_noise
+    from study.experiment import set_noise
 
     set_noise(model, noise_config(0.0))
     clean = evaluate_draws(model, digits, 3, seed=7)
@@ -115,10 +115,10 @@ def test_checkpoint_round_trip(tmp_path, digits):
     assert info["spec"] == spec and info["config"] == cfg and info["meta"] == {"note": "x"}
     digital, _ = load_checkpoint(tmp_path / "m.pt", digital=True)
     assert isinstance(digital.rnn, torch.nn.GRU)
-    from models.experiment import set_noise
+    from study.experiment import set_noise
 
     set_noise(model, noise_config(0.0))
-    assert accuracy(digital, digits.x_test, digits.y_test) == accuracy(model, digits.x_test, digits.y_test)
+    assert heldout_accuracy(digital, digits) == heldout_accuracy(model, digits)
     torch.load(tmp_path / "m.pt", weights_only=True)  # a plain weights-only checkpoint
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"bad\.pt: cannot read checkpoint"):
@@ -158,4 +158,4 @@ def test_variable_length_user_data(tmp_path, rng):
     data = load_dataset(str(tmp_path / "var.npz"))
     model = build_model(ModelSpec("gru", f, 8, 2), noise_config(0.05), seed=0)
     train_model(model, data, epochs=15, lr=3e-2, seed=0)
-    assert accuracy(model, data.x_test, data.y_test, data.lengths_test) > 0.9
+    assert heldout_accuracy(model, data) > 0.9

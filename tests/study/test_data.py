@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from models.data import DataError, load_dataset, load_mnist, load_sequence_file, pad_ragged, _panel_to_list
+from study.data import DataError, load_dataset, load_mnist, load_sequence_file, pad_ragged, _panel_to_list
 
 MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))  # so spawned workers can import _jobs
 import _jobs  # noqa: E402
 
-from models.executor import JobError, PoolExecutor, SerialExecutor, make_executor  # noqa: E402
+from study.executor import JobError, PoolExecutor, SerialExecutor, make_executor  # noqa: E402
 
 
 def test_make_executor_kinds():

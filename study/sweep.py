@@ -3,7 +3,7 @@
 One *job* = one (arch, sigma_train, seed): train a model with output noise sigma_train,
 then measure its test accuracy at every sigma_val over ``draws`` independent noise draws
 (the same draw seeds at every sigma_val: common random numbers). Jobs are independent and
-run through an executor (:mod:`models.executor`). As each job finishes, this process writes
+run through an executor (:mod:`study.executor`). As each job finishes, this process writes
 its checkpoint and then its ``jobs/<job_id>.json`` atomically; a job counts as done when
 that JSON exists and records the same job settings, so a killed or partial sweep resumes
 where it stopped, and a changed setting reruns only the jobs it affects.
@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .results import atomic_write_bytes, atomic_write_json
+from xbarsim.files import atomic_write_bytes
+
+from .results import level_text, write_json
 
 __all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome"]
 
@@ -35,7 +37,7 @@ class SweepSpec:
     """Settings of a sweep (all JSON-able; recorded in sweep.json and every job)."""
 
     data: str = "digits"
-    """data set name or path (see models.data.load_dataset)."""
+    """data set name or path (see study.data.load_dataset)."""
     data_path: str | None = None
     """where the MNIST files are."""
     n_train: int | None = None
@@ -110,13 +112,9 @@ class SweepSpec:
         return cls(**data)
 
 
-def _fmt(v: float) -> str:
-    return "inf" if math.isinf(v) else ("-inf" if v == -math.inf else repr(float(v)))
-
-
 def job_id(arch: str, sigma_train: float, seed: int) -> str:
     """File-name-safe identifier of one job, e.g. ``lstm_st0.1_seed0``."""
-    return f"{arch}_st{_fmt(sigma_train)}_seed{int(seed)}"
+    return f"{arch}_st{level_text(sigma_train, exact=True)}_seed{int(seed)}"
 
 
 def make_jobs(spec: SweepSpec) -> dict[str, dict[str, Any]]:
@@ -146,8 +144,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         JSON-able result (accuracies (sigma_val, draws), noiseless accuracy, history,
         metadata) plus ``checkpoint``: the bytes of the trained model's checkpoint.
     """
-    from .experiment import (ModelSpec, build_model, checkpoint_bytes, evaluate_draws, noise_config, set_noise,
-                             train_model, versions)
+    from .experiment import (ModelSpec, build_model, calibrate_ranges, checkpoint_bytes, evaluate_draws,
+                             noise_config, set_noise, train_model, versions)
 
     t0 = time.perf_counter()
     data = _data(job["data"], job["data_path"], job["data_seed"], job["n_train"], job["n_test"])
@@ -169,8 +167,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     set_noise(model, clean_cfg)
     clean = evaluate_draws(model, data, 1, seed=job["seed"], stream=2)[0]
     set_noise(model, train_cfg)
+    from .data import BUILTIN
+
+    ranges = calibrate_ranges(model, data)  # DAC input ranges: max |x| per matrix on the training data
+    data_args = {k: job[k] for k in ("data", "data_path", "data_seed", "n_train", "n_test")}
+    for k in ("data", "data_path"):  # stored resolved: a deploy from another folder still finds the data
+        builtin = k == "data" and str(data_args[k]).strip().lower().replace("-", "_") in BUILTIN
+        if data_args[k] is not None and not builtin and Path(str(data_args[k])).expanduser().exists():
+            data_args[k] = str(Path(str(data_args[k])).expanduser().resolve())
     ckpt = checkpoint_bytes(model, spec, train_cfg, noise_draw=job["noise_draw"],
-                            meta={"job": job, "data": data.describe()})
+                            meta={"job": job, "data": data.describe(), "data_args": data_args})
     return {
         "job": job,
         "accuracy": acc.tolist(),
@@ -182,6 +188,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "device_preset": train_cfg.name,
         "noise_convention": job["convention"],
         "seed": job["seed"],
+        "input_ranges": ranges,
         "seconds": {"train": t_train, "total": time.perf_counter() - t0},
         "worker_pid": os.getpid(),
         "checkpoint": ckpt,
@@ -207,7 +214,7 @@ def write_job(out: Path, key: str, result: dict) -> None:
     if ckpt is not None:
         atomic_write_bytes(out / "checkpoints" / f"{key}.pt", ckpt)
         result["checkpoint"] = f"checkpoints/{key}.pt"
-    atomic_write_json(out / "jobs" / f"{key}.json", result)
+    write_json(out / "jobs" / f"{key}.json", result)
 
 
 def finished_jobs(out: Path, jobs: dict[str, dict]) -> dict[str, dict]:
@@ -296,7 +303,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
 
     Args:
         out: output folder (created).
-        workers, scheduler: see :func:`models.executor.make_executor` (ignored if ``executor`` is given).
+        workers, scheduler: see :func:`study.executor.make_executor` (ignored if ``executor`` is given).
         executor: an executor to use (left open).
         resume: skip jobs already finished in ``out`` with the same settings (False: rerun all).
         max_jobs: run at most this many new jobs now (the rest on a later run); None: all.
@@ -306,8 +313,8 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
         SweepOutcome; ``complete`` says whether every job is finished.
 
     Raises:
-        models.data.DataError: the data set cannot be loaded (checked here before any job starts).
-        models.executor.JobError: a job failed.
+        study.data.DataError: the data set cannot be loaded (checked here before any job starts).
+        study.executor.JobError: a job failed.
     """
     from .executor import make_executor
 
@@ -327,7 +334,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
     own = executor is None
     ex = make_executor(workers, scheduler) if (own and todo) else executor
     info = ex.describe() if ex is not None else {"kind": "none (all jobs already finished)"}
-    atomic_write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
+    write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
                                            "jobs": list(jobs)})
     results = dict(done)
     bar = None

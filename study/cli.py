@@ -11,10 +11,11 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["train_main", "sweep_main", "deploy_main", "main"]
+from xbarsim.cliargs import float_list, nonneg_float, nonneg_int, positive_float, positive_int
+
+__all__ = ["train_main", "sweep_main", "deploy_main", "main", "train_parser", "sweep_parser", "deploy_parser", "arch_list"]
 
 _DEFAULT_TIMES = "1,3600,86400,2592000,31536000"
 _TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "30 days", 31536000.0: "1 year"}
@@ -25,18 +26,7 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 # --------------------------------------------------------------------------- argument types
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    if any(math.isnan(v) for v in values):
-        raise argparse.ArgumentTypeError(f"NaN is not a noise level: {text!r}")
-    return values
-
-
+# Numbers: xbarsim.cliargs (positive_int, nonneg_int, positive_float, float_list); the two below are study's own.
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -47,7 +37,8 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _arch_list(text: str) -> list[str]:
+def arch_list(text: str) -> list[str]:
+    """An argparse type: a comma list of rnn, lstm, gru (lower-cased; order and duplicates kept)."""
     from_text = [a.strip().lower() for a in text.split(",") if a.strip()]
     bad = [a for a in from_text if a not in ("rnn", "lstm", "gru")]
     if not from_text or bad:
@@ -55,33 +46,14 @@ def _arch_list(text: str) -> list[str]:
     return from_text
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``, with an expected-vs-got message."""
+def _statistic(text: str) -> str | float:
+    """An argparse type: a range statistic, "max" or a percentile in (0, 100]."""
+    from models.ranges import check_statistic
 
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
-        return v
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_nonneg_int = _int_at_least(0)
-
-
-def _positive_float(text: str) -> float:
     try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not v > 0 or math.isinf(v):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return v
+        return check_statistic(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -90,11 +62,38 @@ def _override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. adc_bits=6), got {text!r}")
     key, value = text.split("=", 1)
+    if value.strip().lower() in ("none", "null"):
+        return key.strip(), None
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
         parsed = value
     return key.strip(), parsed
+
+
+def _resolved_data_args(data: str | None, data_path: str | None, data_seed: int, n_train, n_test) -> dict:
+    """The data arguments as a checkpoint stores them: paths resolved, so that a deploy from
+    another folder finds the data (a built-in name stays a name)."""
+    from .data import BUILTIN
+
+    def resolve(p: str | None) -> str | None:
+        return None if p is None else str(Path(p).expanduser().resolve())
+
+    name = data
+    if data is not None and data.strip().lower().replace("-", "_") not in BUILTIN and Path(data).expanduser().exists():
+        name = resolve(data)
+    return {"data": name, "data_path": resolve(data_path), "data_seed": data_seed, "n_train": n_train,
+            "n_test": n_test}
+
+
+def _checkpoint_data_args(meta: dict) -> dict:
+    """The data a checkpoint was trained on: ``data_args`` (train) or the sweep job's settings."""
+    if meta.get("data_args"):
+        return dict(meta["data_args"])
+    job = meta.get("job") or {}
+    if "data" in job:
+        return {k: job.get(k) for k in ("data", "data_path", "data_seed", "n_train", "n_test")}
+    return {}
 
 
 # --------------------------------------------------------------------------- shared options
@@ -104,18 +103,18 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = "digits") -
                    help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (needs aeon), "
                         "or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
     g.add_argument("--data-path", default=None, help="where the MNIST files are: an mnist.npz or a folder of IDX files")
-    g.add_argument("--n-train", type=_positive_int, default=None, help="use a seeded subset of this many training examples")
-    g.add_argument("--n-test", type=_positive_int, default=None, help="use a seeded subset of this many test examples")
-    g.add_argument("--data-seed", type=_nonneg_int, default=0, help="seed of the train/test split and subsets")
+    g.add_argument("--n-train", type=positive_int, default=None, help="use a seeded subset of this many training examples")
+    g.add_argument("--n-test", type=positive_int, default=None, help="use a seeded subset of this many test examples")
+    g.add_argument("--data-seed", type=nonneg_int, default=0, help="seed of the train/test split and subsets")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
-    g.add_argument("--hidden", type=_positive_int, default=32, help="hidden units per recurrent layer")
-    g.add_argument("--layers", type=_positive_int, default=1, help="stacked recurrent layers")
-    g.add_argument("--epochs", type=_nonneg_int, default=15, help="training epochs")
-    g.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
-    g.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    g.add_argument("--hidden", type=positive_int, default=32, help="hidden units per recurrent layer")
+    g.add_argument("--layers", type=positive_int, default=1, help="stacked recurrent layers")
+    g.add_argument("--epochs", type=nonneg_int, default=15, help="training epochs")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="training batch size")
+    g.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser (sgd: momentum 0.9)")
 
 
@@ -134,10 +133,6 @@ def _add_noise_args(p: argparse.ArgumentParser, preset_default: str = "paper") -
 def _add_run_args(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-class _ArgError(Exception):
-    pass
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace | int:
@@ -173,7 +168,7 @@ def _pivot(rows: list[dict], arch: str, sigma_train: list[float], sigma_val: lis
 
 
 # --------------------------------------------------------------------------- train
-def _train_parser() -> argparse.ArgumentParser:
+def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim train", formatter_class=_Formatter,
         description="Train one RNN/LSTM/GRU classifier with Deep Noise Injection (output noise at --sigma-train "
@@ -185,15 +180,18 @@ def _train_parser() -> argparse.ArgumentParser:
     _add_noise_args(p)
     p.add_argument("--sigma-train", type=float, default=0.1,
                    help="training output-noise level in --convention units (0: conventional training)")
-    p.add_argument("--draws", type=_positive_int, default=10, help="noise draws of the final test evaluation")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of weight init, batch order and noise")
+    p.add_argument("--draws", type=positive_int, default=10, help="noise draws of the final test evaluation")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of weight init, batch order and noise")
+    p.add_argument("--range-statistic", type=_statistic, default="max",
+                   help="DAC input ranges, calibrated on the training data after training: 'max' of |x| per "
+                        "analog matrix or a percentile (e.g. 99.99); stored in the checkpoint")
     _add_run_args(p, "runs/train")
     return p
 
 
 def train_main(argv: list[str] | None = None) -> int:
     """``xbarsim train``: train one model; write model.pt, config.json, history.csv, curves.png, metrics.json."""
-    parser = _train_parser()
+    parser = train_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -205,9 +203,9 @@ def train_main(argv: list[str] | None = None) -> int:
         return 2
     _limit_threads()
     from .data import DataError, load_dataset
-    from .experiment import (ModelSpec, build_model, evaluate_draws, noise_config, save_checkpoint, set_noise,
-                             train_model, versions)
-    from .results import atomic_write_json, format_table, plot_history, write_history
+    from .experiment import (ModelSpec, build_model, calibrate_ranges, evaluate_draws, noise_config,
+                             save_checkpoint, set_noise, train_model, versions)
+    from .results import write_json, format_table, plot_history, write_history
 
     t0 = time.perf_counter()
     try:
@@ -232,13 +230,14 @@ def train_main(argv: list[str] | None = None) -> int:
     set_noise(model, clean_cfg)
     clean = float(evaluate_draws(model, data, 1, seed=args.seed, stream=2)[0])
     set_noise(model, cfg)
-    data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
-                 "n_train": args.n_train, "n_test": args.n_test}
+    ranges = calibrate_ranges(model, data, statistic=args.range_statistic)
+    data_args = _resolved_data_args(args.data, args.data_path, args.data_seed, args.n_train, args.n_test)
     config = {"command": "train", "args": vars(args), "model": spec.to_dict(), "train_config": cfg.to_dict(),
               "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
-              "data": data.describe(), "data_args": data_args, "versions": versions()}
+              "data": data.describe(), "data_args": data_args, "versions": versions(),
+              "input_ranges": ranges, "range_statistic": args.range_statistic}
     save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
-    atomic_write_json(out / "config.json", config)
+    write_json(out / "config.json", config)
     write_history(out / "history.csv", history)
     if history["epoch"]:
         plot_history(out / "curves.png", history, title=f"{args.arch.upper()} on {data.name}, "
@@ -246,7 +245,7 @@ def train_main(argv: list[str] | None = None) -> int:
     metrics = {"accuracy_at_sigma_train": {"mean": float(acc.mean()), "std": float(acc.std()), "draws": acc.tolist()},
                "accuracy_noiseless": clean, "seconds": time.perf_counter() - t0, "seed": args.seed,
                "noise_convention": args.convention, "device_preset": cfg.name}
-    atomic_write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     every = max(1, len(history["epoch"]) // 10)
     rows = [{k: history[k][i] for k in history} for i in range(0, len(history["epoch"]), every)]
     if rows and rows[-1]["epoch"] != history["epoch"][-1]:
@@ -256,13 +255,15 @@ def train_main(argv: list[str] | None = None) -> int:
           f"sigma_train={args.sigma_train:g} {args.convention}, preset {cfg.name}, seed {args.seed}")
     print(f"test accuracy at sigma_train over {args.draws} draws: {acc.mean():.4f} ± {acc.std():.4f}; "
           f"without output noise: {clean:.4f}")
+    print("DAC input ranges (" + ("max" if args.range_statistic == "max" else f"{args.range_statistic:g}th percentile")
+          + " of |x| on the training data): " + ", ".join(f"{k} {v:.3g}" for k, v in ranges.items()))
     print(f"wrote {out / 'model.pt'}, config.json, history.csv, metrics.json"
           f"{', curves.png' if history['epoch'] else ''} in {out}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 # --------------------------------------------------------------------------- sweep
-def _sweep_parser() -> argparse.ArgumentParser:
+def sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim sweep", formatter_class=_Formatter,
         description="Train each architecture at each sigma_train and seed, evaluate every trained model at each "
@@ -281,32 +282,32 @@ def _sweep_parser() -> argparse.ArgumentParser:
     def join(values) -> str:
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
-    p.add_argument("--arch", type=_arch_list, default=join(d.archs), help="comma list of rnn, lstm, gru")
+    p.add_argument("--arch", type=arch_list, default=join(d.archs), help="comma list of rnn, lstm, gru")
     _add_data_args(p)
     _add_model_args(p)
     p.set_defaults(epochs=d.epochs, hidden=d.hidden)
     _add_noise_args(p)
-    p.add_argument("--sigma-train", type=_float_list, default=join(d.sigma_train),
+    p.add_argument("--sigma-train", type=float_list, default=join(d.sigma_train),
                    help="comma list of training noise levels (--convention units)")
-    p.add_argument("--sigma-val", type=_float_list, default=join(d.sigma_val),
+    p.add_argument("--sigma-val", type=float_list, default=join(d.sigma_val),
                    help="comma list of inference noise levels (--convention units)")
     p.add_argument("--seeds", type=_int_list, default=join(d.seeds), help="comma list of training seeds")
-    p.add_argument("--draws", type=_positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
+    p.add_argument("--draws", type=positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=_nonneg_int, default=None,
+    g.add_argument("--workers", type=nonneg_int, default=None,
                    help="worker processes (one thread each; 0 = in this process); default min(2, CPUs)")
     g.add_argument("--scheduler", default=None,
                    help="run on Dask: 'local' starts a LocalCluster of --workers processes; tcp://host:port uses "
                         "an existing cluster (workers need xbarsim installed)")
     g.add_argument("--fresh", action="store_true", help="rerun every job instead of resuming finished ones")
-    g.add_argument("--max-jobs", type=_nonneg_int, default=None, help="run at most this many new jobs now")
+    g.add_argument("--max-jobs", type=nonneg_int, default=None, help="run at most this many new jobs now")
     _add_run_args(p, "runs/sweep")
     return p
 
 
 def sweep_main(argv: list[str] | None = None) -> int:
     """``xbarsim sweep``: the DNI sweep; see ``xbarsim sweep --help``."""
-    parser = _sweep_parser()
+    parser = sweep_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -349,7 +350,7 @@ def sweep_main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------------- deploy
-def _deploy_parser() -> argparse.ArgumentParser:
+def deploy_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xbarsim deploy", formatter_class=_Formatter,
         description="Program a trained model onto a device (preset or calibrated device-model JSON) and evaluate "
@@ -364,22 +365,31 @@ def _deploy_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="pcm", help="device preset (ideal, paper, pcm, rram, sonos) or a device-model "
                                                    "JSON (e.g. from xbarsim calibrate)")
     p.add_argument("--set", dest="overrides", type=_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, ...)")
-    p.add_argument("--times", type=_float_list, default=_float_list(_DEFAULT_TIMES),
+                   help="crossbar config override, repeatable (adc_bits=6, out_noise_sigma=0.05, tile_rows=256, "
+                        "dac_slice_bits=1, ...); none or null sets None (adc_bits=none: no ADC)")
+    p.add_argument("--input-ranges", choices=("stored", "calibrate", "preset"), default="stored",
+                   help="DAC input range of each analog matrix: stored (the checkpoint's; calibrated on the "
+                        "model's training data when it has none), calibrate (recalibrate on the training data) or "
+                        "preset (the preset's dac_input_range everywhere)")
+    p.add_argument("--range-statistic", type=_statistic, default="max",
+                   help="statistic of |x| when calibrating: max or a percentile (e.g. 99.99)")
+    p.add_argument("--clip-warn", type=nonneg_float, default=0.01, metavar="FRACTION",
+                   help="warn when a matrix's DAC inputs or ADC conversions saturate more often than this")
+    p.add_argument("--times", type=float_list, default=float_list(_DEFAULT_TIMES),
                    help="comma list of times after programming, seconds")
-    p.add_argument("--instances", type=_positive_int, default=5, help="programmed instances (long-term noise draws)")
-    p.add_argument("--draws", type=_positive_int, default=3, help="short-term noise draws per instance and time")
+    p.add_argument("--instances", type=positive_int, default=5, help="programmed instances (long-term noise draws)")
+    p.add_argument("--draws", type=positive_int, default=3, help="short-term noise draws per instance and time")
     p.add_argument("--compensation", choices=("both", "on", "off"), default="both", help="global drift compensation")
     _add_data_args(p, default=None)
     p.set_defaults(data=None)
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of programming and reads")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of programming and reads")
     _add_run_args(p, "runs/deploy")
     return p
 
 
 def deploy_main(argv: list[str] | None = None) -> int:
     """``xbarsim deploy``: accuracy vs time after programming; see ``xbarsim deploy --help``."""
-    parser = _deploy_parser()
+    parser = deploy_parser()
     args = _parse(parser, argv)
     if isinstance(args, int):
         return args
@@ -390,12 +400,12 @@ def deploy_main(argv: list[str] | None = None) -> int:
     _limit_threads()
     from .data import DataError, load_dataset
     from .experiment import deploy_model, load_checkpoint, noise_config, versions
-    from .results import atomic_write_json, format_table, plot_deploy, write_deploy
+    from .results import write_json, format_table, plot_deploy, write_deploy
 
     t0 = time.perf_counter()
     try:
         _, info = load_checkpoint(args.checkpoint, digital=True)
-        data_args = dict(info["meta"].get("data_args") or {})
+        data_args = _checkpoint_data_args(info["meta"])
         if args.data is not None:
             data_args = {"data": args.data, "data_path": args.data_path, "data_seed": args.data_seed,
                          "n_train": args.n_train, "n_test": args.n_test}
@@ -415,43 +425,93 @@ def deploy_main(argv: list[str] | None = None) -> int:
         return _fail("xbarsim deploy", exc)
     comps = {"both": [False, True], "on": [True], "off": [False]}[args.compensation]
     try:
-        acc, digital = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
-                                    instances=args.instances, draws=args.draws, seed=args.seed,
-                                    progress=not args.quiet)
+        acc, digital, details = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
+                                             instances=args.instances, draws=args.draws, seed=args.seed,
+                                             progress=not args.quiet, ranges=args.input_ranges,
+                                             statistic=args.range_statistic, details=True)
     except ValueError as exc:
         return _fail("xbarsim deploy", exc)
     out = Path(args.out)
     attrs = {"command": "deploy", "checkpoint": str(args.checkpoint), "device_preset": base.name,
              "array_config": base.to_dict(), "seed": args.seed, "model": spec.to_dict(), "data": data.describe(),
              "noise_convention": base.output_noise.convention, "accuracy_digital": digital, "versions": versions(),
-             "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {})}
-    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs)
-    atomic_write_json(out / "deploy.json", {**attrs, "rows": rows})
+             "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {}),
+             "input_ranges": details["input_ranges"], "input_ranges_source": details["ranges_source"],
+             "clip_warn": args.clip_warn}
+    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs,
+                        clips=details["clips"], matrices=details["matrices"])
+    write_json(out / "deploy.json", {**attrs, "rows": rows})
     plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} instances x "
                                                 f"{args.draws} draws", reference=digital)
     show = [{"time": _TIME_NAMES.get(r["time_s"], f"{r['time_s']:g} s"),
              "drift_comp": "on" if r["drift_compensation"] else "off", "accuracy_mean": r["accuracy_mean"],
-             "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]} for r in rows]
+             "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+             "dac_clip_fraction": r["dac_clip_fraction"], "adc_clip_fraction": r["adc_clip_fraction"]} for r in rows]
     print(format_table(show))
     print(f"\n{spec.arch.upper()} ({args.checkpoint}) on preset {base.name}; digital accuracy {digital:.4f}; "
           f"{args.instances} instances x {args.draws} draws, seed {args.seed}")
+    for line in _range_notes(details, args, base):
+        print(line)
+    for line in _clip_warnings(details, comps, args.times, args.clip_warn):
+        print(line, file=sys.stderr)
     print(f"wrote deploy.h5, deploy.csv, deploy.json, deploy.png in {out}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
-# --------------------------------------------------------------------------- python -m models
+def _range_notes(details: dict, args: argparse.Namespace, base) -> list[str]:
+    """What the terminal says about the DAC input ranges and the device's short-term noise."""
+    notes = []
+    ranges = ", ".join(f"{k} {v:.3g}" for k, v in details["input_ranges"].items())
+    source = details["ranges_source"]
+    if source == "preset":
+        notes.append(f"DAC input ranges: the preset's +-{base.dac.input_range:g} for every matrix (--input-ranges preset)")
+    elif source == "checkpoint":
+        notes.append(f"DAC input ranges from the checkpoint: {ranges}")
+    else:
+        why = "the checkpoint has none" if args.input_ranges == "stored" else "--input-ranges calibrate"
+        notes.append(f"DAC input ranges calibrated on the model's training data ({why}; "
+                     f"statistic {args.range_statistic}): {ranges}")
+    if base.dac.range_mode != "fixed" or not base.dac.active:
+        notes.append(f"(the DAC {'is off' if not base.dac.active else 'ranges each input vector itself'} in this "
+                     "config: the ranges are not used)")
+    dev = base.device
+    if not base.is_digital and dev.read_sigma is None and not base.output_noise.active:
+        notes.append(f"note: preset {base.name} has no read-noise law: every draw of one programmed instance at "
+                     "one time reads the same")
+    return notes
+
+
+def _clip_warnings(details: dict, comps: list[bool], times: list[float], limit: float) -> list[str]:
+    """One warning per matrix and converter whose saturated fraction exceeds ``limit`` somewhere."""
+    import numpy as np
+
+    clips = details["clips"]  # (comp, time, matrix, 2)
+    lines = []
+    for j, name in enumerate(details["matrices"]):
+        for q, conv in enumerate(("DAC inputs", "ADC conversions")):
+            worst = clips[:, :, j, q]
+            if worst.size and worst.max() > limit:
+                c, k = np.unravel_index(int(np.argmax(worst)), worst.shape)
+                lines.append(f"warning: {worst.max():.1%} of the {conv} of {name} saturated (at t = {times[k]:g} s, "
+                             f"drift compensation {'on' if comps[c] else 'off'}; over {limit:.1%}: "
+                             + ("widen its input range, e.g. --input-ranges calibrate)" if q == 0 else
+                                "widen the ADC range, e.g. --set adc_range_mode=calibrated or adc_output_range)"))
+    return lines
+
+
+# --------------------------------------------------------------------------- python -m study
 def main(argv: list[str] | None = None) -> int:
-    """``python -m models train|sweep|deploy ...``."""
+    """``python -m study train|sweep|deploy ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": train_main, "sweep": sweep_main, "deploy": deploy_main}
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m models {train,sweep,deploy} [options]\n\n"
+        print("usage: python -m study {train,sweep,deploy} [options]\n\n"
               "  train   train one analog RNN with Deep Noise Injection\n"
               "  sweep   sigma_train x sigma_val sweep: results.h5, summary.csv, heatmaps\n"
               "  deploy  program a trained model onto a device and evaluate over time\n\n"
-              "Run 'python -m models <command> --help' for the options of one command.")
+              "Run 'python -m study <command> --help' for the options of one command.")
         return 0
     if argv[0] not in commands:
-        print(f"python -m models: unknown command {argv[0]!r}; expected one of {', '.join(commands)}", file=sys.stderr)
+        print(f"python -m study: unknown command {argv[0]!r}; expected one of {', '.join(commands)}", file=sys.stderr)
         return 2
     return commands[argv[0]](argv[1:])
