@@ -29,13 +29,14 @@ or bootstrap intervals over ramps for the ramp fits.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy import stats
 
-from .io import DgLookupData, LongData, RampData
+from .readers import DgLookupData, LongData, RampData
 
 __all__ = [
     "PolyFit",
@@ -54,6 +55,7 @@ __all__ = [
     "distinguishable_levels",
     "clopper_pearson",
     "simulate_program_verify",
+    "ramp_steps",
 ]
 
 Z95 = 1.959963984540054
@@ -295,6 +297,51 @@ def fit_sigma_cv(name, g_us, q, groups, g_scale, unit, w=None, extra=None, cap=3
                    n=q.size)
 
 
+# --------------------------------------------------------------------------- parameter rows
+
+def param_row(name, value, se=None, ci=None, unit="", method="") -> dict:
+    """One row of params.csv: name, value, stderr, ci_lo, ci_hi (+-1.96 se when no interval
+    is given), unit, method."""
+    if ci is None and se is not None and np.isfinite(se):
+        ci = (value - Z95 * se, value + Z95 * se)
+    return {"name": name, "value": float(value), "stderr": None if se is None else float(se),
+            "ci_lo": None if ci is None else float(ci[0]), "ci_hi": None if ci is None else float(ci[1]),
+            "unit": unit, "method": method}
+
+
+def poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0) -> list[dict]:
+    """Rows of a law's coefficients and of its value at g_min, mid range and g_max."""
+    if pf is None:
+        return []
+    rows = []
+    se = pf.coeff_se()
+    for k, (c, s) in enumerate(zip(pf.coeffs, se)):
+        unit = pf.unit + ("" if k == 0 else f" per (G/g_max)^{k}" if k > 1 else " per (G/g_max)")
+        rows.append(param_row(f"{pf.name}.c{k}", c, s, unit=unit, method=pf.method))
+    for frac in (0.0, 0.5, 1.0):
+        g = g_min + frac * (g_max - g_min)
+        rows.append(param_row(f"{pf.name}(G={g:.4g} uS)", float(pf(g)[0]), float(pf.se(g)[0]), unit=pf.unit,
+                              method="delta method"))
+    return rows
+
+
+def _levels_row(fit) -> dict:
+    lo, hi = fit.levels_ci
+    return param_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
+                     method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap")
+
+
+def _pv_rows(fit) -> list[dict]:
+    """Programming-error laws and the verify settings of a simulated program-and-verify."""
+    rows = poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
+    rows += poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
+    rows.append(param_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
+    rows.append(param_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
+                          method="mean over targets"))
+    rows.append(param_row("verify_max_pulses", fit.pv["max_pulses"], unit="pulses", method="pulse budget per cell"))
+    return rows
+
+
 # --------------------------------------------------------------------------- small helpers
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -355,6 +402,20 @@ class LongFit:
     raw: dict
     notes: list
 
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range, t0, every law, stuck rates, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, unit="uS", method="min of targets and 0.1% quantile of G(t0)"),
+                param_row("g_max_us", self.g_max_us, unit="uS", method="max of targets and 99.9% quantile of G(t0)"),
+                param_row("t0_s", self.t0_s, unit="s", method="earliest measurement time")]
+        for pf in (self.prog_offset, self.prog_sigma, self.read_sigma, self.drift_mu_nu, self.drift_sigma_nu):
+            rows += poly_rows(pf, self.g_max_us, self.g_min_us)
+        for which, p, ci in (("min", self.stuck_min_fraction, self.stuck_min_ci),
+                             ("max", self.stuck_max_fraction, self.stuck_max_ci)):
+            k, n = self.stuck_counts[which]
+            rows.append(param_row(f"stuck_{which}_fraction", p, ci=ci, unit="1",
+                                  method=f"{k}/{n} cells, Clopper-Pearson 95%; {self.stuck_counts['method']}"))
+        return rows + [_levels_row(self)]
+
 
 def _cell_time_stats(data: LongData):
     """Per (cell, time) mean, variance and count of the reads."""
@@ -370,12 +431,247 @@ def _cell_time_stats(data: LongData):
     return uk // times.size, times[uk % times.size], mean, var, cnt, times
 
 
+@dataclass
+class _CellTable:
+    """Per (cell, time) means of the reads, and each cell's reads at the earliest time t0."""
+
+    cell: np.ndarray       # (n_ct,) cell index of each (cell, time)
+    t_s: np.ndarray        # (n_ct,) time
+    mean: np.ndarray       # (n_ct,) mean of the reads
+    var: np.ndarray        # (n_ct,) sample variance of the reads (nan for one read)
+    count: np.ndarray      # (n_ct,) reads
+    times: np.ndarray      # (n_times,) distinct times, increasing
+    target: np.ndarray     # (n_cells,) target of each cell
+    g_first: np.ndarray    # (n_cells,) mean of the reads at t0 (nan: no read then)
+    n_first: np.ndarray    # (n_cells,) reads at t0
+
+    @property
+    def t0(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.target.size)
+
+    @property
+    def has_first(self) -> np.ndarray:
+        return np.isfinite(self.g_first)
+
+
+def _cell_table(data: LongData, notes: list) -> _CellTable:
+    cell_of, t_of, mean_ct, var_ct, cnt_ct, times = _cell_time_stats(data)
+    n_cells = data.n_cells
+    first = t_of == times[0]
+    g_first = np.full(n_cells, np.nan)
+    n_first = np.zeros(n_cells)
+    g_first[cell_of[first]] = mean_ct[first]
+    n_first[cell_of[first]] = cnt_ct[first]
+    tab = _CellTable(cell_of, t_of, mean_ct, var_ct, cnt_ct, times, data.cell_targets(), g_first, n_first)
+    missing = int((~tab.has_first).sum())
+    if missing:
+        notes.append(f"{missing} cell(s) have no read at the earliest time t0={tab.t0:g} s and are "
+                     "left out of the programming-error fit")
+    return tab
+
+
+def _long_range(tab: _CellTable, g_range_us) -> tuple[float, float]:
+    """(g_min, g_max): imposed, or min/max of the targets and the 0.1 % / 99.9 % quantiles of G(t0)."""
+    if g_range_us is not None:
+        g_min, g_max = map(float, g_range_us)
+    else:
+        gf = tab.g_first[tab.has_first]
+        g_min = float(max(0.0, min(tab.target.min(), np.quantile(gf, 0.001))))
+        g_max = float(max(tab.target.max(), np.quantile(gf, 0.999)))
+    if not g_max > g_min:
+        raise ValueError(f"device range must have g_max > g_min, got [{g_min}, {g_max}] uS")
+    return g_min, g_max
+
+
+@dataclass
+class _Stuck:
+    """Stuck cells: per-cell flags, the cells each rate counts over, and the rates."""
+
+    lo_cell: np.ndarray
+    hi_cell: np.ndarray
+    elig_lo: np.ndarray
+    elig_hi: np.ndarray
+    method: str
+
+    @property
+    def any(self) -> np.ndarray:
+        return self.lo_cell | self.hi_cell
+
+    def counts(self, which: str) -> tuple[int, int]:
+        flag, elig = (self.lo_cell, self.elig_lo) if which == "min" else (self.hi_cell, self.elig_hi)
+        return int((flag & elig).sum()), int(elig.sum())
+
+    def rate(self, which: str) -> tuple[float, tuple]:
+        k, n = self.counts(which)
+        return (k / n if n else 0.0), (clopper_pearson(k, n) if n else (0.0, 1.0))
+
+
+def _stuck_from_column(data: LongData, tab: _CellTable, g_min: float, g_max: float) -> _Stuck:
+    n = tab.n_cells
+    stuck_cell = np.zeros(n, bool)
+    stuck_cell[data.cell[data.stuck]] = True
+    gf = tab.g_first
+    near_lo = np.abs(np.nan_to_num(gf, nan=g_min) - g_min) <= np.abs(np.nan_to_num(gf, nan=g_max) - g_max)
+    return _Stuck(stuck_cell & near_lo, stuck_cell & ~near_lo, np.ones(n, bool), np.ones(n, bool), "stuck column")
+
+
+def _level_robust_sigma(tab: _CellTable, e: np.ndarray, floor: float) -> np.ndarray:
+    """Per cell, the robust spread (1.4826 MAD) of e over the cells of its target level
+    (16 quantile bins when the targets are continuous); at least ``floor``."""
+    target = tab.target
+    ut = np.unique(target)
+    if ut.size > 32:
+        edges = np.quantile(target, np.linspace(0, 1, 17))
+        lvl = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, 15)
+    else:
+        lvl = np.searchsorted(ut, target)
+    rs = np.zeros(tab.n_cells)
+    for L in np.unique(lvl):
+        m = (lvl == L) & tab.has_first
+        if m.sum() == 0:
+            continue
+        med = np.median(e[m])
+        mad = 1.4826 * np.median(np.abs(e[m] - med))
+        rs[lvl == L] = max(mad, floor)
+    return rs
+
+
+def _stuck_detected(tab: _CellTable, g_min: float, g_max: float) -> _Stuck:
+    span = g_max - g_min
+    e = tab.g_first - tab.target
+    rs = _level_robust_sigma(tab, e, 1e-6 * span)
+    z = np.abs(e) / rs
+    tol = 0.05 * span
+    outlier = tab.has_first & (z > 4.5)
+    target = tab.target
+    return _Stuck(
+        outlier & (np.abs(tab.g_first - g_min) <= tol), outlier & (np.abs(tab.g_first - g_max) <= tol),
+        (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * rs),
+        (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * rs),
+        "detected: robust z > 4.5 from the target and within 5% of the range of a bound; rates over "
+        "cells whose target is > 6 robust sigma and > 5% of the range from that bound")
+
+
+def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes: list, *, seed, k_folds, degrees):
+    """sigma_read(G) from the sample variances of repeated reads at the earliest time with
+    repeats; None (with a note) when no cell has repeated reads."""
+    rep = (tab.count >= 2) & good[tab.cell]
+    if not rep.any():
+        notes.append("no cell has repeated reads at one time: read noise not fitted (0)")
+        return None
+    t_read = float(np.min(tab.t_s[rep]))
+    m = rep & (tab.t_s == t_read)
+    fit = fit_sigma_cv("read_sigma", tab.mean[m], tab.var[m], tab.cell[m], g_max, "uS", w=tab.count[m] - 1,
+                       seed=seed, k_folds=k_folds, degree=degrees.get("read_sigma"))
+    fit.method += f"; sample variances of {int(tab.count[m].mean().round())} reads per cell at t={t_read:g} s"
+    return fit
+
+
+def _read_var(read_fit: PolyFit | None, g) -> np.ndarray:
+    """sigma_read(G)^2, 0 without a read-noise law."""
+    if read_fit is None:
+        return np.zeros_like(np.asarray(g, float))
+    return read_fit(g) ** 2
+
+
+def _per_cell_exponents(tab: _CellTable, good: np.ndarray, read_fit):
+    """Per cell, the least-squares slope nu of -ln G(t) on ln(t/t0) (means of the reads) and
+    its variance from the read noise; nan where a cell has fewer than two usable times."""
+    n_cells = tab.n_cells
+    nu = np.full(n_cells, np.nan)
+    nu_var = np.full(n_cells, np.nan)
+    mean_ct = tab.mean
+    ok_ct = good[tab.cell] & (mean_ct > 0)
+    x = np.log(tab.t_s / tab.t0)
+    yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
+    # variance of ln(mean of reads) from the read noise
+    vy = _read_var(read_fit, mean_ct) / tab.count / np.maximum(mean_ct, 1e-300) ** 2
+    c = tab.cell[ok_ct]
+    n_t = np.bincount(c, minlength=n_cells)
+    sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)
+    xm = sx / np.maximum(n_t, 1)
+    dx = x[ok_ct] - xm[c]
+    sxx = np.bincount(c, weights=dx * dx, minlength=n_cells)
+    sxy = np.bincount(c, weights=dx * yv[ok_ct], minlength=n_cells)
+    valid = (n_t >= 2) & (sxx > 0)
+    nu[valid] = -sxy[valid] / sxx[valid]
+    vnu = np.bincount(c, weights=dx * dx * vy[ok_ct], minlength=n_cells)
+    nu_var[valid] = vnu[valid] / sxx[valid] ** 2
+    return nu, nu_var
+
+
+def _fit_long_drift(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, notes: list, *, seed, k_folds,
+                    degrees):
+    """(mu_nu law, sigma_nu law, per-cell nu, its variance); laws None (noted) without drift data."""
+    if tab.times.size < 2:
+        notes.append("one measurement time only: drift not fitted (nu = 0)")
+        return None, None, np.full(tab.n_cells, np.nan), np.full(tab.n_cells, np.nan)
+    nu, nu_var = _per_cell_exponents(tab, good, read_fit)
+    cells = np.flatnonzero(np.isfinite(nu))
+    if cells.size < 3:
+        notes.append("too few cells with two or more times: drift not fitted")
+        return None, None, nu, nu_var
+    target = tab.target
+    drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1", seed=seed,
+                           k_folds=k_folds, degree=degrees.get("drift_mu_nu"))
+    resid = nu[cells] - drift_mu(target[cells])
+    mu_cv = drift_mu.cv
+    drift_sig = fit_sigma_cv("drift_sigma_nu", target[cells], resid ** 2, cells, g_max, "1",
+                             extra=nu_var[cells], seed=seed, k_folds=k_folds, degree=degrees.get("drift_sigma_nu"))
+    # refit the mean with weights from the fitted spread
+    drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
+                           var=drift_sig(target[cells]) ** 2 + nu_var[cells], seed=seed,
+                           k_folds=k_folds, degree=degrees.get("drift_mu_nu", drift_mu.degree))
+    drift_mu.cv = mu_cv
+    drift_mu.method += f"; per-cell exponents from ln G vs ln(t/t0) over {tab.times.size} times"
+    return drift_mu, drift_sig, nu, nu_var
+
+
+def _fit_long_programming(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, *, seed, k_folds, degrees):
+    """(offset law, sigma law) of e = G(t0) - G_target, the read-noise variance of the mean
+    of the reads taken out; each law fitted twice (the second with the other's weights)."""
+    pc = np.flatnonzero(good & tab.has_first)
+    target = tab.target[pc]
+    e = tab.g_first[pc] - target
+    extra = _read_var(read_fit, tab.g_first[pc]) / tab.n_first[pc]
+    off0 = fit_mean_cv("prog_offset", target, e, pc, g_max, "uS", seed=seed, k_folds=k_folds,
+                       degree=degrees.get("prog_offset"))
+    sig0 = fit_sigma_cv("prog_sigma", target, (e - off0(target)) ** 2, pc, g_max, "uS", extra=extra,
+                        seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma"))
+    off = fit_mean_cv("prog_offset", target, e, pc, g_max, "uS", var=sig0(target) ** 2 + extra, seed=seed,
+                      k_folds=k_folds, degree=degrees.get("prog_offset", off0.degree))
+    sig = fit_sigma_cv("prog_sigma", target, (e - off(target)) ** 2, pc, g_max, "uS", extra=extra,
+                       seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma", sig0.degree))
+    off.cv, sig.cv = off0.cv, sig0.cv
+    off.method += f"; e = G(t0) - G_target of {pc.size} cells (mean of their reads at t0={tab.t0:g} s)"
+    return off, sig
+
+
+def _long_levels(g_min, g_max, sig: PolyFit, read_fit, level_z):
+    """Distinguishable levels with programming + read noise, and the level counts with the
+    sigmas at their 95 % bounds: (levels, (n at the upper bounds, n at the lower bounds))."""
+    def total_sigma(g, k=0.0):
+        s_p = max(float(sig(g)[0] + k * sig.se(g)[0]), 0.0)
+        s_r = float(np.sqrt(_read_var(read_fit, np.atleast_1d(g))[0]))
+        s_r_se = 0.0 if read_fit is None else float(read_fit.se(g)[0])
+        return np.sqrt(s_p ** 2 + max(s_r + k * s_r_se, 0.0) ** 2)
+
+    levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
+    lv_hi = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, -Z95), level_z)
+    lv_lo = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, Z95), level_z)
+    return levels, (int(lv_lo.size), int(lv_hi.size))
+
+
 def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=None, k_folds: int = 5,
              degrees: dict | None = None) -> LongFit:
     """Fit the device model to a validated long-format table.
 
     Args:
-        data: from :func:`calibration.io.read_long`.
+        data: from :func:`calibration.readers.read_long`.
         seed: for the cross-validation folds.
         level_z: separation budget (in sigmas each side) for distinguishable levels.
         g_range_us: (g_min, g_max) to impose; default from the data (see README).
@@ -386,173 +682,30 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
     Returns:
         LongFit.
     """
-    degrees = dict(degrees or {})
+    cv = dict(seed=seed, k_folds=k_folds, degrees=dict(degrees or {}))
     notes: list[str] = []
-    cell_of, t_of, mean_ct, var_ct, cnt_ct, times = _cell_time_stats(data)
-    target = data.cell_targets()
-    n_cells = data.n_cells
-    t0 = float(times[0])
-    first = t_of == t0
-    g_first = np.full(n_cells, np.nan)
-    n_first = np.zeros(n_cells)
-    g_first[cell_of[first]] = mean_ct[first]
-    n_first[cell_of[first]] = cnt_ct[first]
-    has_first = np.isfinite(g_first)
-    if not has_first.all():
-        notes.append(f"{int((~has_first).sum())} cell(s) have no read at the earliest time t0={t0:g} s and are "
-                     "left out of the programming-error fit")
-
-    # ---- device range
-    if g_range_us is not None:
-        g_min, g_max = map(float, g_range_us)
-    else:
-        gf = g_first[has_first]
-        g_min = float(max(0.0, min(target.min(), np.quantile(gf, 0.001))))
-        g_max = float(max(target.max(), np.quantile(gf, 0.999)))
-    if not g_max > g_min:
-        raise ValueError(f"device range must have g_max > g_min, got [{g_min}, {g_max}] uS")
-    span = g_max - g_min
-
-    # ---- stuck cells
-    if data.stuck is not None:
-        stuck_cell = np.zeros(n_cells, bool)
-        stuck_cell[data.cell[data.stuck]] = True
-        near_lo = np.abs(np.nan_to_num(g_first, nan=g_min) - g_min) <= np.abs(np.nan_to_num(g_first, nan=g_max) - g_max)
-        stuck_lo_cell = stuck_cell & near_lo
-        stuck_hi_cell = stuck_cell & ~near_lo
-        elig_lo = np.ones(n_cells, bool)
-        elig_hi = np.ones(n_cells, bool)
-        stuck_method = "stuck column"
-    else:
-        e = g_first - target
-        # robust spread per target level (quantile bins if targets are continuous)
-        ut = np.unique(target)
-        if ut.size > 32:
-            edges = np.quantile(target, np.linspace(0, 1, 17))
-            lvl = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, 15)
-        else:
-            lvl = np.searchsorted(ut, target)
-        rs = np.zeros(n_cells)
-        for L in np.unique(lvl):
-            m = (lvl == L) & has_first
-            if m.sum() == 0:
-                continue
-            med = np.median(e[m])
-            mad = 1.4826 * np.median(np.abs(e[m] - med))
-            rs[lvl == L] = max(mad, 1e-6 * span)
-        z = np.abs(e) / rs
-        tol = 0.05 * span
-        outlier = has_first & (z > 4.5)
-        stuck_lo_cell = outlier & (np.abs(g_first - g_min) <= tol)
-        stuck_hi_cell = outlier & (np.abs(g_first - g_max) <= tol)
-        elig_lo = (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * rs)
-        elig_hi = (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * rs)
-        stuck_method = ("detected: robust z > 4.5 from the target and within 5% of the range of a bound; rates over "
-                        "cells whose target is > 6 robust sigma and > 5% of the range from that bound")
-    k_lo, n_lo = int((stuck_lo_cell & elig_lo).sum()), int(elig_lo.sum())
-    k_hi, n_hi = int((stuck_hi_cell & elig_hi).sum()), int(elig_hi.sum())
-    p_lo = k_lo / n_lo if n_lo else 0.0
-    p_hi = k_hi / n_hi if n_hi else 0.0
-    ci_lo = clopper_pearson(k_lo, n_lo) if n_lo else (0.0, 1.0)
-    ci_hi = clopper_pearson(k_hi, n_hi) if n_hi else (0.0, 1.0)
-    stuck_any = stuck_lo_cell | stuck_hi_cell
-    good = ~stuck_any
-
-    # ---- read noise: sample variances of repeated reads at the earliest time with repeats
-    rep = (cnt_ct >= 2) & good[cell_of]
-    read_fit = None
-    read_var_fn = lambda g: np.zeros_like(np.asarray(g, float))  # noqa: E731
-    if rep.any():
-        t_read = float(np.min(t_of[rep]))
-        m = rep & (t_of == t_read)
-        read_fit = fit_sigma_cv("read_sigma", mean_ct[m], var_ct[m], cell_of[m], g_max, "uS", w=cnt_ct[m] - 1,
-                                seed=seed, k_folds=k_folds, degree=degrees.get("read_sigma"))
-        read_fit.method += f"; sample variances of {int(cnt_ct[m].mean().round())} reads per cell at t={t_read:g} s"
-
-        def read_var_fn(g, _f=read_fit):
-            return _f(g) ** 2
-    else:
-        notes.append("no cell has repeated reads at one time: read noise not fitted (0)")
-
-    # ---- drift: per-cell exponent from ln G vs ln(t/t0)
-    drift_mu = drift_sig = None
-    nu = np.full(n_cells, np.nan)
-    nu_var = np.full(n_cells, np.nan)
-    if times.size >= 2:
-        ok_ct = good[cell_of] & (mean_ct > 0)
-        x = np.log(t_of / t0)
-        yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
-        # variance of ln(mean of reads) from the read noise
-        vy = read_var_fn(mean_ct) / cnt_ct / np.maximum(mean_ct, 1e-300) ** 2
-        c = cell_of[ok_ct]
-        n_t = np.bincount(c, minlength=n_cells)
-        sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)
-        xm = sx / np.maximum(n_t, 1)
-        dx = x[ok_ct] - xm[c]
-        sxx = np.bincount(c, weights=dx * dx, minlength=n_cells)
-        sxy = np.bincount(c, weights=dx * yv[ok_ct], minlength=n_cells)
-        valid = (n_t >= 2) & (sxx > 0)
-        nu[valid] = -sxy[valid] / sxx[valid]
-        vnu = np.bincount(c, weights=dx * dx * vy[ok_ct], minlength=n_cells)
-        nu_var[valid] = vnu[valid] / sxx[valid] ** 2
-        cells = np.flatnonzero(valid)
-        if cells.size >= 3:
-            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1", seed=seed,
-                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu"))
-            resid = nu[cells] - drift_mu(target[cells])
-            mu_cv = drift_mu.cv
-            drift_sig = fit_sigma_cv("drift_sigma_nu", target[cells], resid ** 2, cells, g_max, "1",
-                                     extra=nu_var[cells], seed=seed, k_folds=k_folds,
-                                     degree=degrees.get("drift_sigma_nu"))
-            # refit the mean with weights from the fitted spread
-            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
-                                   var=drift_sig(target[cells]) ** 2 + nu_var[cells], seed=seed,
-                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu", drift_mu.degree))
-            drift_mu.cv = mu_cv
-            drift_mu.method += f"; per-cell exponents from ln G vs ln(t/t0) over {times.size} times"
-        else:
-            notes.append("too few cells with two or more times: drift not fitted")
-    else:
-        notes.append("one measurement time only: drift not fitted (nu = 0)")
-
-    # ---- programming error at t0
-    pc = np.flatnonzero(good & has_first)
-    e = g_first[pc] - target[pc]
-    extra = read_var_fn(g_first[pc]) / n_first[pc]
-    off0 = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", seed=seed, k_folds=k_folds,
-                       degree=degrees.get("prog_offset"))
-    sig0 = fit_sigma_cv("prog_sigma", target[pc], (e - off0(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
-                        seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma"))
-    off = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", var=sig0(target[pc]) ** 2 + extra, seed=seed,
-                      k_folds=k_folds, degree=degrees.get("prog_offset", off0.degree))
-    sig = fit_sigma_cv("prog_sigma", target[pc], (e - off(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
-                       seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma", sig0.degree))
-    off.cv, sig.cv = off0.cv, sig0.cv
-    off.method += f"; e = G(t0) - G_target of {pc.size} cells (mean of their reads at t0={t0:g} s)"
-
-    # ---- distinguishable levels
-    def total_sigma(g, k=0.0):
-        s_p = max(float(sig(g)[0] + k * sig.se(g)[0]), 0.0)
-        s_r = float(np.sqrt(read_var_fn(np.atleast_1d(g))[0]))
-        s_r_se = 0.0 if read_fit is None else float(read_fit.se(g)[0])
-        return np.sqrt(s_p ** 2 + max(s_r + k * s_r_se, 0.0) ** 2)
-
-    levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
-    lv_hi = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, -Z95), level_z)
-    lv_lo = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, Z95), level_z)
-
+    tab = _cell_table(data, notes)
+    g_min, g_max = _long_range(tab, g_range_us)
+    stuck = (_stuck_from_column(data, tab, g_min, g_max) if data.stuck is not None
+             else _stuck_detected(tab, g_min, g_max))
+    good = ~stuck.any
+    read_fit = _fit_long_read_noise(tab, good, g_max, notes, **cv)
+    drift_mu, drift_sig, nu, nu_var = _fit_long_drift(tab, good, read_fit, g_max, notes, **cv)
+    off, sig = _fit_long_programming(tab, good, read_fit, g_max, **cv)
+    levels, levels_ci = _long_levels(g_min, g_max, sig, read_fit, level_z)
+    (p_lo, ci_lo), (p_hi, ci_hi) = stuck.rate("min"), stuck.rate("max")
     raw = {
-        "cell_target_us": target, "cell_g_t0_us": g_first, "cell_n_reads_t0": n_first,
-        "cell_stuck_min": stuck_lo_cell, "cell_stuck_max": stuck_hi_cell, "cell_nu": nu, "cell_nu_var": nu_var,
-        "ct_cell": cell_of, "ct_t_s": t_of, "ct_mean_us": mean_ct, "ct_var_us2": np.nan_to_num(var_ct, nan=-1.0),
-        "ct_n_reads": cnt_ct, "levels_us": levels,
+        "cell_target_us": tab.target, "cell_g_t0_us": tab.g_first, "cell_n_reads_t0": tab.n_first,
+        "cell_stuck_min": stuck.lo_cell, "cell_stuck_max": stuck.hi_cell, "cell_nu": nu, "cell_nu_var": nu_var,
+        "ct_cell": tab.cell, "ct_t_s": tab.t_s, "ct_mean_us": tab.mean, "ct_var_us2": np.nan_to_num(tab.var, nan=-1.0),
+        "ct_n_reads": tab.count, "levels_us": levels,
     }
     return LongFit(
-        g_min_us=g_min, g_max_us=g_max, t0_s=t0, prog_offset=off, prog_sigma=sig, read_sigma=read_fit,
+        g_min_us=g_min, g_max_us=g_max, t0_s=tab.t0, prog_offset=off, prog_sigma=sig, read_sigma=read_fit,
         drift_mu_nu=drift_mu, drift_sigma_nu=drift_sig, stuck_min_fraction=p_lo, stuck_max_fraction=p_hi,
         stuck_min_ci=ci_lo, stuck_max_ci=ci_hi,
-        stuck_counts={"min": [k_lo, n_lo], "max": [k_hi, n_hi], "method": stuck_method},
-        levels_us=levels, levels_ci=(int(lv_lo.size), int(lv_hi.size)), level_z=level_z, raw=raw, notes=notes)
+        stuck_counts={"min": list(stuck.counts("min")), "max": list(stuck.counts("max")), "method": stuck.method},
+        levels_us=levels, levels_ci=levels_ci, level_z=level_z, raw=raw, notes=notes)
 
 
 # --------------------------------------------------------------------------- pulse ramps
@@ -597,8 +750,33 @@ class RampFit(PulseResponseFit):
     g_range_ci: dict
     read_sigma_ci: tuple
 
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range and read noise with bootstrap intervals, step laws per
+        polarity (with bootstrap rows), program-and-verify, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, ci=self.g_range_ci["g_min_us"], unit="uS",
+                          method="quantile of all readings; bootstrap over ramps"),
+                param_row("g_max_us", self.g_max_us, ci=self.g_range_ci["g_max_us"], unit="uS",
+                          method="quantile of all readings; bootstrap over ramps"),
+                param_row("read_sigma_us", self.read_sigma_us, ci=self.read_sigma_ci, unit="uS",
+                          method="lag-1 covariance of step residuals; bootstrap over ramps")]
+        for name, df in self.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                rows += poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), self.g_max_us, self.g_min_us)
+                if df.boot_mean.shape[0]:
+                    rows += self._bootstrap_rows(name, pf, df.boot_mean if pf is df.mean_step else df.boot_c2c)
+        return rows + _pv_rows(self) + [_levels_row(self)]
 
-def _steps(ramps, idx):
+    def _bootstrap_rows(self, name: str, pf: PolyFit, boot: np.ndarray) -> list[dict]:
+        rows = []
+        for j in (0, boot.shape[1] // 2, boot.shape[1] - 1):
+            g = self.grid_us[j]
+            rows.append(param_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
+                                  ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
+                                  unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
+        return rows
+
+
+def ramp_steps(ramps, idx):
     """Steps of the given ramps with the conductance at each step taken from the
     neighbouring reads (G[k-1] + G[k+2]) / 2, which share no read noise with the step."""
     xs, ds, rid, pos = [], [], [], []
@@ -625,7 +803,7 @@ def _lag1_read_var(resid, rid, pos):
 
 
 def _fit_direction(ramps, idx, g_scale, read_var, seed, k_folds, degrees):
-    x, d, rid, pos = _steps(ramps, idx)
+    x, d, rid, pos = ramp_steps(ramps, idx)
     mean = fit_mean_cv("mean_step", x, d, rid, g_scale, "uS/pulse", seed=seed, k_folds=k_folds,
                        degree=degrees.get("mean_step"))
     r = d - mean(x)
@@ -715,35 +893,17 @@ def _program_verify_fit(laws: dict, g_min, g_max, read_sigma, notes: list, what:
     return pv, off, sig
 
 
-def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
-              pv_cells: int = 400, pv_targets: int = 16, verify_tol_us=None, max_pulses: int = 200,
-              range_quantiles=(0.005, 0.995), degrees: dict | None = None) -> RampFit:
-    """Fit range, pulse response and read noise to pulse ramps; simulate program-and-verify.
-
-    Args:
-        data: from :func:`calibration.io.read_pulse_ramps`.
-        seed: folds, bootstrap and program-and-verify simulation.
-        n_boot: bootstrap resamples over ramps (intervals of range, steps, read noise).
-        level_z: separation budget for distinguishable levels.
-        pv_cells, pv_targets: size of the program-and-verify simulation.
-        verify_tol_us: acceptance window of the verify read (default: half the median mean
-            step, at least twice the read noise).
-        max_pulses: pulses allowed per cell in program-and-verify.
-        range_quantiles: quantiles of all readings taken as g_min and g_max.
-        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
-    """
-    degrees = dict(degrees or {})
-    notes: list[str] = []
+def _segment_short_polarities(data: RampData, notes: list) -> RampData:
+    """Few long ramps (e.g. one potentiation and one depression trace): cross-validation and
+    the bootstrap resample ramps, so each ramp of a polarity with fewer than
+    MIN_RAMPS_PER_DIRECTION ramps is cut into segments of about SEGMENT_PULSES pulses that
+    serve as the resampling units (a block bootstrap)."""
     ramps = data.ramps
-    allg = np.concatenate(ramps)
-    # Few long ramps (e.g. one potentiation and one depression trace): cross-validation and the
-    # bootstrap resample ramps, so cut each ramp into segments of SEGMENT_PULSES pulses that
-    # serve as the resampling units (a block bootstrap).
     direction = np.asarray(data.direction)
     for sgn, label in ((1, "up"), (-1, "down")):
         idx = np.flatnonzero(direction == sgn)
         if 0 < idx.size < MIN_RAMPS_PER_DIRECTION:
-            pieces, dirs_new = [], []
+            pieces = []
             for i in idx:
                 r = ramps[i]
                 n_seg = max(1, r.size // SEGMENT_PULSES)
@@ -753,48 +913,42 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
             direction = np.concatenate([direction[keep], np.full(len(pieces), sgn)])
             notes.append(f"only {idx.size} {label} ramp(s): cut into {len(pieces)} segments of about "
                          f"{SEGMENT_PULSES} pulses for cross-validation and the block bootstrap")
-    data = RampData(sources=data.sources, ramps=ramps, direction=direction,
+    return RampData(sources=data.sources, ramps=ramps, direction=direction,
                     names=[str(i) for i in range(len(ramps))], unit=data.unit)
-    qlo, qhi = range_quantiles
-    g_min = float(np.quantile(allg, qlo))
-    g_max = float(np.quantile(allg, qhi))
-    if not g_max > g_min:
-        raise ValueError("pulse ramps span no conductance range (all readings equal)")
-    dirs = {}
-    idx_all = {"up": np.flatnonzero(data.direction > 0), "down": np.flatnonzero(data.direction < 0)}
-    # read noise from all directions pooled: first pass with read_var = 0
+
+
+def _polarity_degrees(degrees: dict, n_ramps: int) -> dict:
+    """Forced degrees; a polarity with one ramp (segment) gets a linear mean and a constant spread."""
+    return {**degrees, **({} if n_ramps >= 2 else {"mean_step": 1, "c2c_sigma": 0})}
+
+
+def _ramp_read_var(ramps, idx_all: dict, g_max: float, notes: list, *, seed, k_folds, degrees):
+    """Read-noise variance from the lag-1 covariance of the step residuals of all polarities
+    (first pass without read noise), and the first pass per polarity (mean law and steps)."""
     resid_all, rid_all, pos_all = [], [], []
     first = {}
     for name, idx in idx_all.items():
         if idx.size == 0:
             continue
-        mean, c2c, (x, d, rid, pos) = _fit_direction(
-            ramps, idx, g_max, 0.0, seed, k_folds, {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})})
+        mean, _, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, 0.0, seed, k_folds,
+                                                   _polarity_degrees(degrees, idx.size))
         first[name] = (mean, x, d, rid, pos)
         resid_all.append(d - mean(x))
         rid_all.append(rid)
         pos_all.append(pos)
-    resid_all = np.concatenate(resid_all)
-    rid_all = np.concatenate(rid_all)
-    pos_all = np.concatenate(pos_all)
-    read_var = _lag1_read_var(resid_all, rid_all, pos_all)
+    read_var = _lag1_read_var(np.concatenate(resid_all), np.concatenate(rid_all), np.concatenate(pos_all))
     if read_var < 0:
         notes.append(f"step residuals are positively correlated (lag-1 cov {-read_var:.3g} uS^2): read noise is "
                      "not resolved and set to 0; ramp-to-ramp variation dominates")
         read_var = 0.0
-    grid = np.linspace(g_min, g_max, 41)
-    for name, idx in idx_all.items():
-        if idx.size == 0:
-            continue
-        deg = {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})}
-        mean, c2c, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, read_var, seed, k_folds, deg)
-        dirs[name] = DirectionFit(direction=1 if name == "up" else -1, n_ramps=int(idx.size), n_steps=int(d.size),
-                                  mean_step=mean, c2c_sigma=c2c, boot_mean=np.empty((0, grid.size)),
-                                  boot_c2c=np.empty((0, grid.size)))
-    if not dirs:
-        raise ValueError("no ramps")
+    return read_var, first
 
-    # bootstrap over ramps (degrees fixed at the chosen ones)
+
+def _ramp_bootstrap(ramps, idx_all: dict, dirs: dict, grid, g_max: float, range_quantiles, n_boot: int,
+                    seed: int) -> dict:
+    """Bootstrap over ramps (degrees fixed at the chosen ones): fills each DirectionFit's
+    boot_mean / boot_c2c on ``grid`` and returns the resampled g_min, g_max and read sigma."""
+    qlo, qhi = range_quantiles
     rng = np.random.default_rng(seed + 1)
     boot = {"g_min": [], "g_max": [], "read": []}
     bm = {k: [] for k in dirs}
@@ -805,7 +959,7 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
         for name, df in dirs.items():
             idx = idx_all[name]
             pick = rng.choice(idx, size=idx.size, replace=True)
-            x, d, rid, pos = _steps(ramps, pick)
+            x, d, rid, pos = ramp_steps(ramps, pick)
             b, _ = fit_mean_poly(x / g_max, d, df.mean_step.degree)
             r = d - _vander(x / g_max, df.mean_step.degree) @ b
             per[name] = (x, r, b)
@@ -825,36 +979,78 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
     for name in dirs:
         dirs[name].boot_mean = np.array(bm[name]) if n_boot else np.empty((0, grid.size))
         dirs[name].boot_c2c = np.array(bc[name]) if n_boot else np.empty((0, grid.size))
+    return boot
 
-    def ci(a):
-        a = np.asarray(a, float)
-        return (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if a.size else (np.nan, np.nan)
 
+def _ci95(a) -> tuple[float, float]:
+    a = np.asarray(a, float)
+    return (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if a.size else (np.nan, np.nan)
+
+
+def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
+              pv_cells: int = 400, pv_targets: int = 16, verify_tol_us=None, max_pulses: int = 200,
+              range_quantiles=(0.005, 0.995), degrees: dict | None = None) -> RampFit:
+    """Fit range, pulse response and read noise to pulse ramps; simulate program-and-verify.
+
+    Args:
+        data: from :func:`calibration.readers.read_pulse_ramps`.
+        seed: folds, bootstrap and program-and-verify simulation.
+        n_boot: bootstrap resamples over ramps (intervals of range, steps, read noise).
+        level_z: separation budget for distinguishable levels.
+        pv_cells, pv_targets: size of the program-and-verify simulation.
+        verify_tol_us: acceptance window of the verify read (default: half the median mean
+            step, at least twice the read noise).
+        max_pulses: pulses allowed per cell in program-and-verify.
+        range_quantiles: quantiles of all readings taken as g_min and g_max.
+        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
+    """
+    degrees = dict(degrees or {})
+    notes: list[str] = []
+    allg = np.concatenate(data.ramps)
+    data = _segment_short_polarities(data, notes)
+    ramps = data.ramps
+    qlo, qhi = range_quantiles
+    g_min = float(np.quantile(allg, qlo))
+    g_max = float(np.quantile(allg, qhi))
+    if not g_max > g_min:
+        raise ValueError("pulse ramps span no conductance range (all readings equal)")
+    idx_all = {"up": np.flatnonzero(data.direction > 0), "down": np.flatnonzero(data.direction < 0)}
+    read_var, first = _ramp_read_var(ramps, idx_all, g_max, notes, seed=seed, k_folds=k_folds, degrees=degrees)
+    grid = np.linspace(g_min, g_max, 41)
+    dirs = {}
+    for name, idx in idx_all.items():
+        if idx.size == 0:
+            continue
+        mean, c2c, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, read_var, seed, k_folds,
+                                                     _polarity_degrees(degrees, idx.size))
+        dirs[name] = DirectionFit(direction=1 if name == "up" else -1, n_ramps=int(idx.size), n_steps=int(d.size),
+                                  mean_step=mean, c2c_sigma=c2c, boot_mean=np.empty((0, grid.size)),
+                                  boot_c2c=np.empty((0, grid.size)))
+    if not dirs:
+        raise ValueError("no ramps")
+    boot = _ramp_bootstrap(ramps, idx_all, dirs, grid, g_max, range_quantiles, n_boot, seed)
     read_sigma = float(np.sqrt(read_var))
-
-    # program-and-verify with the fitted response
     pv, off, sig = _program_verify_fit(
         {name: (df.mean_step, df.c2c_sigma) for name, df in dirs.items()}, g_min, g_max, read_sigma, notes, "ramps",
         seed=seed, k_folds=k_folds, pv_cells=pv_cells, pv_targets=pv_targets, verify_tol_us=verify_tol_us,
         max_pulses=max_pulses)
-    targets, err = pv["targets_us"], pv["errors_us"]
 
     def total_sigma(g):
         return np.sqrt(sig(g) ** 2 + read_var)
 
     levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
-    gmin_ci, gmax_ci = ci(boot["g_min"]), ci(boot["g_max"])
+    gmin_ci, gmax_ci = _ci95(boot["g_min"]), _ci95(boot["g_max"])
     # levels interval: narrowest and widest plausible ranges with the same spread
     lv_lo = distinguishable_levels(gmin_ci[1], gmax_ci[0], total_sigma, level_z).size if n_boot else levels.size
     lv_hi = distinguishable_levels(gmin_ci[0], gmax_ci[1], total_sigma, level_z).size if n_boot else levels.size
-    raw = {"all_g_us": allg, "pv_targets_us": targets, "pv_errors_us": err, "grid_us": grid}
+    raw = {"all_g_us": allg, "pv_targets_us": pv["targets_us"], "pv_errors_us": pv["errors_us"], "grid_us": grid}
     for name, (mean, x, d, rid, pos) in first.items():
         raw[f"{name}_step_g_us"] = x
         raw[f"{name}_step_us"] = d
         raw[f"{name}_step_ramp"] = rid
     return RampFit(
         g_min_us=g_min, g_max_us=g_max, g_range_ci={"g_min_us": gmin_ci, "g_max_us": gmax_ci},
-        read_sigma_us=read_sigma, read_sigma_ci=ci(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
+        read_sigma_us=read_sigma, read_sigma_ci=_ci95(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
         prog_offset=off, prog_sigma=sig, levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw,
         notes=notes)
 
@@ -935,6 +1131,18 @@ class DgLookupFit(PulseResponseFit):
     g_bins_us: np.ndarray
     read_sigma_user: bool = False
 
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range (first / last bin), read noise (user or 0), step laws per
+        polarity, program-and-verify, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, unit="uS", method="first conductance bin of the table"),
+                param_row("g_max_us", self.g_max_us, unit="uS", method="last conductance bin of the table"),
+                param_row("read_sigma_us", self.read_sigma_us, unit="uS",
+                          method="user" if self.read_sigma_user else "not in a dG lookup table: unknown, set to 0")]
+        for name, df in self.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                rows += poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), self.g_max_us, self.g_min_us)
+        return rows + _pv_rows(self) + [_levels_row(self)]
+
 
 def _crossing_pulses(dirs: dict, g_min: float, g_max: float, floor: int = 200) -> int:
     """Default pulse budget of program-and-verify: twice the pulses the mean step needs to
@@ -968,7 +1176,7 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
     Monte-Carlo standard error of prog_sigma.
 
     Args:
-        data: from :func:`calibration.io.read_dg_lookup`.
+        data: from :func:`calibration.readers.read_dg_lookup`.
         seed: folds and the program-and-verify simulation.
         level_z: separation budget for distinguishable levels.
         k_folds: cross-validation folds over bins.

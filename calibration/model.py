@@ -13,16 +13,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
 import crossbar
+from xbarsim.files import atomic_path, atomic_write_text
 
 from .fit import DgLookupFit, LongFit, PolyFit, PulseResponseFit
-from .io import LongData, source_licence
+from .readers import LongData, source_licence
 
 __all__ = [
     "law_from_fit",
@@ -84,87 +84,10 @@ def array_config(device, base: str = "rram", name: str = "calibrated"):
     return dataclasses.replace(cfg, device=device, name=name)
 
 
-def _row(name, value, se=None, ci=None, unit="", method=""):
-    if ci is None and se is not None and np.isfinite(se):
-        ci = (value - 1.959963984540054 * se, value + 1.959963984540054 * se)
-    return {"name": name, "value": float(value), "stderr": None if se is None else float(se),
-            "ci_lo": None if ci is None else float(ci[0]), "ci_hi": None if ci is None else float(ci[1]),
-            "unit": unit, "method": method}
-
-
-def _poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0):
-    if pf is None:
-        return []
-    rows = []
-    se = pf.coeff_se()
-    for k, (c, s) in enumerate(zip(pf.coeffs, se)):
-        unit = pf.unit + ("" if k == 0 else f" per (G/g_max)^{k}" if k > 1 else " per (G/g_max)")
-        rows.append(_row(f"{pf.name}.c{k}", c, s, unit=unit, method=pf.method))
-    for frac in (0.0, 0.5, 1.0):
-        g = g_min + frac * (g_max - g_min)
-        rows.append(_row(f"{pf.name}(G={g:.4g} uS)", float(pf(g)[0]), float(pf.se(g)[0]), unit=pf.unit,
-                         method="delta method"))
-    return rows
-
-
-def _pv_rows(fit) -> list[dict]:
-    """Programming-error laws and the verify settings of a simulated program-and-verify."""
-    rows = _poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
-    rows += _poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
-    rows.append(_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
-    rows.append(_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
-                     method="mean over targets"))
-    rows.append(_row("verify_max_pulses", fit.pv["max_pulses"], unit="pulses", method="pulse budget per cell"))
-    return rows
-
-
 def parameter_table(fit) -> list[dict]:
-    """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter."""
-    rows = []
-    if isinstance(fit, LongFit):
-        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="min of targets and 0.1% quantile of G(t0)"))
-        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="max of targets and 99.9% quantile of G(t0)"))
-        rows.append(_row("t0_s", fit.t0_s, unit="s", method="earliest measurement time"))
-        for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
-            rows += _poly_rows(pf, fit.g_max_us, fit.g_min_us)
-        k, n = fit.stuck_counts["min"]
-        rows.append(_row("stuck_min_fraction", fit.stuck_min_fraction, ci=fit.stuck_min_ci, unit="1",
-                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
-        k, n = fit.stuck_counts["max"]
-        rows.append(_row("stuck_max_fraction", fit.stuck_max_fraction, ci=fit.stuck_max_ci, unit="1",
-                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
-    elif isinstance(fit, DgLookupFit):
-        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="first conductance bin of the table"))
-        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="last conductance bin of the table"))
-        rows.append(_row("read_sigma_us", fit.read_sigma_us, unit="uS",
-                         method="user" if fit.read_sigma_user else "not in a dG lookup table: unknown, set to 0"))
-        for name, df in fit.directions.items():
-            for pf in (df.mean_step, df.c2c_sigma):
-                rows += _poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), fit.g_max_us, fit.g_min_us)
-        rows += _pv_rows(fit)
-    else:
-        rows.append(_row("g_min_us", fit.g_min_us, ci=fit.g_range_ci["g_min_us"], unit="uS",
-                         method="quantile of all readings; bootstrap over ramps"))
-        rows.append(_row("g_max_us", fit.g_max_us, ci=fit.g_range_ci["g_max_us"], unit="uS",
-                         method="quantile of all readings; bootstrap over ramps"))
-        rows.append(_row("read_sigma_us", fit.read_sigma_us, ci=fit.read_sigma_ci, unit="uS",
-                         method="lag-1 covariance of step residuals; bootstrap over ramps"))
-        for name, df in fit.directions.items():
-            for pf in (df.mean_step, df.c2c_sigma):
-                sub = dataclasses.replace(pf, name=f"{name}.{pf.name}")
-                rows += _poly_rows(sub, fit.g_max_us, fit.g_min_us)
-                if df.boot_mean.shape[0]:
-                    boot = df.boot_mean if pf is df.mean_step else df.boot_c2c
-                    for frac, j in ((0.0, 0), (0.5, boot.shape[1] // 2), (1.0, boot.shape[1] - 1)):
-                        g = fit.grid_us[j]
-                        rows.append(_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
-                                         ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
-                                         unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
-        rows += _pv_rows(fit)
-    lo, hi = fit.levels_ci
-    rows.append(_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
-                     method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap"))
-    return rows
+    """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter
+    (each fit type lists its own: ``fit.parameter_rows()``)."""
+    return fit.parameter_rows()
 
 
 def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None) -> dict:
@@ -224,16 +147,6 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
     }
 
 
-def _atomic_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_model(path, cfg, calibration: dict, raw: dict) -> tuple[Path, Path]:
     """Write MODEL.json ({"array_config", "calibration"}) and MODEL.h5 (raw fit data,
     the JSON text as the attribute "model_json"), each atomically.
@@ -249,22 +162,15 @@ def write_model(path, cfg, calibration: dict, raw: dict) -> tuple[Path, Path]:
     doc = {"array_config": cfg.to_dict(), "calibration": calibration}
     text = json.dumps(doc, indent=2, default=_json_default)
 
-    def wjson(tmp):
-        tmp.write_text(text + "\n", encoding="utf-8")
-
-    def wh5(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs["model_json"] = text
-            g = f.create_group("fit_data")
-            for k, v in raw.items():
-                a = np.asarray(v)
-                if a.dtype == bool:
-                    a = a.astype(np.uint8)
-                g.create_dataset(k, data=a, compression="gzip" if a.size > 1000 else None)
-
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(h5_path, wh5)
-    _atomic_bytes(json_path, wjson)
+    with atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["model_json"] = text
+        g = f.create_group("fit_data")
+        for k, v in raw.items():
+            a = np.asarray(v)
+            if a.dtype == bool:
+                a = a.astype(np.uint8)
+            g.create_dataset(k, data=a, compression="gzip" if a.size > 1000 else None)
+    atomic_write_text(json_path, text + "\n")
     return json_path, h5_path
 
 

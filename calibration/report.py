@@ -1,21 +1,22 @@
 """Report: goodness of fit on held-out cells (ramps) or against the table (dG lookup),
 levels.csv, parameter tables, sources with their licences, plots.
 
-Everything here returns rows or writes files atomically (temp file + os.replace). Plots
+Everything here returns rows or writes files atomically (xbarsim.files). Plots
 use matplotlib's Agg backend.
 """
 from __future__ import annotations
 
 import csv
 import io as _io
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from .fit import Z95, DgLookupFit, LongFit, RampFit, _steps, sample_quantile_table
-from .io import DgLookupData, LongData, RampData
+from xbarsim.files import atomic_path, atomic_write_text
+
+from .fit import Z95, DgLookupFit, LongFit, RampFit, ramp_steps, sample_quantile_table
+from .readers import DgLookupData, LongData, RampData
 from .model import sample_cells
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "write_csv",
     "write_sources",
     "format_table",
+    "format_value",
     "plot_long",
     "plot_ramps",
     "plot_dg_lookup",
@@ -121,7 +123,7 @@ def step_rows(fit: RampFit, data: RampData, test_idx, n_bins: int = 8, n_model_p
         idx = [i for i in test_idx if (data.direction[i] > 0) == (name == "up")]
         if not idx:
             continue
-        x, d, _, _ = _steps(data.ramps, idx)
+        x, d, _, _ = ramp_steps(data.ramps, idx)
         xs = np.repeat(x, n_model_per_step)
         model = (df.mean_step(xs) + df.c2c_sigma(xs) * rng.standard_normal(xs.size)
                  + fit.read_sigma_us * np.sqrt(2.0) * rng.standard_normal(xs.size))
@@ -200,13 +202,11 @@ def write_sources(path, sources) -> None:
         if lic.get("copyright"):
             out.append(f"  {lic['copyright']}")
         out.append("\n" + lic["text"].rstrip() + "\n")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(out) + "\n")
 
 
-def _fmt(v):
+def format_value(v) -> str:
+    """A CSV / terminal cell: "" for None, 6 significant digits for floats ("nan" when not finite)."""
     if v is None:
         return ""
     if isinstance(v, (float, np.floating)):
@@ -218,20 +218,17 @@ def _fmt(v):
 
 def write_csv(path, columns, rows) -> None:
     """Write rows (dicts) with the given columns, atomically."""
-    path = Path(path)
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
-        w.writerow([_fmt(r.get(c)) for c in columns])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+        w.writerow([format_value(r.get(c)) for c in columns])
+    atomic_write_text(path, buf.getvalue())
 
 
 def format_table(rows, columns, max_width: int = 48) -> str:
     """A plain-text table for the terminal."""
-    cells = [[_fmt(r.get(c))[:max_width] for c in columns] for r in rows]
+    cells = [[format_value(r.get(c))[:max_width] for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -240,9 +237,8 @@ def format_table(rows, columns, max_width: int = 48) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _plt():

@@ -15,7 +15,7 @@ from scipy import stats
 import crossbar
 from calibration.cli import main
 from calibration.fit import fit_dg_lookup, quantile_moments
-from calibration.io import CalibrationInputError, detect_format, read_dg_lookup
+from calibration.readers import CalibrationInputError, detect_format, read_dg_lookup
 
 ROOT = Path(__file__).resolve().parents[2]
 ENODE = ROOT.parent / "shared" / "data" / "devices" / "enode_dg_lookup"

@@ -12,7 +12,7 @@ import pytest
 import crossbar
 from calibration.cli import main
 from calibration.fit import fit_ramps
-from calibration.io import RampData, read_pulse_ramps
+from calibration.readers import RampData, read_pulse_ramps
 from calibration.report import LEVEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
