@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dG tables only: read-noise standard deviation in uS (constant over G, > 0), used by the "
                         "verify reads of program-and-verify and written to the device model (default: 0, a table "
                         "has no reads). Rejected for long format and pulse ramps, whose read noise is measured")
+    p.add_argument("--activation-energy-ev", type=float, default=None, metavar="EA",
+                   help="long format with a temperature_c column: activation energy (eV) of the Arrhenius "
+                        "acceleration to room-temperature-equivalent time (default: fitted when the data holds two or "
+                        "more temperatures and three or more read times, else 1.0, noted)")
+    p.add_argument("--room-temperature-c", type=float, default=25.0, metavar="T",
+                   help="long format: the room temperature (C) that times are made equivalent to (default: 25)")
     p.add_argument("--quiet", action="store_true", help="print only the output paths")
     return p
 
@@ -102,6 +108,33 @@ def _check_args(args, p) -> None:
         p.error(f"--read-noise-us must be > 0 and finite (uS), got {args.read_noise_us}")
     if args.verify_tol_us is not None and not args.verify_tol_us > 0:
         p.error(f"--verify-tol-us must be > 0, got {args.verify_tol_us}")
+    if args.activation_energy_ev is not None and not (math.isfinite(args.activation_energy_ev)
+                                                      and 0 < args.activation_energy_ev <= 5):
+        p.error(f"--activation-energy-ev must be in (0, 5] eV, got {args.activation_energy_ev}")
+    if not (math.isfinite(args.room_temperature_c) and -273.15 < args.room_temperature_c <= 1000):
+        p.error(f"--room-temperature-c must be in (-273.15, 1000] C, got {args.room_temperature_c}")
+
+
+def _output_problem(args) -> str | None:
+    """Why the outputs cannot be written (checked before any work), or None."""
+    out = Path(args.out)
+    json_path = out if out.suffix.lower() == ".json" else out.with_suffix(out.suffix + ".json") \
+        if out.suffix else out.with_suffix(".json")
+    for f in (json_path, json_path.with_suffix(".h5")):
+        if f.is_dir():
+            return f"--out: {f} is a folder, expected a file path"
+        if f.parent.exists() and not f.parent.is_dir():
+            return f"--out: {f.parent} is not a folder"
+    if args.report:
+        d = Path(args.report)
+        if d.exists() and not d.is_dir():
+            return f"--report: {d} exists and is not a folder"
+        if d.is_dir():
+            for name in ("levels.csv", "params.csv", "sources.txt", "gof.csv", "steps.csv", "fits.png",
+                         "outliers.csv", "laws.csv", "levels_time.csv"):
+                if (d / name).is_dir():
+                    return f"--report: {d / name} is a folder"
+    return None
 
 
 def _input_kind(args, paths: list[Path]) -> str:
@@ -129,22 +162,32 @@ def _input_kind(args, paths: list[Path]) -> str:
 def _calibrate_long(args, paths, base, options: dict) -> dict:
     """Long format: fit on all cells; levels and gof of a fit on the training cells against
     the held-out cells."""
+    import numpy as np
+
     from . import readers as cio
-    from .fit import fit_long
-    from .model import device_from_long_fit
+    from .fit import fit_long, to_equivalent_time
+    from .model import device_from_long_fit, levels_over_time
     from .report import levels_rows, split_cells
 
-    data = cio.read_long(paths[0], read_voltage_v=args.read_voltage)
-    options["ignored_columns"] = list(data.ignored_columns)
-    fit = fit_long(data, seed=args.seed, level_z=args.level_sigmas, g_range_us=args.g_range_us)
+    measured = cio.read_long(paths[0], read_voltage_v=args.read_voltage)
+    options["ignored_columns"] = list(measured.ignored_columns)
+    time_notes: list[str] = []
+    data, time_model = to_equivalent_time(measured, ea_ev=args.activation_energy_ev, room_c=args.room_temperature_c,
+                                          notes=time_notes)
+    fit = fit_long(data, seed=args.seed, level_z=args.level_sigmas, g_range_us=args.g_range_us,
+                   time_model=time_model)
+    fit.notes[:0] = time_notes
     train, test = split_cells(data.n_cells, args.holdout, args.seed)
     tfit = fit_long(data.subset_cells(train), seed=args.seed, level_z=args.level_sigmas,
                     g_range_us=(fit.g_min_us, fit.g_max_us))
     tdev = device_from_long_fit(tfit, base.device)
-    stuck_cells = fit.raw["cell_stuck_min"] | fit.raw["cell_stuck_max"]
-    levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7, stuck=stuck_cells[test])
+    excluded = fit.raw["cell_stuck_min"] | fit.raw["cell_stuck_max"] | fit.raw["cell_outlier"]
+    levels, gof = levels_rows(tdev, data.subset_cells(test), seed=args.seed + 7, stuck=excluded[test])
     device = device_from_long_fit(fit, base.device, set_levels=args.set_levels)
-    return {"data": data, "fit": fit, "device": device, "levels": levels, "gof": gof, "steps": []}
+    times = np.unique(data.t_s)
+    levels_time = levels_over_time(device, times, args.level_sigmas, seed=args.seed + 11)
+    return {"data": data, "fit": fit, "device": device, "levels": levels, "gof": gof, "steps": [],
+            "levels_time": levels_time}
 
 
 def _calibrate_dg_lookup(args, paths, base, options: dict) -> dict:
@@ -249,14 +292,17 @@ def calibrate(args) -> dict:
     cfg = array_config(res["device"], base=args.base_preset, name=name)
     crossbar.ArrayConfig.from_dict(cfg.to_dict())  # the model must load back
     gof_summary = _gof_summary(kind, res["gof"], res["steps"], args.holdout)
-    calib = calibration_block(res["fit"], [str(p) for p in paths], sha, options, gof_summary)
+    calib = calibration_block(res["fit"], [str(p) for p in paths], sha, options, gof_summary,
+                              levels_time=res.get("levels_time"))
     return {"fit": res["fit"], "config": cfg, "calibration": calib, "raw": dict(res["fit"].raw),
-            "levels": res["levels"], "gof": res["gof"], "steps": res["steps"], "data": res["data"], "kind": kind}
+            "levels": res["levels"], "gof": res["gof"], "steps": res["steps"], "data": res["data"], "kind": kind,
+            "levels_time": res.get("levels_time")}
 
 
 def _write(res, args) -> list[Path]:
     from .model import write_model
-    from .report import (DG_STEP_COLUMNS, GOF_COLUMNS, LEVEL_COLUMNS, STEP_COLUMNS, plot_dg_lookup, plot_long,
+    from .report import (DG_STEP_COLUMNS, GOF_COLUMNS, LAW_COLUMNS, LEVEL_COLUMNS, LEVEL_TIME_COLUMNS,
+                         OUTLIER_COLUMNS, STEP_COLUMNS, law_rows, level_time_rows, plot_dg_lookup, plot_long,
                          plot_ramps, write_csv, write_sources)
 
     written = list(write_model(args.out, res["config"], res["calibration"], res["raw"]))
@@ -270,8 +316,11 @@ def _write(res, args) -> list[Path]:
         written += [d / "levels.csv", d / "params.csv", d / "sources.txt"]
         if res["kind"] == "long":
             write_csv(d / "gof.csv", GOF_COLUMNS, res["gof"])
-            plot_long(res["fit"], res["levels"], d / "fits.png")
-            written += [d / "gof.csv", d / "fits.png"]
+            write_csv(d / "outliers.csv", OUTLIER_COLUMNS, res["fit"].outliers)
+            write_csv(d / "laws.csv", LAW_COLUMNS, law_rows(res["fit"].laws()))
+            write_csv(d / "levels_time.csv", LEVEL_TIME_COLUMNS, level_time_rows(res["levels_time"]))
+            plot_long(res["fit"], res["levels"], d / "fits.png", levels_time=res["levels_time"])
+            written += [d / "gof.csv", d / "outliers.csv", d / "laws.csv", d / "levels_time.csv", d / "fits.png"]
         elif res["kind"] == "dg_lookup":
             write_csv(d / "steps.csv", DG_STEP_COLUMNS, res["steps"])
             plot_dg_lookup(res["fit"], res["data"], res["steps"], d / "fits.png")
@@ -283,6 +332,25 @@ def _write(res, args) -> list[Path]:
     return written
 
 
+def _print_long_summary(res) -> None:
+    """Law choices with runners-up, the time span and assumption, levels over time."""
+    fit = res["fit"]
+    for pf in fit.laws():
+        sel = pf.selection()
+        ranked = sel.get("ranked", [])
+        runners = ", ".join(f"{r['candidate']} {r['delta_vs_best']:+.3g}" for r in
+                            [r for r in ranked if r["candidate"] != sel["chosen"]][:3])
+        best = next((r for r in ranked if r["candidate"] == sel["chosen"]), None)
+        how = f"held-out loss {best['heldout_loss']:.4g}" if best else "forced"
+        print(f"law {pf.name}: {sel['chosen']} ({how}; runners-up {runners or 'none'})")
+    t0, t1 = fit.time_span_s
+    print(f"time span: reads from {t0:.4g} to {t1:.4g} s after programming ({fit.time_model.get('summary', '')}); "
+          "deploy warns beyond it")
+    if res.get("levels_time"):
+        print("distinguishable levels over time: " + ", ".join(f"t={r['t_s']:.4g} s: {r['n_levels']}"
+                                                              for r in res["levels_time"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``xbarsim calibrate``; returns the exit status (2 on bad input)."""
     from .readers import CalibrationInputError
@@ -291,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     _check_args(args, p)
+    problem = _output_problem(args)
+    if problem:
+        print(f"xbarsim calibrate: error: {problem}\nnothing was written", file=sys.stderr)
+        return 2
     t = time.perf_counter()
     try:
         res = calibrate(args)
@@ -300,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"xbarsim calibrate: error: {e}\nnothing was written", file=sys.stderr)
         return 2
-    written = _write(res, args)
+    try:
+        written = _write(res, args)
+    except OSError as e:
+        print(f"xbarsim calibrate: error: could not write the outputs: {e}", file=sys.stderr)
+        return 1
     if not args.quiet:
         fit, cal = res["fit"], res["calibration"]
         dev = res["config"].device
@@ -316,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         if "fraction_bins_mean_in_95pi" in g:
             print(f"table bins inside the laws' 95% prediction intervals: mean {g['fraction_bins_mean_in_95pi']:.0%}, "
                   f"std {g['fraction_bins_std_in_95pi']:.0%}")
+        if res["kind"] == "long":
+            _print_long_summary(res)
         for n in fit.notes:
             print(f"note: {n}")
     for w in written:

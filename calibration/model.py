@@ -34,16 +34,28 @@ __all__ = [
     "write_model",
     "sample_long",
     "sample_cells",
+    "levels_over_time",
 ]
 
 
 def law_from_fit(pf: PolyFit | None, g_max_us: float):
-    """A crossbar.Law (kind "poly", x "g_norm" = G / g_max_us) equal to the fitted law."""
+    """A crossbar.Law equal to the fitted law: kind "poly" with x "g_norm" (= G / g_max_us)
+    or "ln_g_norm", or kind "gauss" with x "ln_g_norm"."""
     if pf is None:
         return None
-    k = np.arange(len(pf.coeffs))
-    coeffs = np.asarray(pf.coeffs, float) * (g_max_us / pf.g_scale_us) ** k
-    return crossbar.Law("poly", tuple(float(c) for c in coeffs), x="g_norm", lo=pf.lo, hi=pf.hi)
+    c = np.asarray(pf.coeffs, float)
+    if pf.family == "poly_g":
+        k = np.arange(len(c))
+        coeffs = c * (g_max_us / pf.g_scale_us) ** k
+        return crossbar.Law("poly", tuple(float(v) for v in coeffs), x="g_norm", lo=pf.lo, hi=pf.hi)
+    # ln(G / g_scale) = ln(G / g_max) + d
+    d = float(np.log(g_max_us / pf.g_scale_us))
+    if pf.family == "poly_lng":
+        coeffs = np.polynomial.Polynomial(c)(np.polynomial.Polynomial([d, 1.0])).coef
+        coeffs = np.concatenate([coeffs, np.zeros(len(c) - len(coeffs))])
+        return crossbar.Law("poly", tuple(float(v) for v in coeffs), x="ln_g_norm", lo=pf.lo, hi=pf.hi)
+    return crossbar.Law("gauss", (float(c[0]), float(c[1]), float(c[2] - d), float(c[3])), x="ln_g_norm", lo=pf.lo,
+                        hi=pf.hi)
 
 
 def device_from_long_fit(fit: LongFit, base_device=None, set_levels: bool = False):
@@ -90,8 +102,14 @@ def parameter_table(fit) -> list[dict]:
     return fit.parameter_rows()
 
 
-def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None) -> dict:
-    """The "calibration" key of the device-model JSON: what was fitted, how, from what."""
+def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None,
+                      levels_time: list | None = None) -> dict:
+    """The "calibration" key of the device-model JSON: what was fitted, how, from what.
+
+    Long-format fits add ``time_span_s`` (first and last read, room-temperature-equivalent
+    when the data held bakes; crossbar.time_span_warning reads it), ``time_model`` (the
+    temperature assumption), ``outliers``, ``read_noise`` (core law and tails),
+    ``relaxation`` (power law vs log-time when testable) and ``levels_over_time``."""
     import h5py
     import matplotlib
     import scipy
@@ -104,7 +122,12 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
         for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
             if pf is not None:
                 laws[pf.name] = pf.to_dict()
-        extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s}
+        extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s,
+                 "time_span_s": [float(v) for v in fit.time_span_s],
+                 "time_model": {k: v for k, v in fit.time_model.items()},
+                 "outliers": fit.outliers, "read_noise": fit.read_noise, "relaxation": fit.relaxation}
+        if levels_time:
+            extra["levels_over_time"] = levels_time
     else:
         kind = "dg_lookup" if isinstance(fit, DgLookupFit) else "pulse_ramps"
         for name, df in fit.directions.items():
@@ -231,6 +254,38 @@ def sample_cells(device, g_target_us, times_s, n_reads: int, rng):
             d.read_sigma(g, g_max_us=gmax, t_s=float(times[j]), t_read_s=d.t_read_s, g_t_us=g_t[:, j])
         out[:, j, :] = g_t[:, j, None] + sr[:, None] * rng.standard_normal((n, n_reads))
     return np.maximum(out, 0.0), stuck
+
+
+def levels_over_time(device, times_s, z: float = 3.0, n_targets: int = 300, n_cells: int = 300,
+                     seed: int = 0) -> list[dict]:
+    """Distinguishable levels at each time, from the device model (crossbar's physics).
+
+    ``n_targets`` targets evenly spaced over [g_min, g_max], ``n_cells`` working cells each
+    sampled by :func:`sample_cells` at the physical times ``times_s``; at each time, levels
+    are picked greedily from the lowest target: the next level is the first target whose
+    window mean +- z std (over its cells, read noise included) does not overlap the last
+    level's. Stuck cells are left out (they are counted by the stuck rates).
+
+    Returns:
+        [{"t_s", "n_levels", "levels_us" (targets), "level_means_us" (their mean at t_s)}] per time.
+    """
+    rng = np.random.default_rng(seed)
+    dev = dataclasses.replace(device, stuck_min_fraction=0.0, stuck_max_fraction=0.0)
+    targets = np.linspace(device.g_min_us, device.g_max_us, n_targets)
+    g, _ = sample_cells(dev, np.repeat(targets, n_cells), np.asarray(times_s, float), 1, rng)
+    g = g[:, :, 0].reshape(n_targets, n_cells, -1)
+    mean, sd = g.mean(axis=1), g.std(axis=1, ddof=1)
+    out = []
+    for j, t in enumerate(np.asarray(times_s, float)):
+        m, s = mean[:, j], sd[:, j]
+        picked = [0]
+        for k in range(1, n_targets):
+            last = picked[-1]
+            if m[k] - z * s[k] >= m[last] + z * s[last]:
+                picked.append(k)
+        out.append({"t_s": float(t), "n_levels": len(picked), "levels_us": [float(targets[k]) for k in picked],
+                    "level_means_us": [float(m[k]) for k in picked]})
+    return out
 
 
 def sample_long(device, levels_us, cells_per_level: int, times_s, n_reads: int, seed=0, with_stuck_column=False,

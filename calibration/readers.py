@@ -59,7 +59,7 @@ MIN_DG_BINS = 3
 DG_UNITS = {"uS": 1.0, "mS": 1e3, "S": 1e6}
 
 REQUIRED_COLUMNS = ("cell_id", "g_target_us", "t_s", "read_id")
-OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v")
+OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v", "temperature_c")
 #: measurement column -> (quantity, factor to the base unit: uS, ohm or A)
 MEASUREMENT_COLUMNS = {
     "g_us": ("g", 1.0),
@@ -113,6 +113,7 @@ class LongData:
     stuck: np.ndarray | None = None
     pulse: np.ndarray | None = None
     measurement_column: str = "g_us"
+    temperature_c: np.ndarray | None = None
     ignored_columns: list[str] = field(default_factory=list)
 
     @property
@@ -140,7 +141,19 @@ class LongData:
             source=self.source, cell=remap[self.cell[keep]], cell_labels=self.cell_labels[cells],
             g_target_us=self.g_target_us[keep], t_s=self.t_s[keep], read_id=self.read_id[keep],
             g_us=self.g_us[keep], stuck=pick(self.stuck), pulse=pick(self.pulse),
-            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns))
+            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns),
+            temperature_c=pick(self.temperature_c))
+
+    def with_times(self, t_s: np.ndarray) -> "LongData":
+        """The same rows with other times (e.g. room-temperature-equivalent), re-sorted."""
+        order = np.lexsort((self.read_id, t_s, self.cell))
+        pick = (lambda a: None if a is None else a[order])
+        return LongData(
+            source=self.source, cell=self.cell[order], cell_labels=self.cell_labels,
+            g_target_us=self.g_target_us[order], t_s=np.asarray(t_s, float)[order], read_id=self.read_id[order],
+            g_us=self.g_us[order], stuck=pick(self.stuck), pulse=pick(self.pulse),
+            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns),
+            temperature_c=pick(self.temperature_c))
 
 
 @dataclass
@@ -237,6 +250,30 @@ def _is_hdf5(path: Path) -> bool:
     return head == b"\x89HDF\r\n\x1a\n" or path.suffix.lower() in (".h5", ".hdf5", ".hdf")
 
 
+_BINARY_MAGIC = {b"PK\x03\x04": "a zip archive (e.g. .npz)", b"\x93NUMPY": "a numpy .npy file",
+                 b"\x1f\x8b": "gzip data", b"%PDF": "a PDF", b"\x89PNG": "a PNG image"}
+
+
+def _check_text(path: Path) -> None:
+    """A text file (UTF-8, no NUL bytes) or a CalibrationInputError naming the file and,
+    where known, what it is instead."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    for magic, what in _BINARY_MAGIC.items():
+        if head.startswith(magic):
+            raise CalibrationInputError(path, f"is {what}, not a text table; expected a long-format CSV or HDF5 file, "
+                                              "pulse-ramp CSVs or dG lookup tables (see calibration/README.md)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a multi-byte character cut at the end of the block
+            raise CalibrationInputError(path, f"not a UTF-8 text file (byte {e.start}: {e.reason}); expected a CSV, "
+                                              "HDF5 or dG lookup table") from None
+    if b"\x00" in head:
+        raise CalibrationInputError(path, "is binary (NUL bytes), not a text table; expected a CSV, HDF5 or dG "
+                                          "lookup table")
+
+
 def _csv_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         for row in csv.reader(f):
@@ -281,18 +318,20 @@ def detect_format(path) -> str:
     _check_file(path)
     if _is_hdf5(path):
         return "long"
-    if _looks_like_dg_lookup(path):
-        return "dg_lookup"
+    _check_text(path)
     header = _csv_header(path)
     low = [h.lower() for h in header]
-    if "cell_id" in low or "g_target_us" in low:
+    if "cell_id" in low or "g_target_us" in low:  # before the dG check: a 2-row table looks like one
         return "long"
+    if _looks_like_dg_lookup(path):
+        return "dg_lookup"
     return "ramps"
 
 
 # --------------------------------------------------------------------------- long format
 
 def _read_csv_columns(path: Path) -> tuple[dict[str, list[str]], int]:
+    _check_text(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -559,18 +598,46 @@ def read_long(path, read_voltage_v: float | None = None) -> LongData:
         raise c.error(f"read index must be an integer >= 0, got {read_f[bad][0]:g} at {c.where(bad)}", "read_id")
     g_us = _long_conductance(c, mcol, n_rows, read_voltage_v)
     _check_long_units(c, g_us, g_target, mcol, tcol)
+    if np.ptp(g_us) == 0:
+        raise c.error(f"all {n_rows} measurements are equal ({g_us[0]:g} uS): no programming error, read noise or "
+                      "drift can be fitted", mcol)
     stuck = _long_stuck(c, n_rows)
     pulse = c.num("pulse") if "pulse" in c.lower else None
+    temp = _long_temperature(c) if "temperature_c" in c.lower else None
     labels, cell = np.unique(ids.astype(str), return_inverse=True)
     cell = cell.astype(np.int64)
     order = _check_long_cells(c, labels, cell, g_target, t_s, read_f, stuck, tcol)
+    if temp is not None:
+        _check_temperature_per_time(c, labels, cell[order], t_s[order], temp[order])
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {mcol, tcol}
     ignored = [n for n in cols if n.lower() not in known]
     return LongData(
         source=str(path), cell=cell[order], cell_labels=labels, g_target_us=g_target[order], t_s=t_s[order],
         read_id=read_f[order].astype(np.int64), g_us=g_us[order],
         stuck=None if stuck is None else stuck[order], pulse=None if pulse is None else pulse[order],
-        measurement_column=c.name(mcol), ignored_columns=ignored)
+        measurement_column=c.name(mcol), ignored_columns=ignored,
+        temperature_c=None if temp is None else temp[order])
+
+
+def _long_temperature(c: _LongColumns) -> np.ndarray:
+    """The optional temperature_c column (the temperature during the interval before each
+    read, in C): finite and above absolute zero."""
+    temp = c.num("temperature_c")
+    bad = (temp <= -273.15) | (temp > 1000.0)
+    if bad.any():
+        raise c.error(f"temperature must be in (-273.15, 1000] C, got {temp[bad][0]:g} at {c.where(bad)}",
+                      "temperature_c")
+    return temp
+
+
+def _check_temperature_per_time(c: _LongColumns, labels, cell, t_s, temp) -> None:
+    """One temperature per (cell, time): rows sorted by cell and time."""
+    same = (np.diff(cell) == 0) & (np.diff(t_s) == 0)
+    bad = same & (np.diff(temp) != 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise c.error(f"cell {labels[cell[k]]!r} at t_s={t_s[k]:g} has two temperatures ({temp[k]:g} and "
+                      f"{temp[k + 1]:g} C); give one per read time", "temperature_c")
 
 
 def write_long_csv(path, data: LongData) -> None:
@@ -632,6 +699,7 @@ def _ramp_columns(p: Path):
     _check_file(p)
     if _is_hdf5(p):
         raise CalibrationInputError(p, "pulse ramps are read from CSV (one column per ramp); this is HDF5")
+    _check_text(p)
     header, arr, first_line = _ramp_matrix(p)
     out = []
     for j, name in enumerate(header):
@@ -767,6 +835,7 @@ def _read_dg_table(path: Path, unit: str) -> tuple[np.ndarray, np.ndarray, np.nd
     _check_file(path)
     if _is_hdf5(path):
         raise CalibrationInputError(path, f"dG lookup tables are text files; this is HDF5 ({_DG_LAYOUT})")
+    _check_text(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
