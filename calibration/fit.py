@@ -690,9 +690,9 @@ class LongFit:
         """params.csv rows: range, t0, time span, every law, read-noise tails, stuck rates,
         outliers, levels."""
         rows = [param_row("g_min_us", self.g_min_us, unit="uS",
-                          method="min of targets and 0.1% quantile of G(t0) of the cells inside the robust fences"),
+                          method="min of targets and 0.1% quantile of G(t0) of the cells within 4.5 robust sigma"),
                 param_row("g_max_us", self.g_max_us, unit="uS",
-                          method="max of targets and 99.9% quantile of G(t0) of the cells inside the robust fences"),
+                          method="max of targets and 99.9% quantile of G(t0) of the cells within 4.5 robust sigma"),
                 param_row("t0_s", self.t0_s, unit="s", method="earliest measurement time"),
                 param_row("t_last_s", self.time_span_s[1], unit="s",
                           method="latest measurement time: the model is extrapolated beyond it"
@@ -755,10 +755,13 @@ def _equivalent_times(data: LongData, room_c: float, ea_ev: float) -> np.ndarray
     new_cell[1:] = c[1:] != c[:-1]
     dt = np.where(new_cell, t, np.diff(t, prepend=0.0))
     inc = dt * arrhenius_factor(temp, room_c, ea_ev)
-    start = np.flatnonzero(new_cell)
-    cum = np.cumsum(inc)
-    base = np.repeat(cum[start] - inc[start], np.diff(np.append(start, idx.size)))
-    t_eq = cum - base
+    # running sum within each cell, one read position at a time (the same schedule gives
+    # bit-identical times in every cell)
+    pos = np.arange(idx.size) - np.maximum.accumulate(np.where(new_cell, np.arange(idx.size), 0))
+    t_eq = inc.copy()
+    for k in range(1, int(pos.max()) + 1 if pos.size else 0):
+        at = np.flatnonzero(pos == k)
+        t_eq[at] = t_eq[at - 1] + inc[at]
     group = np.cumsum(key_first) - 1
     return t_eq[group]
 
@@ -855,6 +858,7 @@ class _CellTable:
     target: np.ndarray     # (n_cells,) target of each cell
     g_first: np.ndarray    # (n_cells,) mean of the reads at t0 (nan: no read then)
     n_first: np.ndarray    # (n_cells,) reads at t0
+    read_tail: np.ndarray | None = None  # (n_ct,) read variance beyond the Gaussian core's 99.9 % point
 
     @property
     def t0(self) -> float:
@@ -933,11 +937,12 @@ def _screen_programming(tab: _CellTable) -> _Screen:
 
 def _long_range(tab: _CellTable, scr: _Screen, g_range_us) -> tuple[float, float]:
     """(g_min, g_max): imposed, or min/max of the targets and the 0.1 % / 99.9 % quantiles of
-    G(t0) over the cells inside the robust fences (a shorted cell at 1e4 uS does not move them)."""
+    G(t0) over the cells inside the robust fences and within 4.5 robust sigma of their level
+    (a shorted cell at 1e4 uS or open cells near 0 do not move them)."""
     if g_range_us is not None:
         g_min, g_max = map(float, g_range_us)
     else:
-        gf = tab.g_first[tab.has_first & ~scr.gross]
+        gf = tab.g_first[tab.has_first & ~scr.gross & (scr.z <= 4.5)]
         if gf.size == 0:
             raise ValueError("every cell's first read lies far outside the targets' range: no device range")
         g_min = float(max(0.0, min(tab.target.min(), np.quantile(gf, 0.001))))
@@ -996,18 +1001,26 @@ def _stuck_detected(tab: _CellTable, scr: _Screen, g_min: float, g_max: float) -
 
 
 def _relaxation_z(tab: _CellTable, ok: np.ndarray) -> np.ndarray:
-    """Per cell, the largest robust z (per level and time) of its change G(t) - G(t0)."""
+    """Per cell, the largest robust z (per level and time) of its change G(t) - G(t0); the
+    cell's own read variance of the two means is added to the level's robust spread, so a
+    cell with telegraph read noise is not taken for a wild relaxation."""
     lvl = _level_of(tab.target)
     zmax = np.zeros(tab.n_cells)
+    own = np.nan_to_num(tab.var, nan=0.0) / tab.count
+    v0 = np.zeros(tab.n_cells)
+    first = tab.t_s == tab.times[0]
+    v0[tab.cell[first]] = own[first]
+    floor = 1e-6 * float(np.median(np.abs(tab.target)))
     for t in tab.times[1:]:
         m = tab.t_s == t
         c = tab.cell[m]
         d = np.full(tab.n_cells, np.nan)
         d[c] = tab.mean[m] - tab.g_first[c]
+        vt = np.zeros(tab.n_cells)
+        vt[c] = own[m]
         have = np.isfinite(d)
-        floor = 1e-6 * float(np.median(np.abs(tab.target)))
         med, rs = _level_robust_sigma(lvl, np.nan_to_num(d), have & ok, floor)
-        z = np.where(have, np.abs(np.nan_to_num(d) - med) / rs, 0.0)
+        z = np.where(have, np.abs(np.nan_to_num(d) - med) / np.sqrt(rs * rs + vt + v0), 0.0)
         zmax = np.maximum(zmax, z)
     return zmax
 
@@ -1081,7 +1094,7 @@ def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes:
         cv = fit.cv or cv  # the selection of the first pass (later passes keep its choice)
         fit.cv = cv
         choice = (fit.family, fit.degree)
-        s2 = np.maximum(fit(tab.mean), 1e-300) ** 2
+        s2 = np.maximum(fit(tab.mean) ** 2, 1e-300)
         p = _st.chi2.sf(np.where(rep, tab.var, 0.0) * dof / s2, np.maximum(dof, 1))
         new_keep = rep & (p >= 1e-3)
         if np.array_equal(new_keep, keep):
@@ -1107,6 +1120,7 @@ def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes:
     frac = float(tail.sum() / rep.sum())
     ratio = (float(np.sqrt(np.mean(tab.var[tail] / np.maximum(fit(tab.mean[tail]), 1e-300) ** 2)))
              if tail.any() else 1.0)
+    tab.read_tail = tail
     summary = {"tail_fraction": frac, "tail_pairs": int(tail.sum()), "pairs": int(rep.sum()),
                "tail_cells": tail_cells.tolist(), "tail_rms_over_core": ratio, "per_time": per_time,
                "tail_method": ("(cell, time) pairs whose read variance is beyond the chi-square 99.9% point of the "
@@ -1140,8 +1154,11 @@ def _per_cell_exponents(tab: _CellTable, good: np.ndarray, read_fit):
     ok_ct = good[tab.cell] & (mean_ct > 0)
     x = np.log(tab.t_s / tab.t0)
     yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
-    # variance of ln(mean of reads) from the read noise
-    vy = _read_var(read_fit, mean_ct) / tab.count / np.maximum(mean_ct, 1e-300) ** 2
+    # variance of ln(mean of reads) from the read noise (a cell's own variance where it is in the tail)
+    rv = _read_var(read_fit, mean_ct)
+    if tab.read_tail is not None:
+        rv = np.where(tab.read_tail, np.maximum(rv, np.nan_to_num(tab.var, nan=0.0)), rv)
+    vy = rv / tab.count / np.maximum(mean_ct * mean_ct, 1e-300)
     c = tab.cell[ok_ct]
     n_t = np.bincount(c, minlength=n_cells)
     sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)

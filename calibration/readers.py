@@ -642,7 +642,8 @@ def _check_temperature_per_time(c: _LongColumns, labels, cell, t_s, temp) -> Non
 
 def write_long_csv(path, data: LongData) -> None:
     """Write LongData as a long-format CSV (g_us column), atomically."""
-    header = ["cell_id", "g_target_us", "t_s", "read_id", "g_us"] + (["stuck"] if data.stuck is not None else [])
+    header = (["cell_id", "g_target_us", "t_s", "read_id", "g_us"] + (["stuck"] if data.stuck is not None else [])
+              + (["temperature_c"] if data.temperature_c is not None else []))
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -651,6 +652,8 @@ def write_long_csv(path, data: LongData) -> None:
                int(data.read_id[k]), f"{data.g_us[k]:.6g}"]
         if data.stuck is not None:
             row.append(int(data.stuck[k]))
+        if data.temperature_c is not None:
+            row.append(f"{data.temperature_c[k]:.6g}")
         w.writerow(row)
     atomic_write_text(path, buf.getvalue())
 
