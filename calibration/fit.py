@@ -372,7 +372,9 @@ def _gauss_starts(x, y):
     span = max(hi - lo, 1e-6)
     base = float(np.quantile(y, 0.05))
     amp = max(float(np.quantile(y, 0.95)) - base, 1e-12)
-    return [np.array([base, amp, c, span / 4.0]) for c in np.quantile(x, (0.2, 0.5, 0.8))]
+    ux = np.unique(np.round(x, 9))
+    centres = ux if ux.size <= 8 else np.quantile(x, np.linspace(0.1, 0.9, 8))
+    return [np.array([base, amp, c, span / 6.0]) for c in centres]
 
 
 def _gauss_cov_ls(x, r, jac, var):
@@ -431,7 +433,7 @@ def fit_sigma_law(family: str, x, q, deg: int, w=None, extra=None):
     scale = float(np.sqrt(max(np.sum(w * q) / max(np.sum(w), 1e-300), 1e-300)))
     floor = 1e-9 * scale + 1e-300
     span = max(float(np.ptp(x)), 1e-6)
-    bounds = [(None, None), (0.0, None), (float(np.min(x)) - span, float(np.max(x)) + span), (span / 50, 10 * span)]
+    bounds = [(0.0, None), (0.0, None), (float(np.min(x)) - span, float(np.max(x)) + span), (span / 50, 10 * span)]
     # starts from a binned root-mean-square of q - extra
     order = np.argsort(x)
     nb = int(min(8, max(2, x.size // 20)))
@@ -439,6 +441,7 @@ def fit_sigma_law(family: str, x, q, deg: int, w=None, extra=None):
     sb = np.array([np.sqrt(max(np.mean(q[i] - extra[i]), (0.05 * scale) ** 2)) for i in np.array_split(order, nb)])
     best = None
     for c0 in _gauss_starts(xb, sb):
+        c0[0] = max(c0[0], 0.0)
         c0[1] = max(c0[1], 1e-3 * scale)
         c0[3] = float(np.clip(c0[3], bounds[3][0], bounds[3][1]))
         res = minimize(_gauss_sigma_nll_grad, c0, args=(x, q, w, extra, floor), jac=True, method="L-BFGS-B",
@@ -767,7 +770,9 @@ def _equivalent_times(data: LongData, room_c: float, ea_ev: float) -> np.ndarray
 
 
 def _powerlaw_rss(data: LongData, t_eq: np.ndarray) -> float:
-    """Sum over cells of the residual sum of squares of ln G(t) (means of reads) on ln t."""
+    """Sum over cells of the residual sum of squares of ln G(t) (means of reads) on ln t,
+    robustly: the 10 % of cells with the largest residuals (outliers, telegraph noise) left
+    out."""
     d = data.with_times(t_eq)
     cell, t, mean, _, _, _ = _cell_time_stats(d)
     ok = mean > 0
@@ -785,7 +790,8 @@ def _powerlaw_rss(data: LongData, t_eq: np.ndarray) -> float:
     sxx = np.bincount(cell, dx * dx, nc)
     sxy = np.bincount(cell, dx * dy, nc)
     syy = np.bincount(cell, dy * dy, nc)
-    return float(np.sum(syy - np.where(sxx > 0, sxy * sxy / np.maximum(sxx, 1e-300), 0.0)))
+    per = (syy - np.where(sxx > 0, sxy * sxy / np.maximum(sxx, 1e-300), 0.0))[cnt >= 3]
+    return float(np.sum(np.sort(per)[:int(np.ceil(0.9 * per.size))]))
 
 
 def to_equivalent_time(data: LongData, *, ea_ev: float | None = None, room_c: float = 25.0,
@@ -820,7 +826,7 @@ def to_equivalent_time(data: LongData, *, ea_ev: float | None = None, room_c: fl
         rss = np.array([_powerlaw_rss(data, _equivalent_times(data, room_c, e)) for e in grid])
         if np.all(np.isfinite(rss)):
             k = int(np.argmin(rss))
-            n = data.n_cells * max(np.unique(data.t_s).size - 2, 1)
+            n = 0.9 * data.n_cells * max(np.unique(data.t_s).size - 2, 1)
             prof = n * np.log(rss / rss[k])  # -2 log likelihood ratio, Gaussian residuals
             inside = grid[prof <= 3.84]
             ea_ev = float(grid[k])

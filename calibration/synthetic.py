@@ -51,7 +51,7 @@ def truth_laws(g_us, truth=MESSY_TRUTH) -> dict:
             "mu_nu": truth["nu_mu"][0] + truth["nu_mu"][1] * b, "sigma_nu": truth["nu_sigma"][0] + truth["nu_sigma"][1] * b}
 
 
-def messy_rram(n_per_level: int = 650, n_reads: int = 3, seed: int = 0, truth: dict = MESSY_TRUTH):
+def messy_rram(n_per_level: int = 650, n_reads: int = 3, seed: int = 0, truth: dict = MESSY_TRUTH, schedule=None):
     """Draw the messy table (see the module docstring).
 
     Args:
@@ -59,11 +59,14 @@ def messy_rram(n_per_level: int = 650, n_reads: int = 3, seed: int = 0, truth: d
         n_reads: repeated reads per cell and time.
         seed: every draw.
         truth: the parameters (MESSY_TRUTH).
+        schedule: [(interval_s, temperature_c), ...], one per read time: the interval before
+            each read and its temperature (default: 60 s at 25 C, then the 1800 s bake at
+            80 C). Outliers keep their first-read conductance after the first interval.
 
     Returns:
         (LongData with a temperature_c column: 25 C before the first read at 60 s, 80 C
         during the 1800 s bake before the second read; a dict with the truth, the ids of
-        the outlier cells by kind and the equivalent time of the second read).
+        the outlier cells by kind, the telegraph-noise cells and the equivalent read times).
     """
     rng = np.random.default_rng(seed)
     tgt = np.repeat(np.asarray(truth["targets_us"], float), n_per_level)
@@ -71,35 +74,36 @@ def messy_rram(n_per_level: int = 650, n_reads: int = 3, seed: int = 0, truth: d
     law = truth_laws(tgt, truth)
     g0 = tgt + truth["prog_offset_us"] + law["prog_sigma"] * rng.standard_normal(n)
     nu = law["mu_nu"] + law["sigma_nu"] * rng.standard_normal(n)
-    t1 = truth["t_first_s"]
-    t2 = t1 + truth["bake_s"]
-    t2_eq = t1 + truth["bake_s"] * float(arrhenius_factor(truth["bake_c"], truth["room_c"], truth["ea_ev"]))
-    g1 = g0 * (t2_eq / t1) ** (-nu)
+    if schedule is None:
+        schedule = [(truth["t_first_s"], truth["room_c"]), (truth["bake_s"], truth["bake_c"])]
+    dur = np.array([d for d, _ in schedule], float)
+    temps = np.array([c for _, c in schedule], float)
+    times = np.cumsum(dur)
+    t_eq = np.cumsum(dur * arrhenius_factor(temps, truth["room_c"], truth["ea_ev"]))
+    g_true = g0[:, None] * (t_eq[None, :] / t_eq[0]) ** (-nu[:, None])      # (n, n_times)
+    n_t = times.size
     # outliers: 0.5 % of cells, one shorted at 1e4 uS, open cells, far-from-target cells, wild relaxation
     n_out = max(4, int(round(truth["outlier_fraction"] * n)))
     out = rng.choice(n, size=n_out, replace=False)
     kinds = {"shorted": out[:1], "open": out[1:1 + n_out // 4], "far_from_target": out[1 + n_out // 4:1 + n_out // 2],
              "wild_relaxation": out[1 + n_out // 2:]}
-    g0[kinds["shorted"]] = g1[kinds["shorted"]] = 1.0e4
-    g0[kinds["open"]] = g1[kinds["open"]] = 0.5
-    g0[kinds["far_from_target"]] += 60.0 * rng.choice([-1.0, 1.0], size=kinds["far_from_target"].size)
-    g0[kinds["far_from_target"]] = np.maximum(g0[kinds["far_from_target"]], 1.0)
-    g1[kinds["far_from_target"]] = g0[kinds["far_from_target"]]
-    g1[kinds["wild_relaxation"]] = g0[kinds["wild_relaxation"]] * rng.uniform(0.2, 0.4, kinds["wild_relaxation"].size)
+    g_true[kinds["shorted"]] = 1.0e4
+    g_true[kinds["open"]] = 0.5
+    far = kinds["far_from_target"]
+    g_true[far] = np.maximum(g0[far] + 60.0 * rng.choice([-1.0, 1.0], size=far.size), 1.0)[:, None]
+    wild = kinds["wild_relaxation"]
+    g_true[wild, 1:] = g_true[wild, :1] * rng.uniform(0.2, 0.4, (wild.size, 1))
     # read noise: Gaussian core, telegraph-noise cells x10
     rtn = rng.random(n) < truth["rtn_fraction"]
-    g_true = np.stack([g0, g1], axis=1)                                  # (n, 2)
     sr = (truth["read_sigma_us"][0] + truth["read_sigma_us"][1] * g_true / truth["g_scale_us"])
     sr = sr * np.where(rtn, truth["rtn_factor"], 1.0)[:, None]
-    reads = np.maximum(g_true[:, :, None] + sr[:, :, None] * rng.standard_normal((n, 2, n_reads)), 0.0)
-    times = np.array([t1, t2])
-    temps = np.array([truth["room_c"], truth["bake_c"]])
-    cell = np.repeat(np.arange(n), 2 * n_reads)
+    reads = np.maximum(g_true[:, :, None] + sr[:, :, None] * rng.standard_normal((n, n_t, n_reads)), 0.0)
+    cell = np.repeat(np.arange(n), n_t * n_reads)
     width = len(str(n - 1))
     labels = np.array([f"c{k:0{width}d}" for k in range(n)])
     data = LongData(source="<messy_rram>", cell=cell, cell_labels=labels, g_target_us=tgt[cell],
-                    t_s=np.tile(np.repeat(times, n_reads), n), read_id=np.tile(np.arange(n_reads), 2 * n),
+                    t_s=np.tile(np.repeat(times, n_reads), n), read_id=np.tile(np.arange(n_reads), n_t * n),
                     g_us=reads.ravel(), temperature_c=np.tile(np.repeat(temps, n_reads), n))
     info = {"truth": dict(truth), "outliers": {k: [str(labels[i]) for i in v] for k, v in kinds.items()},
-            "rtn_cells": [str(x) for x in labels[rtn]], "t2_equivalent_s": t2_eq, "times_s": times.tolist()}
+            "rtn_cells": [str(x) for x in labels[rtn]], "t_equivalent_s": t_eq.tolist(), "times_s": times.tolist()}
     return data, info
