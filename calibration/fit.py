@@ -693,9 +693,9 @@ class LongFit:
         """params.csv rows: range, t0, time span, every law, read-noise tails, stuck rates,
         outliers, levels."""
         rows = [param_row("g_min_us", self.g_min_us, unit="uS",
-                          method="min of targets and 0.1% quantile of G(t0) of the cells within 4.5 robust sigma"),
+                          method="min of targets and 0.1% quantile of G(t0) inside the robust fences"),
                 param_row("g_max_us", self.g_max_us, unit="uS",
-                          method="max of targets and 99.9% quantile of G(t0) of the cells within 4.5 robust sigma"),
+                          method="max of targets and 99.9% quantile of G(t0) inside the robust fences"),
                 param_row("t0_s", self.t0_s, unit="s", method="earliest measurement time"),
                 param_row("t_last_s", self.time_span_s[1], unit="s",
                           method="latest measurement time: the model is extrapolated beyond it"
@@ -943,12 +943,13 @@ def _screen_programming(tab: _CellTable) -> _Screen:
 
 def _long_range(tab: _CellTable, scr: _Screen, g_range_us) -> tuple[float, float]:
     """(g_min, g_max): imposed, or min/max of the targets and the 0.1 % / 99.9 % quantiles of
-    G(t0) over the cells inside the robust fences and within 4.5 robust sigma of their level
-    (a shorted cell at 1e4 uS or open cells near 0 do not move them)."""
+    G(t0) over the cells inside the robust fences, the targets' range +- 10 robust sigma of
+    the widest level (a shorted cell at 1e4 uS or a 1e30 typo does not move them; cells stuck
+    at the device's bounds, inside the fences, do)."""
     if g_range_us is not None:
         g_min, g_max = map(float, g_range_us)
     else:
-        gf = tab.g_first[tab.has_first & ~scr.gross & (scr.z <= 4.5)]
+        gf = tab.g_first[tab.has_first & ~scr.gross]
         if gf.size == 0:
             raise ValueError("every cell's first read lies far outside the targets' range: no device range")
         g_min = float(max(0.0, min(tab.target.min(), np.quantile(gf, 0.001))))
