@@ -366,14 +366,20 @@ def fit_sigma_cv(name, g_us, q, groups, g_scale, unit, w=None, extra=None, cap=3
                    n=q.size)
 
 
-def _gauss_starts(x, y):
-    """Starting values (c0, c1, c2, c3) for a bump in x: centres at quantiles of x."""
+def _gauss_starts(x, y, n_centres: int = 4):
+    """Starting values (c0, c1, c2, c3) for a bump in x: ``n_centres`` centres spread over the
+    distinct x (or their quantiles), width a sixth of the span."""
     lo, hi = float(np.min(x)), float(np.max(x))
     span = max(hi - lo, 1e-6)
     base = float(np.quantile(y, 0.05))
     amp = max(float(np.quantile(y, 0.95)) - base, 1e-12)
     ux = np.unique(np.round(x, 9))
-    centres = ux if ux.size <= 8 else np.quantile(x, np.linspace(0.1, 0.9, 8))
+    if ux.size <= n_centres:
+        centres = ux
+    elif ux.size <= 16:
+        centres = ux[np.unique(np.linspace(1, ux.size - 2, n_centres).round().astype(int))]
+    else:
+        centres = np.quantile(x, np.linspace(0.15, 0.85, n_centres))
     return [np.array([base, amp, c, span / 6.0]) for c in centres]
 
 
@@ -396,11 +402,12 @@ def fit_mean_law(family: str, x, y, deg: int, var=None):
     sw = np.ones_like(y) if var is None else 1.0 / np.sqrt(np.maximum(np.asarray(var, float), 1e-300))
     span = max(float(np.ptp(x)), 1e-6)
     best = None
-    for c0 in _gauss_starts(x, y):
+    for c0 in _gauss_starts(x, y, 3):
         res = least_squares(lambda c: sw * (_gauss_value_jac(x, c)[0] - y), c0,
                             jac=lambda c: sw[:, None] * _gauss_value_jac(x, c)[1],
                             bounds=([-np.inf, -np.inf, np.min(x) - span, span / 50], [np.inf, np.inf, np.max(x) + span,
-                                                                                        10 * span]))
+                                                                                        10 * span]),
+                            max_nfev=100)
         if best is None or res.cost < best.cost:
             best = res
     c = best.x

@@ -301,7 +301,7 @@ def plot_long(fit: LongFit, level_rows, path, levels_time=None) -> None:
     a.set(xlabel="target G (uS)", ylabel="G(t0) - target (uS)", title=f"programming error ({int(excluded.sum())} "
           "stuck/outlier cells not shown)")
     _legend(a)
-    _plot_read_noise(ax[0, 1], fit, g)
+    _plot_read_noise(ax[0, 1], fit, g, excluded)
     _plot_drift(ax[0, 2], ax[1, 0], fit, g, tgt)
     _plot_heldout(ax[1, 1], level_rows)
     a = ax[1, 2]
@@ -318,10 +318,12 @@ def plot_long(fit: LongFit, level_rows, path, levels_time=None) -> None:
     plt.close(fig)
 
 
-def _plot_read_noise(a, fit: LongFit, g) -> None:
+def _plot_read_noise(a, fit: LongFit, g, excluded=None) -> None:
     raw = fit.raw
     v = raw["ct_var_us2"]
     m = v >= 0
+    if excluded is not None:  # stuck / outlier cells (a shorted cell at 1e4 uS would squash the axis)
+        m &= ~excluded[raw["ct_cell"]]
     if m.any():
         a.plot(raw["ct_mean_us"][m], np.sqrt(v[m]), ".", ms=2, alpha=0.3, color="0.5",
                label="cells: std of reads (every time)")
