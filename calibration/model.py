@@ -5,7 +5,9 @@ The sampler follows crossbar's device physics (DESIGN.md): per cell
 ``G_prog = clip(G_t + offset(G_t) + sigma_prog(G_t) z, g_min, g_max)``; a fraction of cells
 stuck at g_min / g_max (independently, after programming; they do not drift); drift
 ``G(t) = G_prog (t / t0)^(-nu)`` with ``nu = |mu_nu(G_t) + sigma_nu(G_t) z|`` (folded at 0,
-as crossbar and aihwkit) for physical times ``t >= t0``; each read adds
+as crossbar and aihwkit) for physical times ``t >= t0``, plus crossbar's relaxation
+``relax_sigma(G_t) z' sqrt(ln(t / t0))`` (clipped to the range) when the device has one;
+each read adds
 ``N(0, sigma_read(G(t))^2)`` afresh.
 """
 from __future__ import annotations
@@ -248,6 +250,9 @@ def sample_cells(device, g_target_us, times_s, n_reads: int, rng):
     nu = np.where(stuck != 0, 0.0, nu)
     ratio = np.maximum(times / d.t0_s, 1.0)
     g_t = g[:, None] * ratio[None, :] ** (-nu[:, None])
+    if getattr(d, "relax_sigma", None) is not None:  # crossbar: + relax_sigma(G_t) z sqrt(ln(t/t0)), clipped
+        rx = np.where(stuck != 0, 0.0, _law(d.relax_sigma, tgt, gmax) * rng.standard_normal(n))
+        g_t = np.clip(g_t + rx[:, None] * np.sqrt(np.log(ratio))[None, :], d.g_min_us, d.g_max_us)
     out = np.empty((n, times.size, n_reads))
     for j in range(times.size):
         sr = _law(d.read_sigma, g_t[:, j], gmax) if d.read_sigma is None or d.read_sigma.kind != "pcm_read" else \

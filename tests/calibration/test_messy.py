@@ -205,3 +205,25 @@ def test_drift_spread_on_log_scale_and_model_in_legend(small_fit):
     labels = a3.get_legend_handles_labels()[1]
     assert any(lab.startswith("model") for lab in labels) and any(lab.startswith("measured") for lab in labels)
     plt.close(fig)
+
+
+def test_sampler_follows_crossbar_relaxation():
+    """sample_cells (levels, gof, levels over time) draws what crossbar programs, relax_sigma
+    included (rram preset: relaxation with sqrt(ln(t/t0))). Cells at g_max, one day after t0;
+    5 standard errors of the difference of two independent samples of n = 20000."""
+    from calibration.model import sample_cells
+
+    cfg = crossbar.preset("rram")
+    dev = cfg.device
+    assert dev.relax_sigma is not None
+    t1 = dev.t0_s * 86400.0
+    n = 20000
+    g, _ = sample_cells(dev, np.full(n, dev.g_max_us), [dev.t0_s, t1], 1, np.random.default_rng(0))
+    arr = crossbar.program(np.full((100, n // 100), 0.5), cfg, seed=1)  # every cell at g_max
+    for j, t_s in enumerate((0.0, t1 - dev.t0_s)):
+        ref = arr.conductances(t_s)[0].ravel()
+        s = g[:, j, 0]
+        se_mean = np.sqrt(s.var() / n + ref.var() / n)
+        se_std = np.sqrt(2.0 / (n - 1)) * ref.std()
+        assert abs(s.mean() - ref.mean()) <= 5 * se_mean
+        assert abs(s.std() - ref.std()) <= 5 * se_std
