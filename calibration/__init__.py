@@ -7,7 +7,7 @@ numpy, scipy, h5py, matplotlib and crossbar only; never torch. See calibration/R
 """
 from .fit import (DgLookupFit, LongFit, PolyFit, RampFit, distinguishable_levels, fit_dg_lookup, fit_long, fit_ramps,
                   quantile_moments, simulate_program_verify)
-from .io import (CalibrationInputError, DgLookupData, LongData, RampData, detect_format, read_dg_lookup, read_long,
+from .readers import (CalibrationInputError, DgLookupData, LongData, RampData, detect_format, read_dg_lookup, read_long,
                  read_pulse_ramps)
 
 __all__ = [

@@ -29,13 +29,14 @@ or bootstrap intervals over ramps for the ramp fits.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy import stats
 
-from .io import DgLookupData, LongData, RampData
+from .readers import DgLookupData, LongData, RampData
 
 __all__ = [
     "PolyFit",
@@ -44,6 +45,11 @@ __all__ = [
     "RampFit",
     "DgLookupFit",
     "fit_long",
+    "to_equivalent_time",
+    "arrhenius_factor",
+    "fit_mean_law_cv",
+    "fit_sigma_law_cv",
+    "FAMILIES",
     "fit_ramps",
     "fit_dg_lookup",
     "quantile_moments",
@@ -54,6 +60,7 @@ __all__ = [
     "distinguishable_levels",
     "clopper_pearson",
     "simulate_program_verify",
+    "ramp_steps",
 ]
 
 Z95 = 1.959963984540054
@@ -65,12 +72,53 @@ SEGMENT_PULSES = 50
 
 # --------------------------------------------------------------------------- polynomial laws
 
+#: law families: polynomial in u = G / g_scale, polynomial in ln u, and a Gaussian bump in
+#: ln u (log-normal shaped in G: rises and falls over the range)
+FAMILIES = ("poly_g", "poly_lng", "gauss_lng")
+#: families tried for the laws of long-format data (ramps and dG tables keep polynomials in G)
+LONG_FAMILIES = FAMILIES
+#: u floor before the logarithm (as crossbar's "ln_g_norm")
+LN_FLOOR = 1e-6
+
+
+def law_abscissa(family: str, g_us, g_scale_us: float) -> np.ndarray:
+    """The abscissa a family is a function of: u = G / g_scale, or ln(max(|u|, 1e-6))."""
+    u = np.atleast_1d(np.asarray(g_us, dtype=float)) / g_scale_us
+    return u if family == "poly_g" else np.log(np.maximum(np.abs(u), LN_FLOOR))
+
+
+def _gauss_value_jac(x, c):
+    """c0 + c1 exp(-(x - c2)^2 / (2 c3^2)) and its Jacobian in (c0, c1, c2, c3)."""
+    base, amp, centre, width = c
+    z = (x - centre) / width
+    e = np.exp(-0.5 * z * z)
+    jac = np.stack([np.ones_like(x), e, amp * e * z / width, amp * e * z * z / width], axis=1)
+    return base + amp * e, jac
+
+
+def law_value_jac(family: str, x, coeffs):
+    """(value, Jacobian in the coefficients) of a family at abscissae x."""
+    x = np.asarray(x, float)
+    if family == "gauss_lng":
+        return _gauss_value_jac(x, coeffs)
+    V = np.vander(x, len(coeffs), increasing=True)
+    return V @ np.asarray(coeffs, float), V
+
+
+def law_n_params(family: str, degree: int) -> int:
+    return 4 if family == "gauss_lng" else degree + 1
+
+
 @dataclass
 class PolyFit:
-    """A fitted law value(G) = clip(sum_k c_k u^k, lo, hi), u = G / g_scale_us.
+    """A fitted law value(G) = clip(f(x; c), lo, hi) of one family (see FAMILIES):
 
-    ``cov`` is the covariance of the coefficients; ``cv`` maps each tried degree to its
-    held-out loss (mean, standard error).
+    * ``poly_g``: f = sum_k c_k u^k, u = G / g_scale_us (crossbar ``x="g_norm"``);
+    * ``poly_lng``: f = sum_k c_k x^k, x = ln(G / g_scale_us) (crossbar ``x="ln_g_norm"``);
+    * ``gauss_lng``: f = c_0 + c_1 exp(-(x - c_2)^2 / (2 c_3^2)) (crossbar kind "gauss").
+
+    ``cov`` is the covariance of the coefficients; ``cv`` maps each tried candidate
+    ("family:degree" or a degree) to its held-out loss (mean, standard error).
     """
 
     name: str
@@ -83,17 +131,25 @@ class PolyFit:
     cv: dict = field(default_factory=dict)
     method: str = ""
     n: int = 0
+    family: str = "poly_g"
 
     @property
     def degree(self) -> int:
         return int(len(self.coeffs) - 1)
 
+    @property
+    def label(self) -> str:
+        """"family:degree" ("gauss_lng" has no degree)."""
+        return self.family if self.family == "gauss_lng" else f"{self.family}:{self.degree}"
+
+    def _x(self, g_us) -> np.ndarray:
+        return law_abscissa(self.family, g_us, self.g_scale_us)
+
     def _vander(self, g_us) -> np.ndarray:
-        u = np.asarray(g_us, dtype=float) / self.g_scale_us
-        return np.vander(np.atleast_1d(u), len(self.coeffs), increasing=True)
+        return law_value_jac(self.family, self._x(g_us), self.coeffs)[1]
 
     def raw(self, g_us) -> np.ndarray:
-        return self._vander(g_us) @ self.coeffs
+        return law_value_jac(self.family, self._x(g_us), self.coeffs)[0]
 
     def __call__(self, g_us) -> np.ndarray:
         v = self.raw(g_us)
@@ -110,12 +166,27 @@ class PolyFit:
         return np.sqrt(np.maximum(np.diag(self.cov), 0.0))
 
     def to_dict(self) -> dict:
-        return {
-            "x": "g_norm", "g_scale_us": self.g_scale_us, "coeffs": [float(c) for c in self.coeffs],
+        d = {
+            "x": "g_norm" if self.family == "poly_g" else "ln_g_norm", "g_scale_us": self.g_scale_us,
+            "coeffs": [float(c) for c in self.coeffs],
             "stderr": [float(s) for s in self.coeff_se()], "cov": np.asarray(self.cov).tolist(),
             "lo": self.lo, "hi": self.hi, "unit": self.unit, "degree": self.degree, "method": self.method,
             "n": int(self.n), "cv_heldout_loss": {str(k): [float(a), float(b)] for k, (a, b) in self.cv.items()},
         }
+        if self.family != "poly_g":
+            d["family"] = self.family
+            d["selection"] = self.selection()
+        return d
+
+    def selection(self) -> dict:
+        """The chosen candidate and the runners-up by held-out loss (per item, lower is better)."""
+        if not self.cv:
+            return {"chosen": self.label}
+        ranked = sorted(self.cv.items(), key=lambda kv: kv[1][0])
+        best = ranked[0][1][0]
+        return {"chosen": self.label, "ranked": [
+            {"candidate": str(k), "heldout_loss": float(m), "se": float(se), "delta_vs_best": float(m - best)}
+            for k, (m, se) in ranked]}
 
     @staticmethod
     def constant(name: str, value: float, se: float, g_scale_us: float, unit: str, lo=None, method="", n=0):
@@ -295,6 +366,256 @@ def fit_sigma_cv(name, g_us, q, groups, g_scale, unit, w=None, extra=None, cap=3
                    n=q.size)
 
 
+def _gauss_starts(x, y, n_centres: int = 4):
+    """Starting values (c0, c1, c2, c3) for a bump in x: ``n_centres`` centres spread over the
+    distinct x (or their quantiles), width a sixth of the span."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    span = max(hi - lo, 1e-6)
+    base = float(np.quantile(y, 0.05))
+    amp = max(float(np.quantile(y, 0.95)) - base, 1e-12)
+    ux = np.unique(np.round(x, 9))
+    if ux.size <= n_centres:
+        centres = ux
+    elif ux.size <= 16:
+        centres = ux[np.unique(np.linspace(1, ux.size - 2, n_centres).round().astype(int))]
+    else:
+        centres = np.quantile(x, np.linspace(0.15, 0.85, n_centres))
+    return [np.array([base, amp, c, span / 6.0]) for c in centres]
+
+
+def _gauss_cov_ls(x, r, jac, var):
+    if var is None:
+        dof = max(r.size - 4, 1)
+        return float(r @ r) / dof * np.linalg.pinv(jac.T @ jac)
+    w = 1.0 / np.maximum(var, 1e-300)
+    return np.linalg.pinv((jac * w[:, None]).T @ jac)
+
+
+def fit_mean_law(family: str, x, y, deg: int, var=None):
+    """(weighted) least squares of y on a family's law at abscissae x; (coeffs, cov)."""
+    if family != "gauss_lng":
+        return fit_mean_poly(x, y, deg, var)
+    from scipy.optimize import least_squares
+
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    sw = np.ones_like(y) if var is None else 1.0 / np.sqrt(np.maximum(np.asarray(var, float), 1e-300))
+    span = max(float(np.ptp(x)), 1e-6)
+    best = None
+    for c0 in _gauss_starts(x, y, 3):
+        res = least_squares(lambda c: sw * (_gauss_value_jac(x, c)[0] - y), c0,
+                            jac=lambda c: sw[:, None] * _gauss_value_jac(x, c)[1],
+                            bounds=([-np.inf, -np.inf, np.min(x) - span, span / 50], [np.inf, np.inf, np.max(x) + span,
+                                                                                        10 * span]),
+                            max_nfev=100)
+        if best is None or res.cost < best.cost:
+            best = res
+    c = best.x
+    f, jac = _gauss_value_jac(x, c)
+    return c, _gauss_cov_ls(x, y - f, jac, None if var is None else np.asarray(var, float))
+
+
+def _gauss_sigma_nll_grad(c, x, q, w, extra, floor):
+    """Negative log-likelihood of a Gaussian-bump sigma law and its gradient in c."""
+    f, jac = _gauss_value_jac(x, c)
+    s = np.maximum(f, floor)
+    v = s * s + extra
+    nll = 0.5 * float(np.sum(w * (np.log(v) + q / v)))
+    dnll_dv = 0.5 * w * (1.0 / v - q / (v * v))
+    grad = ((dnll_dv * 2.0 * s * (f > floor))[:, None] * jac).sum(axis=0)
+    return nll, grad
+
+
+def fit_sigma_law(family: str, x, q, deg: int, w=None, extra=None):
+    """Maximum likelihood of a family's sigma law with q_i ~ v_i chi2_{w_i} / w_i,
+    v_i = sigma(x_i)^2 + extra_i (see :func:`fit_sigma_poly`); (coeffs, cov, nll)."""
+    if family != "gauss_lng":
+        return fit_sigma_poly(x, q, deg, w, extra)
+    from scipy.optimize import minimize
+
+    x = np.asarray(x, float)
+    q = np.asarray(q, float)
+    w = np.ones_like(q) if w is None else np.asarray(w, float)
+    extra = np.zeros_like(q) if extra is None else np.broadcast_to(np.asarray(extra, float), q.shape)
+    scale = float(np.sqrt(max(np.sum(w * q) / max(np.sum(w), 1e-300), 1e-300)))
+    floor = 1e-9 * scale + 1e-300
+    span = max(float(np.ptp(x)), 1e-6)
+    bounds = [(0.0, None), (0.0, None), (float(np.min(x)) - span, float(np.max(x)) + span), (span / 50, 10 * span)]
+    # starts from a binned root-mean-square of q - extra
+    order = np.argsort(x)
+    nb = int(min(8, max(2, x.size // 20)))
+    xb = np.array([x[i].mean() for i in np.array_split(order, nb)])
+    sb = np.array([np.sqrt(max(np.mean(q[i] - extra[i]), (0.05 * scale) ** 2)) for i in np.array_split(order, nb)])
+    best = None
+    for c0 in _gauss_starts(xb, sb):
+        c0[0] = max(c0[0], 0.0)
+        c0[1] = max(c0[1], 1e-3 * scale)
+        c0[3] = float(np.clip(c0[3], bounds[3][0], bounds[3][1]))
+        res = minimize(_gauss_sigma_nll_grad, c0, args=(x, q, w, extra, floor), jac=True, method="L-BFGS-B",
+                       bounds=bounds)
+        if best is None or res.fun < best.fun:
+            best = res
+    c = best.x
+    f, jac = _gauss_value_jac(x, c)
+    s = np.maximum(f, floor)
+    v = s * s + extra
+    dv = 2.0 * s[:, None] * jac
+    info = (dv * (w / (2 * v * v))[:, None]).T @ dv
+    return c, np.linalg.pinv(info), float(best.fun)
+
+
+def law_candidates(x_unique: int, families=LONG_FAMILIES, cap: int = 3) -> list[tuple[str, int]]:
+    """(family, degree) candidates in order of complexity (parameters, then FAMILIES order)."""
+    max_deg = int(max(0, min(cap, x_unique - 1)))
+    cands = []
+    for fam in families:
+        if fam == "gauss_lng":
+            if x_unique >= 5:
+                cands.append((fam, 3))
+            continue
+        # degree 0 is the same constant in every polynomial family: try it once
+        first = 0 if fam == "poly_g" or "poly_g" not in families else 1
+        cands += [(fam, d) for d in range(first, max_deg + 1)]
+    rank = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(cands, key=lambda c: (law_n_params(*c), rank[c[0]]))
+
+
+def _cand_label(c) -> str:
+    return c[0] if c[0] == "gauss_lng" else f"{c[0]}:{c[1]}"
+
+
+def select_law(groups, candidates, heldout_loss: Callable, k_folds: int = 5, seed: int = 0):
+    """Choose a law (family, degree) by K-fold cross-validation over groups (cells): the
+    simplest candidate whose mean held-out loss is within one paired standard error of the
+    best one's (one-standard-error rule, as :func:`select_degree`).
+
+    Returns (candidate, {label: (mean loss, standard error)}).
+    """
+    groups = np.asarray(groups)
+    uniq = np.unique(groups)
+    k = int(min(k_folds, uniq.size))
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
+    fold = np.array([fold_of[g] for g in groups.tolist()])
+    scores, per_item = {}, {}
+    for cand in candidates:
+        losses = np.zeros(groups.size)
+        for f in range(k):
+            test = fold == f
+            try:
+                losses[test] = np.asarray(heldout_loss(~test, test, cand), float)
+            except (np.linalg.LinAlgError, ValueError):
+                losses[test] = np.inf
+        per_item[cand] = losses
+        m = float(np.mean(losses))
+        scores[_cand_label(cand)] = (m if np.isfinite(m) else float("inf"),
+                                     float(np.std(losses) / np.sqrt(max(losses.size, 1))) if np.isfinite(m) else 0.0)
+    best = min(candidates, key=lambda c: scores[_cand_label(c)][0])
+    for c in candidates:
+        if c == best:
+            break
+        diff = per_item[c] - per_item[best]
+        if np.all(np.isfinite(diff)) and diff.mean() <= diff.std() / np.sqrt(diff.size):
+            return c, scores
+    return best, scores
+
+
+def fit_mean_law_cv(name, g_us, y, groups, g_scale, unit, var=None, families=LONG_FAMILIES, seed=0, k_folds=5,
+                    choice=None):
+    """Mean law with family and degree chosen on held-out groups (squared error loss, weighted
+    by 1/var when given); ``choice`` = (family, degree) forces one."""
+    y = np.asarray(y, float)
+    var_arr = None if var is None else np.broadcast_to(np.asarray(var, float), y.shape)
+    xs = {f: law_abscissa(f, g_us, g_scale) for f in FAMILIES}
+
+    def loss(tr, te, cand):
+        fam, deg = cand
+        b, _ = fit_mean_law(fam, xs[fam][tr], y[tr], deg, None if var_arr is None else var_arr[tr])
+        r = y[te] - law_value_jac(fam, xs[fam][te], b)[0]
+        return r * r if var_arr is None else r * r / var_arr[te]
+
+    cv = {}
+    if choice is None:
+        cands = law_candidates(np.unique(np.round(xs["poly_g"], 12)).size, families)
+        choice, cv = select_law(groups, cands, loss, k_folds, seed)
+    fam, deg = choice
+    b, cov = fit_mean_law(fam, xs[fam], y, deg, var_arr)
+    return PolyFit(name, b, cov, g_scale, unit, cv=cv, n=y.size, family=fam,
+                   method="weighted least squares" if var is not None else "least squares")
+
+
+def fit_sigma_law_cv(name, g_us, q, groups, g_scale, unit, w=None, extra=None, families=LONG_FAMILIES, seed=0,
+                     k_folds=5, choice=None):
+    """Sigma law by maximum likelihood, family and degree chosen on held-out groups
+    (Gaussian / chi-square negative log-likelihood)."""
+    q = np.asarray(q, float)
+    w_arr = np.ones_like(q) if w is None else np.asarray(w, float)
+    ex = np.zeros_like(q) if extra is None else np.broadcast_to(np.asarray(extra, float), q.shape)
+    xs = {f: law_abscissa(f, g_us, g_scale) for f in FAMILIES}
+
+    def loss(tr, te, cand):
+        fam, deg = cand
+        c, _, _ = fit_sigma_law(fam, xs[fam][tr], q[tr], deg, w_arr[tr], ex[tr])
+        s = law_value_jac(fam, xs[fam][te], c)[0]
+        s = np.maximum(s, 1e-12 * max(float(np.sqrt(np.mean(q))), 1e-300))
+        v = s * s + ex[te]
+        return 0.5 * w_arr[te] * (np.log(v) + q[te] / v)
+
+    cv = {}
+    if choice is None:
+        cands = law_candidates(np.unique(np.round(xs["poly_g"], 12)).size, families)
+        choice, cv = select_law(groups, cands, loss, k_folds, seed)
+    fam, deg = choice
+    c, cov, _ = fit_sigma_law(fam, xs[fam], q, deg, w_arr, ex)
+    return PolyFit(name, c, cov, g_scale, unit, lo=0.0, cv=cv, n=q.size, family=fam,
+                   method="maximum likelihood" + (" (Fisher scoring)" if fam != "gauss_lng" else " (L-BFGS-B)"))
+
+
+# --------------------------------------------------------------------------- parameter rows
+
+def param_row(name, value, se=None, ci=None, unit="", method="") -> dict:
+    """One row of params.csv: name, value, stderr, ci_lo, ci_hi (+-1.96 se when no interval
+    is given), unit, method."""
+    if ci is None and se is not None and np.isfinite(se):
+        ci = (value - Z95 * se, value + Z95 * se)
+    return {"name": name, "value": float(value), "stderr": None if se is None else float(se),
+            "ci_lo": None if ci is None else float(ci[0]), "ci_hi": None if ci is None else float(ci[1]),
+            "unit": unit, "method": method}
+
+
+def poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0) -> list[dict]:
+    """Rows of a law's coefficients and of its value at g_min, mid range and g_max."""
+    if pf is None:
+        return []
+    rows = []
+    se = pf.coeff_se()
+    for k, (c, s) in enumerate(zip(pf.coeffs, se)):
+        unit = pf.unit + ("" if k == 0 else f" per (G/g_max)^{k}" if k > 1 else " per (G/g_max)")
+        rows.append(param_row(f"{pf.name}.c{k}", c, s, unit=unit, method=pf.method))
+    for frac in (0.0, 0.5, 1.0):
+        g = g_min + frac * (g_max - g_min)
+        rows.append(param_row(f"{pf.name}(G={g:.4g} uS)", float(pf(g)[0]), float(pf.se(g)[0]), unit=pf.unit,
+                              method="delta method"))
+    return rows
+
+
+def _levels_row(fit) -> dict:
+    lo, hi = fit.levels_ci
+    return param_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
+                     method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap")
+
+
+def _pv_rows(fit) -> list[dict]:
+    """Programming-error laws and the verify settings of a simulated program-and-verify."""
+    rows = poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
+    rows += poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
+    rows.append(param_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
+    rows.append(param_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
+                          method="mean over targets"))
+    rows.append(param_row("verify_max_pulses", fit.pv["max_pulses"], unit="pulses", method="pulse budget per cell"))
+    return rows
+
+
 # --------------------------------------------------------------------------- small helpers
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -332,9 +653,20 @@ def distinguishable_levels(g_min: float, g_max: float, sigma: Callable, z: float
 
 # --------------------------------------------------------------------------- long format
 
+#: Boltzmann constant in eV/K
+K_B_EV = 8.617333262e-5
+#: activation energy assumed for a bake when neither given nor identifiable (HfOx, often quoted)
+DEFAULT_EA_EV = 1.0
+#: robust z of G(t0) from its target (or of a cell's relaxation) beyond which a cell is an outlier
+OUTLIER_Z = 6.0
+#: a law resting on fewer cells than this gets a warning note
+FEW_CELLS = 30
+
+
 @dataclass
 class LongFit:
-    """Everything fitted from a long-format table (conductances in uS)."""
+    """Everything fitted from a long-format table (conductances in uS; times in s,
+    room-temperature-equivalent when the data held other temperatures)."""
 
     g_min_us: float
     g_max_us: float
@@ -354,11 +686,52 @@ class LongFit:
     level_z: float
     raw: dict
     notes: list
+    time_span_s: tuple = (np.nan, np.nan)
+    time_model: dict = field(default_factory=dict)
+    outliers: list = field(default_factory=list)
+    read_noise: dict = field(default_factory=dict)
+    relaxation: dict = field(default_factory=dict)
+
+    def laws(self) -> list[PolyFit]:
+        return [pf for pf in (self.prog_offset, self.prog_sigma, self.read_sigma, self.drift_mu_nu,
+                              self.drift_sigma_nu) if pf is not None]
+
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range, t0, time span, every law, read-noise tails, stuck rates,
+        outliers, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, unit="uS",
+                          method="min of targets and 0.1% quantile of G(t0) inside the robust fences"),
+                param_row("g_max_us", self.g_max_us, unit="uS",
+                          method="max of targets and 99.9% quantile of G(t0) inside the robust fences"),
+                param_row("t0_s", self.t0_s, unit="s", method="earliest measurement time"),
+                param_row("t_last_s", self.time_span_s[1], unit="s",
+                          method="latest measurement time: the model is extrapolated beyond it"
+                                 + ("" if not self.time_model.get("bake") else
+                                    " (room-temperature-equivalent, " + self.time_model["summary"] + ")"))]
+        if self.time_model.get("ea_ev") is not None and self.time_model.get("bake"):
+            rows.append(param_row("activation_energy_ev", self.time_model["ea_ev"], unit="eV",
+                                  ci=self.time_model.get("ea_ci"), method=self.time_model["ea_source"]))
+        for pf in self.laws():
+            rows += poly_rows(pf, self.g_max_us, self.g_min_us)
+        if self.read_noise:
+            rows.append(param_row("read_noise_tail_fraction", self.read_noise["tail_fraction"], unit="1",
+                                  method=self.read_noise["tail_method"]))
+            for r in self.read_noise.get("per_time", []):
+                rows.append(param_row(f"read_sigma(t={r['t_s']:.4g} s, G={r['g_us']:.4g} uS)", r["sigma_us"],
+                                      r["se_us"], unit="uS", method=f"{r['n_cells']} cells, core law refitted at t"))
+        for which, p, ci in (("min", self.stuck_min_fraction, self.stuck_min_ci),
+                             ("max", self.stuck_max_fraction, self.stuck_max_ci)):
+            k, n = self.stuck_counts[which]
+            rows.append(param_row(f"stuck_{which}_fraction", p, ci=ci, unit="1",
+                                  method=f"{k}/{n} cells, Clopper-Pearson 95%; {self.stuck_counts['method']}"))
+        rows.append(param_row("outlier_cells", len(self.outliers), unit="cells",
+                              method="robust z > 6 (MAD per level) of G(t0) from the target or of the relaxation; "
+                                     "kept out of the laws; see outliers.csv"))
+        return rows + [_levels_row(self)]
 
 
 def _cell_time_stats(data: LongData):
     """Per (cell, time) mean, variance and count of the reads."""
-    key = data.cell.astype(np.int64) * 0
     times, t_idx = np.unique(data.t_s, return_inverse=True)
     key = data.cell * times.size + t_idx
     uk, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
@@ -370,189 +743,628 @@ def _cell_time_stats(data: LongData):
     return uk // times.size, times[uk % times.size], mean, var, cnt, times
 
 
-def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=None, k_folds: int = 5,
-             degrees: dict | None = None) -> LongFit:
-    """Fit the device model to a validated long-format table.
+# ---- temperature: room-temperature-equivalent time
 
-    Args:
-        data: from :func:`calibration.io.read_long`.
-        seed: for the cross-validation folds.
-        level_z: separation budget (in sigmas each side) for distinguishable levels.
-        g_range_us: (g_min, g_max) to impose; default from the data (see README).
-        k_folds: cross-validation folds over cells.
-        degrees: force degrees, e.g. {"prog_sigma": 2}; keys prog_offset, prog_sigma,
-            read_sigma, drift_mu_nu, drift_sigma_nu.
+def arrhenius_factor(temp_c, room_c: float, ea_ev: float) -> np.ndarray:
+    """Acceleration of time at temp_c relative to room_c: exp(Ea / k_B (1/T_room - 1/T))."""
+    t_k = np.asarray(temp_c, float) + 273.15
+    return np.exp(ea_ev / K_B_EV * (1.0 / (room_c + 273.15) - 1.0 / t_k))
+
+
+def _equivalent_times(data: LongData, room_c: float, ea_ev: float) -> np.ndarray:
+    """Per row, the room-temperature-equivalent time since programming: per cell, the sum
+    over the intervals before each of its reads of (interval) x arrhenius_factor(its
+    temperature); the first interval starts at programming (t = 0)."""
+    if data.temperature_c is None:
+        return data.t_s.copy()
+    key_first = np.ones(data.n_rows, bool)  # first row of each (cell, time): rows sorted by cell, t, read
+    key_first[1:] = (data.cell[1:] != data.cell[:-1]) | (data.t_s[1:] != data.t_s[:-1])
+    idx = np.flatnonzero(key_first)
+    c, t, temp = data.cell[idx], data.t_s[idx], data.temperature_c[idx]
+    new_cell = np.ones(idx.size, bool)
+    new_cell[1:] = c[1:] != c[:-1]
+    dt = np.where(new_cell, t, np.diff(t, prepend=0.0))
+    inc = dt * arrhenius_factor(temp, room_c, ea_ev)
+    # running sum within each cell, one read position at a time (the same schedule gives
+    # bit-identical times in every cell)
+    pos = np.arange(idx.size) - np.maximum.accumulate(np.where(new_cell, np.arange(idx.size), 0))
+    t_eq = inc.copy()
+    for k in range(1, int(pos.max()) + 1 if pos.size else 0):
+        at = np.flatnonzero(pos == k)
+        t_eq[at] = t_eq[at - 1] + inc[at]
+    group = np.cumsum(key_first) - 1
+    return t_eq[group]
+
+
+def _powerlaw_rss(data: LongData, t_eq: np.ndarray) -> float:
+    """Sum over cells of the residual sum of squares of ln G(t) (means of reads) on ln t,
+    robustly: the 10 % of cells with the largest residuals (outliers, telegraph noise) left
+    out."""
+    d = data.with_times(t_eq)
+    cell, t, mean, _, _, _ = _cell_time_stats(d)
+    ok = mean > 0
+    cell, x, y = cell[ok], np.log(t[ok]), np.log(mean[ok])
+    n = np.bincount(cell)
+    use = n[cell] >= 3
+    cell, x, y = cell[use], x[use], y[use]
+    if cell.size == 0:
+        return np.nan
+    nc = cell.max() + 1
+    cnt = np.bincount(cell, minlength=nc)
+    xm = np.bincount(cell, x, nc) / np.maximum(cnt, 1)
+    ym = np.bincount(cell, y, nc) / np.maximum(cnt, 1)
+    dx, dy = x - xm[cell], y - ym[cell]
+    sxx = np.bincount(cell, dx * dx, nc)
+    sxy = np.bincount(cell, dx * dy, nc)
+    syy = np.bincount(cell, dy * dy, nc)
+    per = (syy - np.where(sxx > 0, sxy * sxy / np.maximum(sxx, 1e-300), 0.0))[cnt >= 3]
+    return float(np.sum(np.sort(per)[:int(np.ceil(0.9 * per.size))]))
+
+
+def to_equivalent_time(data: LongData, *, ea_ev: float | None = None, room_c: float = 25.0,
+                       notes: list | None = None) -> tuple[LongData, dict]:
+    """Times of a long-format table as room-temperature-equivalent times (Arrhenius).
+
+    Without a ``temperature_c`` column (or with every temperature equal to ``room_c``) the
+    times are kept. Otherwise each interval before a read at temperature T counts
+    exp(Ea/k_B (1/T_room - 1/T)) times its length. Ea: ``ea_ev`` when given; else fitted
+    (profile of the per-cell power-law residuals over 0.1-2.5 eV) when the data holds two
+    or more temperatures and three or more read times; else DEFAULT_EA_EV (1 eV, noted:
+    one interval at another temperature cannot tell Ea from the drift law).
 
     Returns:
-        LongFit.
+        (data with t_s replaced, dict describing the assumption: bake, room_c, ea_ev,
+        ea_source, ea_ci, summary, physical_span_s).
     """
-    degrees = dict(degrees or {})
-    notes: list[str] = []
+    notes = [] if notes is None else notes
+    info = {"room_c": room_c, "bake": False, "ea_ev": ea_ev, "ea_source": None,
+            "physical_span_s": [float(data.t_s.min()), float(data.t_s.max())]}
+    if data.temperature_c is None or np.all(data.temperature_c == room_c):
+        info["summary"] = ("no temperature_c column: times as measured, at room temperature" if data.temperature_c
+                           is None else f"all reads at {room_c:g} C: times as measured")
+        return data, info
+    temps = np.unique(data.temperature_c)
+    info["bake"] = True
+    info["temperatures_c"] = temps.tolist()
+    if ea_ev is not None:
+        info["ea_source"] = "given (--activation-energy-ev)"
+    elif np.unique(data.t_s).size >= 3 and temps.size >= 2:
+        grid = np.arange(0.1, 2.5001, 0.02)
+        rss = np.array([_powerlaw_rss(data, _equivalent_times(data, room_c, e)) for e in grid])
+        if np.all(np.isfinite(rss)):
+            k = int(np.argmin(rss))
+            n = 0.9 * data.n_cells * max(np.unique(data.t_s).size - 2, 1)
+            prof = n * np.log(rss / rss[k])  # -2 log likelihood ratio, Gaussian residuals
+            inside = grid[prof <= 3.84]
+            ea_ev = float(grid[k])
+            info["ea_ci"] = (float(inside.min()), float(inside.max()))
+            info["ea_source"] = ("fitted: profile of the per-cell power-law residuals of ln G on ln t_eq over "
+                                 f"0.1-2.5 eV; 95% interval {inside.min():.2f}-{inside.max():.2f} eV")
+    if ea_ev is None:
+        ea_ev = DEFAULT_EA_EV
+        info["ea_source"] = (f"assumed {DEFAULT_EA_EV:g} eV (HfOx, often quoted): the data cannot tell it (needs two "
+                             "or more temperatures and three or more read times); pass --activation-energy-ev")
+        notes.append(f"activation energy not given and not identifiable from these reads: {DEFAULT_EA_EV:g} eV "
+                     "assumed for the Arrhenius acceleration (--activation-energy-ev to set it)")
+    info["ea_ev"] = float(ea_ev)
+    t_eq = _equivalent_times(data, room_c, ea_ev)
+    hot = temps[temps != room_c]
+    info["summary"] = (f"intervals at {', '.join(f'{t:g}' for t in hot)} C accelerated to {room_c:g} C by Arrhenius "
+                       f"with Ea = {ea_ev:.3g} eV (x{', x'.join(f'{arrhenius_factor(t, room_c, ea_ev):.3g}' for t in hot)})")
+    notes.append("times are room-temperature-equivalent: " + info["summary"] + f"; measured {data.t_s.max():.4g} s "
+                 f"become {t_eq.max():.4g} s ({t_eq.max() / 86400:.3g} days)")
+    return data.with_times(t_eq), info
+
+
+# ---- per-cell table, range, stuck cells, outliers
+
+@dataclass
+class _CellTable:
+    """Per (cell, time) means of the reads, and each cell's reads at the earliest time t0."""
+
+    cell: np.ndarray       # (n_ct,) cell index of each (cell, time)
+    t_s: np.ndarray        # (n_ct,) time
+    mean: np.ndarray       # (n_ct,) mean of the reads
+    var: np.ndarray        # (n_ct,) sample variance of the reads (nan for one read)
+    count: np.ndarray      # (n_ct,) reads
+    times: np.ndarray      # (n_times,) distinct times, increasing
+    target: np.ndarray     # (n_cells,) target of each cell
+    g_first: np.ndarray    # (n_cells,) mean of the reads at t0 (nan: no read then)
+    n_first: np.ndarray    # (n_cells,) reads at t0
+    read_tail: np.ndarray | None = None  # (n_ct,) read variance beyond the Gaussian core's 99.9 % point
+
+    @property
+    def t0(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.target.size)
+
+    @property
+    def has_first(self) -> np.ndarray:
+        return np.isfinite(self.g_first)
+
+
+def _cell_table(data: LongData, notes: list) -> _CellTable:
     cell_of, t_of, mean_ct, var_ct, cnt_ct, times = _cell_time_stats(data)
-    target = data.cell_targets()
     n_cells = data.n_cells
-    t0 = float(times[0])
-    first = t_of == t0
+    first = t_of == times[0]
     g_first = np.full(n_cells, np.nan)
     n_first = np.zeros(n_cells)
     g_first[cell_of[first]] = mean_ct[first]
     n_first[cell_of[first]] = cnt_ct[first]
-    has_first = np.isfinite(g_first)
-    if not has_first.all():
-        notes.append(f"{int((~has_first).sum())} cell(s) have no read at the earliest time t0={t0:g} s and are "
+    tab = _CellTable(cell_of, t_of, mean_ct, var_ct, cnt_ct, times, data.cell_targets(), g_first, n_first)
+    missing = int((~tab.has_first).sum())
+    if missing:
+        notes.append(f"{missing} cell(s) have no read at the earliest time t0={tab.t0:g} s and are "
                      "left out of the programming-error fit")
+    return tab
 
-    # ---- device range
+
+def _level_of(target: np.ndarray) -> np.ndarray:
+    """Level index of each cell: its distinct target, or 16 quantile bins of continuous targets."""
+    ut = np.unique(target)
+    if ut.size > 32:
+        edges = np.quantile(target, np.linspace(0, 1, 17))
+        return np.clip(np.searchsorted(edges, target, side="right") - 1, 0, 15)
+    return np.searchsorted(ut, target)
+
+
+def _level_robust_sigma(lvl: np.ndarray, e: np.ndarray, ok: np.ndarray, floor: float):
+    """Per cell, the median and the robust spread (1.4826 MAD, at least ``floor``) of e over
+    the cells of its level (``ok`` cells only)."""
+    med = np.zeros(lvl.size)
+    rs = np.full(lvl.size, floor)
+    for L in np.unique(lvl):
+        m = (lvl == L) & ok
+        if m.sum() == 0:
+            continue
+        md = np.median(e[m])
+        med[lvl == L] = md
+        rs[lvl == L] = max(1.4826 * np.median(np.abs(e[m] - md)), floor)
+    return med, rs
+
+
+@dataclass
+class _Screen:
+    """Robust screening of the cells: programming z, fences, range, stuck and outlier flags."""
+
+    z: np.ndarray           # |G(t0) - target - level median| / robust sigma of the level
+    rs: np.ndarray          # robust sigma of each cell's level
+    gross: np.ndarray       # G(t0) outside the fences (far outside the targets' range)
+    fences: tuple
+
+
+def _screen_programming(tab: _CellTable) -> _Screen:
+    lvl = _level_of(tab.target)
+    e = tab.g_first - tab.target
+    floor = 1e-6 * float(np.median(np.abs(tab.target)))
+    med, rs = _level_robust_sigma(lvl, e, tab.has_first, floor)
+    z = np.where(tab.has_first, np.abs(e - med) / rs, 0.0)
+    reach = 10.0 * float(np.max(rs))
+    fences = (float(tab.target.min()) - reach, float(tab.target.max()) + reach)
+    gross = tab.has_first & ((tab.g_first < fences[0]) | (tab.g_first > fences[1]))
+    return _Screen(z=z, rs=rs, gross=gross, fences=fences)
+
+
+def _long_range(tab: _CellTable, scr: _Screen, g_range_us) -> tuple[float, float]:
+    """(g_min, g_max): imposed, or min/max of the targets and the 0.1 % / 99.9 % quantiles of
+    G(t0) over the cells inside the robust fences, the targets' range +- 10 robust sigma of
+    the widest level (a shorted cell at 1e4 uS or a 1e30 typo does not move them; cells stuck
+    at the device's bounds, inside the fences, do)."""
     if g_range_us is not None:
         g_min, g_max = map(float, g_range_us)
     else:
-        gf = g_first[has_first]
-        g_min = float(max(0.0, min(target.min(), np.quantile(gf, 0.001))))
-        g_max = float(max(target.max(), np.quantile(gf, 0.999)))
+        gf = tab.g_first[tab.has_first & ~scr.gross]
+        if gf.size == 0:
+            raise ValueError("every cell's first read lies far outside the targets' range: no device range")
+        g_min = float(max(0.0, min(tab.target.min(), np.quantile(gf, 0.001))))
+        g_max = float(max(tab.target.max(), np.quantile(gf, 0.999)))
     if not g_max > g_min:
         raise ValueError(f"device range must have g_max > g_min, got [{g_min}, {g_max}] uS")
+    return g_min, g_max
+
+
+@dataclass
+class _Stuck:
+    """Stuck cells: per-cell flags, the cells each rate counts over, and the rates."""
+
+    lo_cell: np.ndarray
+    hi_cell: np.ndarray
+    elig_lo: np.ndarray
+    elig_hi: np.ndarray
+    method: str
+
+    @property
+    def any(self) -> np.ndarray:
+        return self.lo_cell | self.hi_cell
+
+    def counts(self, which: str) -> tuple[int, int]:
+        flag, elig = (self.lo_cell, self.elig_lo) if which == "min" else (self.hi_cell, self.elig_hi)
+        return int((flag & elig).sum()), int(elig.sum())
+
+    def rate(self, which: str) -> tuple[float, tuple]:
+        k, n = self.counts(which)
+        return (k / n if n else 0.0), (clopper_pearson(k, n) if n else (0.0, 1.0))
+
+
+def _stuck_from_column(data: LongData, tab: _CellTable, g_min: float, g_max: float) -> _Stuck:
+    n = tab.n_cells
+    stuck_cell = np.zeros(n, bool)
+    stuck_cell[data.cell[data.stuck]] = True
+    gf = tab.g_first
+    near_lo = np.abs(np.nan_to_num(gf, nan=g_min) - g_min) <= np.abs(np.nan_to_num(gf, nan=g_max) - g_max)
+    return _Stuck(stuck_cell & near_lo, stuck_cell & ~near_lo, np.ones(n, bool), np.ones(n, bool), "stuck column")
+
+
+def _stuck_detected(tab: _CellTable, scr: _Screen, g_min: float, g_max: float) -> _Stuck:
+    """Cells with robust z > 4.5 from their target at or beyond (within 5 % of the range of) a
+    bound; rates over the cells whose target is far enough from that bound to tell."""
     span = g_max - g_min
+    tol = 0.05 * span
+    outlier = tab.has_first & (scr.z > 4.5)
+    gf = np.nan_to_num(tab.g_first, nan=0.5 * (g_min + g_max))
+    target = tab.target
+    return _Stuck(
+        outlier & (gf <= g_min + tol), outlier & (gf >= g_max - tol),
+        (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * scr.rs),
+        (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * scr.rs),
+        "detected: robust z > 4.5 from the target and at or within 5% of the range of a bound (beyond the range "
+        "included); rates over cells whose target is > 6 robust sigma and > 5% of the range from that bound")
 
-    # ---- stuck cells
-    if data.stuck is not None:
-        stuck_cell = np.zeros(n_cells, bool)
-        stuck_cell[data.cell[data.stuck]] = True
-        near_lo = np.abs(np.nan_to_num(g_first, nan=g_min) - g_min) <= np.abs(np.nan_to_num(g_first, nan=g_max) - g_max)
-        stuck_lo_cell = stuck_cell & near_lo
-        stuck_hi_cell = stuck_cell & ~near_lo
-        elig_lo = np.ones(n_cells, bool)
-        elig_hi = np.ones(n_cells, bool)
-        stuck_method = "stuck column"
-    else:
-        e = g_first - target
-        # robust spread per target level (quantile bins if targets are continuous)
-        ut = np.unique(target)
-        if ut.size > 32:
-            edges = np.quantile(target, np.linspace(0, 1, 17))
-            lvl = np.clip(np.searchsorted(edges, target, side="right") - 1, 0, 15)
+
+def _relaxation_z(tab: _CellTable, ok: np.ndarray) -> np.ndarray:
+    """Per cell, the largest robust z (per level and time) of its change G(t) - G(t0); the
+    cell's own read variance of the two means is added to the level's robust spread, so a
+    cell with telegraph read noise is not taken for a wild relaxation."""
+    lvl = _level_of(tab.target)
+    zmax = np.zeros(tab.n_cells)
+    own = np.nan_to_num(tab.var, nan=0.0) / tab.count
+    v0 = np.zeros(tab.n_cells)
+    first = tab.t_s == tab.times[0]
+    v0[tab.cell[first]] = own[first]
+    floor = 1e-6 * float(np.median(np.abs(tab.target)))
+    for t in tab.times[1:]:
+        m = tab.t_s == t
+        c = tab.cell[m]
+        d = np.full(tab.n_cells, np.nan)
+        d[c] = tab.mean[m] - tab.g_first[c]
+        vt = np.zeros(tab.n_cells)
+        vt[c] = own[m]
+        have = np.isfinite(d)
+        med, rs = _level_robust_sigma(lvl, np.nan_to_num(d), have & ok, floor)
+        z = np.where(have, np.abs(np.nan_to_num(d) - med) / np.sqrt(rs * rs + vt + v0), 0.0)
+        zmax = np.maximum(zmax, z)
+    return zmax
+
+
+def _outlier_list(data: LongData, tab: _CellTable, scr: _Screen, stuck: _Stuck, relax_z, g_min, g_max):
+    """(outlier mask of working cells, rows for outliers.csv: every stuck or outlier cell with why)."""
+    prog = tab.has_first & (scr.z > OUTLIER_Z) & ~stuck.any
+    relax = (relax_z > OUTLIER_Z) & ~stuck.any & ~prog
+    rows = []
+    for k in np.flatnonzero(stuck.any | prog | relax):
+        g0 = float(tab.g_first[k])
+        if stuck.hi_cell[k] or stuck.lo_cell[k]:
+            kind = "stuck_max" if stuck.hi_cell[k] else "stuck_min"
+            where = "far beyond the range" if scr.gross[k] else "at or near the bound of the range"
+            why = (f"G(t0) = {g0:.4g} uS, {where} [{g_min:.4g}, {g_max:.4g}], {scr.z[k]:.3g} robust sigma from "
+                   f"target {tab.target[k]:.4g} uS" + ("" if data.stuck is None else " (stuck column)"))
+        elif prog[k]:
+            kind, why = "outlier_programming", (f"G(t0) = {g0:.4g} uS is {scr.z[k]:.3g} robust sigma from target "
+                                                f"{tab.target[k]:.4g} uS")
         else:
-            lvl = np.searchsorted(ut, target)
-        rs = np.zeros(n_cells)
-        for L in np.unique(lvl):
-            m = (lvl == L) & has_first
-            if m.sum() == 0:
-                continue
-            med = np.median(e[m])
-            mad = 1.4826 * np.median(np.abs(e[m] - med))
-            rs[lvl == L] = max(mad, 1e-6 * span)
-        z = np.abs(e) / rs
-        tol = 0.05 * span
-        outlier = has_first & (z > 4.5)
-        stuck_lo_cell = outlier & (np.abs(g_first - g_min) <= tol)
-        stuck_hi_cell = outlier & (np.abs(g_first - g_max) <= tol)
-        elig_lo = (np.abs(target - g_min) > tol) & (np.abs(target - g_min) > 6 * rs)
-        elig_hi = (np.abs(target - g_max) > tol) & (np.abs(target - g_max) > 6 * rs)
-        stuck_method = ("detected: robust z > 4.5 from the target and within 5% of the range of a bound; rates over "
-                        "cells whose target is > 6 robust sigma and > 5% of the range from that bound")
-    k_lo, n_lo = int((stuck_lo_cell & elig_lo).sum()), int(elig_lo.sum())
-    k_hi, n_hi = int((stuck_hi_cell & elig_hi).sum()), int(elig_hi.sum())
-    p_lo = k_lo / n_lo if n_lo else 0.0
-    p_hi = k_hi / n_hi if n_hi else 0.0
-    ci_lo = clopper_pearson(k_lo, n_lo) if n_lo else (0.0, 1.0)
-    ci_hi = clopper_pearson(k_hi, n_hi) if n_hi else (0.0, 1.0)
-    stuck_any = stuck_lo_cell | stuck_hi_cell
-    good = ~stuck_any
+            kind, why = "outlier_relaxation", f"its change after t0 is {relax_z[k]:.3g} robust sigma from its level's"
+        rows.append({"cell_id": str(data.cell_labels[k]), "g_target_us": float(tab.target[k]), "g_t0_us": g0,
+                     "robust_z": float(max(scr.z[k], relax_z[k])), "class": kind, "why": why})
+    return prog | relax, rows
 
-    # ---- read noise: sample variances of repeated reads at the earliest time with repeats
-    rep = (cnt_ct >= 2) & good[cell_of]
-    read_fit = None
-    read_var_fn = lambda g: np.zeros_like(np.asarray(g, float))  # noqa: E731
-    if rep.any():
-        t_read = float(np.min(t_of[rep]))
-        m = rep & (t_of == t_read)
-        read_fit = fit_sigma_cv("read_sigma", mean_ct[m], var_ct[m], cell_of[m], g_max, "uS", w=cnt_ct[m] - 1,
-                                seed=seed, k_folds=k_folds, degree=degrees.get("read_sigma"))
-        read_fit.method += f"; sample variances of {int(cnt_ct[m].mean().round())} reads per cell at t={t_read:g} s"
 
-        def read_var_fn(g, _f=read_fit):
-            return _f(g) ** 2
-    else:
+def _outlier_note(rows: list, n_cells: int) -> str | None:
+    if not rows:
+        return None
+    by = {}
+    for r in rows:
+        by.setdefault(r["class"], []).append(r["cell_id"])
+    parts = [f"{len(v)} {k.replace('_', ' ')}" for k, v in by.items()]
+    ids = ", ".join(r["cell_id"] for r in rows[:8]) + (", ..." if len(rows) > 8 else "")
+    far = [r for r in rows if "far beyond the range" in r["why"]]
+    extra = (f"; {len(far)} far outside the range (largest G(t0) {max(r['g_t0_us'] for r in far):.4g} uS)"
+             if far else "")
+    return (f"{len(rows)} of {n_cells} cells flagged by robust statistics ({', '.join(parts)}){extra}: {ids}; kept "
+            "out of the laws (stuck ones counted in the stuck rates); see outliers.csv")
+
+
+# ---- laws
+
+def _law_choice(degrees: dict, key: str):
+    """A forced (family, degree) from ``degrees`` (int: a polynomial in G), else None."""
+    d = degrees.get(key)
+    if d is None:
+        return None
+    return tuple(d) if isinstance(d, (tuple, list)) else ("poly_g", int(d))
+
+
+def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes: list, *, seed, k_folds, degrees):
+    """Read noise from the sample variances of repeated reads at every time that has them,
+    robustly: a Gaussian core law sigma_read(G), fitted by maximum likelihood after the
+    (cell, time) pairs whose variance lies beyond the chi-square 99.9 % point of the core are
+    set aside (three passes); their fraction is the reported tail. Returns (law or None,
+    summary dict)."""
+    from scipy import stats as _st
+
+    rep = (tab.count >= 2) & good[tab.cell]
+    if not rep.any():
         notes.append("no cell has repeated reads at one time: read noise not fitted (0)")
+        return None, {}
+    dof = tab.count - 1
+    keep = rep.copy()
+    choice = _law_choice(degrees, "read_sigma")
+    fit, cv = None, {}
+    for _ in range(3):
+        fit = fit_sigma_law_cv("read_sigma", tab.mean[keep], tab.var[keep], tab.cell[keep], g_max, "uS",
+                               w=dof[keep], seed=seed, k_folds=k_folds, choice=choice)
+        cv = fit.cv or cv  # the selection of the first pass (later passes keep its choice)
+        fit.cv = cv
+        choice = (fit.family, fit.degree)
+        s2 = np.maximum(fit(tab.mean) ** 2, 1e-300)
+        p = _st.chi2.sf(np.where(rep, tab.var, 0.0) * dof / s2, np.maximum(dof, 1))
+        new_keep = rep & (p >= 1e-3)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    tail = rep & ~keep
+    times_rep = np.unique(tab.t_s[rep])
+    fit.method += (f"; Gaussian core: sample variances of {int(np.round(tab.count[rep].mean()))} reads per cell at "
+                   f"{times_rep.size} time(s) ({int(keep.sum())} (cell, time) pairs), {int(tail.sum())} tail pairs "
+                   "beyond the chi-square 99.9% point left out")
+    per_time = []
+    for t in times_rep:
+        m = keep & (tab.t_s == t)
+        if m.sum() < 3:
+            continue
+        ft = fit_sigma_law_cv("read_sigma", tab.mean[m], tab.var[m], tab.cell[m], g_max, "uS", w=dof[m],
+                              seed=seed, k_folds=k_folds, choice=(fit.family, fit.degree))
+        g_ref = float(np.median(tab.target))
+        per_time.append({"t_s": float(t), "g_us": g_ref, "sigma_us": float(ft(g_ref)[0]),
+                         "se_us": float(ft.se(g_ref)[0]), "n_cells": int(m.sum()),
+                         "tail_fraction": float((tail & (tab.t_s == t)).sum() / max((rep & (tab.t_s == t)).sum(), 1))})
+    tail_cells = np.unique(tab.cell[tail])
+    frac = float(tail.sum() / rep.sum())
+    ratio = (float(np.sqrt(np.mean(tab.var[tail] / np.maximum(fit(tab.mean[tail]), 1e-300) ** 2)))
+             if tail.any() else 1.0)
+    tab.read_tail = tail
+    summary = {"tail_fraction": frac, "tail_pairs": int(tail.sum()), "pairs": int(rep.sum()),
+               "tail_cells": tail_cells.tolist(), "tail_rms_over_core": ratio, "per_time": per_time,
+               "tail_method": ("(cell, time) pairs whose read variance is beyond the chi-square 99.9% point of the "
+                               f"Gaussian core; {int(tail.sum())} of {int(rep.sum())}, rms {ratio:.3g}x the core; "
+                               "not in the device model (core only)")}
+    if frac > 0.002:
+        notes.append(f"read noise is heavy-tailed: {frac:.2%} of (cell, time) pairs ({tail_cells.size} cells) read "
+                     f"{ratio:.3g}x noisier (rms) than the Gaussian core; the model carries the core law only")
+    if len(per_time) >= 2:
+        s = np.array([r["sigma_us"] for r in per_time])
+        notes.append("read noise per time (core law refitted at each time, at the median G): " + ", ".join(
+            f"t={r['t_s']:.4g} s: {r['sigma_us']:.3g} uS" for r in per_time)
+            + ("" if s.max() <= 1.3 * s.min() else "; it changes with time, the model uses one law for all"))
+    return fit, summary
 
-    # ---- drift: per-cell exponent from ln G vs ln(t/t0)
-    drift_mu = drift_sig = None
+
+def _read_var(read_fit: PolyFit | None, g) -> np.ndarray:
+    """sigma_read(G)^2, 0 without a read-noise law."""
+    if read_fit is None:
+        return np.zeros_like(np.asarray(g, float))
+    return read_fit(g) ** 2
+
+
+def _per_cell_exponents(tab: _CellTable, good: np.ndarray, read_fit):
+    """Per cell, the least-squares slope nu of -ln G(t) on ln(t/t0) (means of the reads) and
+    its variance from the read noise; nan where a cell has fewer than two usable times."""
+    n_cells = tab.n_cells
     nu = np.full(n_cells, np.nan)
     nu_var = np.full(n_cells, np.nan)
-    if times.size >= 2:
-        ok_ct = good[cell_of] & (mean_ct > 0)
-        x = np.log(t_of / t0)
-        yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
-        # variance of ln(mean of reads) from the read noise
-        vy = read_var_fn(mean_ct) / cnt_ct / np.maximum(mean_ct, 1e-300) ** 2
-        c = cell_of[ok_ct]
-        n_t = np.bincount(c, minlength=n_cells)
-        sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)
-        xm = sx / np.maximum(n_t, 1)
-        dx = x[ok_ct] - xm[c]
-        sxx = np.bincount(c, weights=dx * dx, minlength=n_cells)
-        sxy = np.bincount(c, weights=dx * yv[ok_ct], minlength=n_cells)
-        valid = (n_t >= 2) & (sxx > 0)
-        nu[valid] = -sxy[valid] / sxx[valid]
-        vnu = np.bincount(c, weights=dx * dx * vy[ok_ct], minlength=n_cells)
-        nu_var[valid] = vnu[valid] / sxx[valid] ** 2
-        cells = np.flatnonzero(valid)
-        if cells.size >= 3:
-            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1", seed=seed,
-                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu"))
-            resid = nu[cells] - drift_mu(target[cells])
-            mu_cv = drift_mu.cv
-            drift_sig = fit_sigma_cv("drift_sigma_nu", target[cells], resid ** 2, cells, g_max, "1",
-                                     extra=nu_var[cells], seed=seed, k_folds=k_folds,
-                                     degree=degrees.get("drift_sigma_nu"))
-            # refit the mean with weights from the fitted spread
-            drift_mu = fit_mean_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
-                                   var=drift_sig(target[cells]) ** 2 + nu_var[cells], seed=seed,
-                                   k_folds=k_folds, degree=degrees.get("drift_mu_nu", drift_mu.degree))
-            drift_mu.cv = mu_cv
-            drift_mu.method += f"; per-cell exponents from ln G vs ln(t/t0) over {times.size} times"
-        else:
-            notes.append("too few cells with two or more times: drift not fitted")
-    else:
+    mean_ct = tab.mean
+    ok_ct = good[tab.cell] & (mean_ct > 0)
+    x = np.log(tab.t_s / tab.t0)
+    yv = np.log(np.where(mean_ct > 0, mean_ct, 1.0))
+    # variance of ln(mean of reads) from the read noise (a cell's own variance where it is in the tail)
+    rv = _read_var(read_fit, mean_ct)
+    if tab.read_tail is not None:
+        rv = np.where(tab.read_tail, np.maximum(rv, np.nan_to_num(tab.var, nan=0.0)), rv)
+    vy = rv / tab.count / np.maximum(mean_ct * mean_ct, 1e-300)
+    c = tab.cell[ok_ct]
+    n_t = np.bincount(c, minlength=n_cells)
+    sx = np.bincount(c, weights=x[ok_ct], minlength=n_cells)
+    xm = sx / np.maximum(n_t, 1)
+    dx = x[ok_ct] - xm[c]
+    sxx = np.bincount(c, weights=dx * dx, minlength=n_cells)
+    sxy = np.bincount(c, weights=dx * yv[ok_ct], minlength=n_cells)
+    valid = (n_t >= 2) & (sxx > 0)
+    nu[valid] = -sxy[valid] / sxx[valid]
+    vnu = np.bincount(c, weights=dx * dx * vy[ok_ct], minlength=n_cells)
+    nu_var[valid] = vnu[valid] / sxx[valid] ** 2
+    return nu, nu_var
+
+
+def _relaxation_forms(tab: _CellTable, good: np.ndarray) -> dict:
+    """With three or more times: per cell, a power law (ln G linear in ln t) against a
+    log-time law (G linear in ln t), both two parameters, compared by their residual sums of
+    squares in uS over all cells (Gaussian likelihood ratio)."""
+    if tab.times.size < 3:
+        return {"tested": False, "why": f"{tab.times.size} read time(s): a relaxation law of two parameters per cell "
+                                       "cannot be tested (needs three or more)"}
+    ok = good[tab.cell] & (tab.mean > 0)
+    c, x, g = tab.cell[ok], np.log(tab.t_s[ok] / tab.t0), tab.mean[ok]
+    rss = {}
+    for form in ("power", "log_time"):
+        y = np.log(g) if form == "power" else g
+        nc = tab.n_cells
+        cnt = np.bincount(c, minlength=nc)
+        xm = np.bincount(c, x, nc) / np.maximum(cnt, 1)
+        ym = np.bincount(c, y, nc) / np.maximum(cnt, 1)
+        dx = x - xm[c]
+        sxx = np.bincount(c, dx * dx, nc)
+        slope = np.bincount(c, dx * (y - ym[c]), nc) / np.maximum(sxx, 1e-300)
+        pred = ym[c] + slope[c] * dx
+        r = g - (np.exp(pred) if form == "power" else pred)
+        rss[form] = float(r @ r)
+    n = int(ok.sum())
+    llr = n * np.log(rss["power"] / rss["log_time"])  # > 0: log-time fits better
+    better = "log_time" if llr > 0 else "power"
+    return {"tested": True, "rss_power_us2": rss["power"], "rss_log_time_us2": rss["log_time"],
+            "minus2_log_lr_power_vs_log": float(llr), "better": better, "n_points": n}
+
+
+def _fit_long_drift(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, notes: list, *, seed, k_folds,
+                    degrees):
+    """(mu_nu law, sigma_nu law, per-cell nu, its variance); laws None (noted) without drift data."""
+    if tab.times.size < 2:
         notes.append("one measurement time only: drift not fitted (nu = 0)")
+        return None, None, np.full(tab.n_cells, np.nan), np.full(tab.n_cells, np.nan)
+    nu, nu_var = _per_cell_exponents(tab, good, read_fit)
+    cells = np.flatnonzero(np.isfinite(nu))
+    if cells.size < 3:
+        notes.append("too few cells with two or more times: drift not fitted")
+        return None, None, nu, nu_var
+    target = tab.target
+    cv = dict(seed=seed, k_folds=k_folds)
+    drift_mu = fit_mean_law_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
+                               choice=_law_choice(degrees, "drift_mu_nu"), **cv)
+    resid = nu[cells] - drift_mu(target[cells])
+    mu_cv = drift_mu.cv
+    drift_sig = fit_sigma_law_cv("drift_sigma_nu", target[cells], resid ** 2, cells, g_max, "1",
+                                 extra=nu_var[cells], choice=_law_choice(degrees, "drift_sigma_nu"), **cv)
+    # refit the mean with weights from the fitted spread
+    drift_mu = fit_mean_law_cv("drift_mu_nu", target[cells], nu[cells], cells, g_max, "1",
+                               var=drift_sig(target[cells]) ** 2 + nu_var[cells],
+                               choice=(drift_mu.family, drift_mu.degree), **cv)
+    drift_mu.cv = mu_cv
+    drift_mu.method += f"; per-cell exponents from ln G vs ln(t/t0) over {tab.times.size} times"
+    g = np.linspace(target.min(), target.max(), 50)
+    ratio = np.abs(drift_mu(g)) / np.maximum(drift_sig(g), 1e-300)
+    if ratio.min() < 2.0:
+        notes.append(f"drift: |mu_nu| < 2 sigma_nu at part of the range (min ratio {ratio.min():.2g}); crossbar draws "
+                     "nu = |mu_nu + sigma_nu z| (folded at 0), so the model's relaxation there is biased towards "
+                     "conductance loss")
+    if tab.times.size == 2:
+        notes.append("two read times: the power law G(t) = G(t0) (t/t0)^-nu is not tested, only fitted through them; "
+                     "between and beyond the reads the time dependence is assumed")
+    return drift_mu, drift_sig, nu, nu_var
 
-    # ---- programming error at t0
-    pc = np.flatnonzero(good & has_first)
-    e = g_first[pc] - target[pc]
-    extra = read_var_fn(g_first[pc]) / n_first[pc]
-    off0 = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", seed=seed, k_folds=k_folds,
-                       degree=degrees.get("prog_offset"))
-    sig0 = fit_sigma_cv("prog_sigma", target[pc], (e - off0(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
-                        seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma"))
-    off = fit_mean_cv("prog_offset", target[pc], e, pc, g_max, "uS", var=sig0(target[pc]) ** 2 + extra, seed=seed,
-                      k_folds=k_folds, degree=degrees.get("prog_offset", off0.degree))
-    sig = fit_sigma_cv("prog_sigma", target[pc], (e - off(target[pc])) ** 2, pc, g_max, "uS", extra=extra,
-                       seed=seed, k_folds=k_folds, degree=degrees.get("prog_sigma", sig0.degree))
+
+def _fit_long_programming(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, *, seed, k_folds, degrees):
+    """(offset law, sigma law) of e = G(t0) - G_target, the read-noise variance of the mean
+    of the reads taken out; each law fitted twice (the second with the other's weights)."""
+    pc = np.flatnonzero(good & tab.has_first)
+    target = tab.target[pc]
+    e = tab.g_first[pc] - target
+    extra = _read_var(read_fit, tab.g_first[pc]) / tab.n_first[pc]
+    cv = dict(seed=seed, k_folds=k_folds)
+    off0 = fit_mean_law_cv("prog_offset", target, e, pc, g_max, "uS", choice=_law_choice(degrees, "prog_offset"),
+                           **cv)
+    sig0 = fit_sigma_law_cv("prog_sigma", target, (e - off0(target)) ** 2, pc, g_max, "uS", extra=extra,
+                            choice=_law_choice(degrees, "prog_sigma"), **cv)
+    off = fit_mean_law_cv("prog_offset", target, e, pc, g_max, "uS", var=sig0(target) ** 2 + extra,
+                          choice=(off0.family, off0.degree), **cv)
+    sig = fit_sigma_law_cv("prog_sigma", target, (e - off(target)) ** 2, pc, g_max, "uS", extra=extra,
+                           choice=(sig0.family, sig0.degree), **cv)
     off.cv, sig.cv = off0.cv, sig0.cv
-    off.method += f"; e = G(t0) - G_target of {pc.size} cells (mean of their reads at t0={t0:g} s)"
+    off.method += f"; e = G(t0) - G_target of {pc.size} cells (mean of their reads at t0={tab.t0:g} s)"
+    return off, sig
 
-    # ---- distinguishable levels
+
+def _long_levels(g_min, g_max, sig: PolyFit, read_fit, level_z):
+    """Distinguishable levels at t0 with programming + read noise, and the level counts with
+    the sigmas at their 95 % bounds: (levels, (n at the upper bounds, n at the lower bounds))."""
     def total_sigma(g, k=0.0):
         s_p = max(float(sig(g)[0] + k * sig.se(g)[0]), 0.0)
-        s_r = float(np.sqrt(read_var_fn(np.atleast_1d(g))[0]))
+        s_r = float(np.sqrt(_read_var(read_fit, np.atleast_1d(g))[0]))
         s_r_se = 0.0 if read_fit is None else float(read_fit.se(g)[0])
         return np.sqrt(s_p ** 2 + max(s_r + k * s_r_se, 0.0) ** 2)
 
     levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
     lv_hi = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, -Z95), level_z)
     lv_lo = distinguishable_levels(g_min, g_max, lambda g: total_sigma(g, Z95), level_z)
+    return levels, (int(lv_lo.size), int(lv_hi.size))
 
+
+def _few_cells_notes(fit_laws, tab: _CellTable, good: np.ndarray, notes: list) -> None:
+    for pf in fit_laws:
+        if pf is not None and 0 < pf.n < FEW_CELLS:
+            notes.append(f"{pf.name} rests on {pf.n} cells (< {FEW_CELLS}): treat its shape with care")
+    lvl_t = np.unique(tab.target)
+    if lvl_t.size <= 32:
+        counts = np.array([int((good & (tab.target == t)).sum()) for t in lvl_t])
+        thin = lvl_t[counts < 5]
+        if thin.size:
+            notes.append(f"{thin.size} target level(s) hold fewer than 5 working cells (e.g. {thin[0]:.4g} uS)")
+
+
+def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=None, k_folds: int = 5,
+             degrees: dict | None = None, time_model: dict | None = None) -> LongFit:
+    """Fit the device model to a validated long-format table.
+
+    Cells are screened first with robust statistics (median and MAD per target level):
+    cells far outside the targets' range or at a bound are stuck, other cells more than 6
+    robust sigma from their level (at t0, or in their change after t0) are outliers; both
+    are kept out of the laws and listed. Each law's family (polynomial in G, polynomial in
+    ln G, Gaussian bump in ln G) and degree are chosen on held-out cells.
+
+    Args:
+        data: from :func:`calibration.readers.read_long` (times already room-temperature-
+            equivalent when it held bakes: :func:`to_equivalent_time`).
+        seed: for the cross-validation folds.
+        level_z: separation budget (in sigmas each side) for distinguishable levels.
+        g_range_us: (g_min, g_max) to impose; default from the data (see README).
+        k_folds: cross-validation folds over cells.
+        degrees: force laws, e.g. {"prog_sigma": 2} (a polynomial in G) or
+            {"prog_sigma": ("gauss_lng", 3)}; keys prog_offset, prog_sigma, read_sigma,
+            drift_mu_nu, drift_sigma_nu.
+        time_model: the description from :func:`to_equivalent_time` (kept in the fit).
+
+    Returns:
+        LongFit.
+    """
+    cv = dict(seed=seed, k_folds=k_folds, degrees=dict(degrees or {}))
+    notes: list[str] = []
+    tab = _cell_table(data, notes)
+    scr = _screen_programming(tab)
+    g_min, g_max = _long_range(tab, scr, g_range_us)
+    stuck = (_stuck_from_column(data, tab, g_min, g_max) if data.stuck is not None
+             else _stuck_detected(tab, scr, g_min, g_max))
+    relax_z = _relaxation_z(tab, ~stuck.any & (scr.z <= OUTLIER_Z))
+    outlier, outlier_rows = _outlier_list(data, tab, scr, stuck, relax_z, g_min, g_max)
+    note = _outlier_note(outlier_rows, tab.n_cells)
+    if note:
+        notes.append(note)
+    good = ~stuck.any & ~outlier
+    read_fit, read_summary = _fit_long_read_noise(tab, good, g_max, notes, **cv)
+    drift_mu, drift_sig, nu, nu_var = _fit_long_drift(tab, good, read_fit, g_max, notes, **cv)
+    relaxation = _relaxation_forms(tab, good)
+    if relaxation.get("tested") and relaxation["better"] == "log_time":
+        notes.append(f"relaxation: G linear in ln t fits the cells better than a power law (-2 log LR "
+                     f"{relaxation['minus2_log_lr_power_vs_log']:.3g}); the device model keeps crossbar's power law, "
+                     "equal to first order in nu ln(t/t0) within the measured span")
+    off, sig = _fit_long_programming(tab, good, read_fit, g_max, **cv)
+    _few_cells_notes([off, sig, read_fit, drift_mu, drift_sig], tab, good, notes)
+    levels, levels_ci = _long_levels(g_min, g_max, sig, read_fit, level_z)
+    (p_lo, ci_lo), (p_hi, ci_hi) = stuck.rate("min"), stuck.rate("max")
     raw = {
-        "cell_target_us": target, "cell_g_t0_us": g_first, "cell_n_reads_t0": n_first,
-        "cell_stuck_min": stuck_lo_cell, "cell_stuck_max": stuck_hi_cell, "cell_nu": nu, "cell_nu_var": nu_var,
-        "ct_cell": cell_of, "ct_t_s": t_of, "ct_mean_us": mean_ct, "ct_var_us2": np.nan_to_num(var_ct, nan=-1.0),
-        "ct_n_reads": cnt_ct, "levels_us": levels,
+        "cell_target_us": tab.target, "cell_g_t0_us": tab.g_first, "cell_n_reads_t0": tab.n_first,
+        "cell_stuck_min": stuck.lo_cell, "cell_stuck_max": stuck.hi_cell, "cell_outlier": outlier,
+        "cell_nu": nu, "cell_nu_var": nu_var,
+        "ct_cell": tab.cell, "ct_t_s": tab.t_s, "ct_mean_us": tab.mean, "ct_var_us2": np.nan_to_num(tab.var, nan=-1.0),
+        "ct_n_reads": tab.count, "levels_us": levels,
     }
     return LongFit(
-        g_min_us=g_min, g_max_us=g_max, t0_s=t0, prog_offset=off, prog_sigma=sig, read_sigma=read_fit,
+        g_min_us=g_min, g_max_us=g_max, t0_s=tab.t0, prog_offset=off, prog_sigma=sig, read_sigma=read_fit,
         drift_mu_nu=drift_mu, drift_sigma_nu=drift_sig, stuck_min_fraction=p_lo, stuck_max_fraction=p_hi,
         stuck_min_ci=ci_lo, stuck_max_ci=ci_hi,
-        stuck_counts={"min": [k_lo, n_lo], "max": [k_hi, n_hi], "method": stuck_method},
-        levels_us=levels, levels_ci=(int(lv_lo.size), int(lv_hi.size)), level_z=level_z, raw=raw, notes=notes)
+        stuck_counts={"min": list(stuck.counts("min")), "max": list(stuck.counts("max")), "method": stuck.method},
+        levels_us=levels, levels_ci=levels_ci, level_z=level_z, raw=raw, notes=notes,
+        time_span_s=(float(tab.times[0]), float(tab.times[-1])), time_model=dict(time_model or {}),
+        outliers=outlier_rows, read_noise=read_summary, relaxation=relaxation)
 
 
 # --------------------------------------------------------------------------- pulse ramps
@@ -597,8 +1409,33 @@ class RampFit(PulseResponseFit):
     g_range_ci: dict
     read_sigma_ci: tuple
 
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range and read noise with bootstrap intervals, step laws per
+        polarity (with bootstrap rows), program-and-verify, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, ci=self.g_range_ci["g_min_us"], unit="uS",
+                          method="quantile of all readings; bootstrap over ramps"),
+                param_row("g_max_us", self.g_max_us, ci=self.g_range_ci["g_max_us"], unit="uS",
+                          method="quantile of all readings; bootstrap over ramps"),
+                param_row("read_sigma_us", self.read_sigma_us, ci=self.read_sigma_ci, unit="uS",
+                          method="lag-1 covariance of step residuals; bootstrap over ramps")]
+        for name, df in self.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                rows += poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), self.g_max_us, self.g_min_us)
+                if df.boot_mean.shape[0]:
+                    rows += self._bootstrap_rows(name, pf, df.boot_mean if pf is df.mean_step else df.boot_c2c)
+        return rows + _pv_rows(self) + [_levels_row(self)]
 
-def _steps(ramps, idx):
+    def _bootstrap_rows(self, name: str, pf: PolyFit, boot: np.ndarray) -> list[dict]:
+        rows = []
+        for j in (0, boot.shape[1] // 2, boot.shape[1] - 1):
+            g = self.grid_us[j]
+            rows.append(param_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
+                                  ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
+                                  unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
+        return rows
+
+
+def ramp_steps(ramps, idx):
     """Steps of the given ramps with the conductance at each step taken from the
     neighbouring reads (G[k-1] + G[k+2]) / 2, which share no read noise with the step."""
     xs, ds, rid, pos = [], [], [], []
@@ -625,7 +1462,7 @@ def _lag1_read_var(resid, rid, pos):
 
 
 def _fit_direction(ramps, idx, g_scale, read_var, seed, k_folds, degrees):
-    x, d, rid, pos = _steps(ramps, idx)
+    x, d, rid, pos = ramp_steps(ramps, idx)
     mean = fit_mean_cv("mean_step", x, d, rid, g_scale, "uS/pulse", seed=seed, k_folds=k_folds,
                        degree=degrees.get("mean_step"))
     r = d - mean(x)
@@ -715,35 +1552,17 @@ def _program_verify_fit(laws: dict, g_min, g_max, read_sigma, notes: list, what:
     return pv, off, sig
 
 
-def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
-              pv_cells: int = 400, pv_targets: int = 16, verify_tol_us=None, max_pulses: int = 200,
-              range_quantiles=(0.005, 0.995), degrees: dict | None = None) -> RampFit:
-    """Fit range, pulse response and read noise to pulse ramps; simulate program-and-verify.
-
-    Args:
-        data: from :func:`calibration.io.read_pulse_ramps`.
-        seed: folds, bootstrap and program-and-verify simulation.
-        n_boot: bootstrap resamples over ramps (intervals of range, steps, read noise).
-        level_z: separation budget for distinguishable levels.
-        pv_cells, pv_targets: size of the program-and-verify simulation.
-        verify_tol_us: acceptance window of the verify read (default: half the median mean
-            step, at least twice the read noise).
-        max_pulses: pulses allowed per cell in program-and-verify.
-        range_quantiles: quantiles of all readings taken as g_min and g_max.
-        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
-    """
-    degrees = dict(degrees or {})
-    notes: list[str] = []
+def _segment_short_polarities(data: RampData, notes: list) -> RampData:
+    """Few long ramps (e.g. one potentiation and one depression trace): cross-validation and
+    the bootstrap resample ramps, so each ramp of a polarity with fewer than
+    MIN_RAMPS_PER_DIRECTION ramps is cut into segments of about SEGMENT_PULSES pulses that
+    serve as the resampling units (a block bootstrap)."""
     ramps = data.ramps
-    allg = np.concatenate(ramps)
-    # Few long ramps (e.g. one potentiation and one depression trace): cross-validation and the
-    # bootstrap resample ramps, so cut each ramp into segments of SEGMENT_PULSES pulses that
-    # serve as the resampling units (a block bootstrap).
     direction = np.asarray(data.direction)
     for sgn, label in ((1, "up"), (-1, "down")):
         idx = np.flatnonzero(direction == sgn)
         if 0 < idx.size < MIN_RAMPS_PER_DIRECTION:
-            pieces, dirs_new = [], []
+            pieces = []
             for i in idx:
                 r = ramps[i]
                 n_seg = max(1, r.size // SEGMENT_PULSES)
@@ -753,48 +1572,42 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
             direction = np.concatenate([direction[keep], np.full(len(pieces), sgn)])
             notes.append(f"only {idx.size} {label} ramp(s): cut into {len(pieces)} segments of about "
                          f"{SEGMENT_PULSES} pulses for cross-validation and the block bootstrap")
-    data = RampData(sources=data.sources, ramps=ramps, direction=direction,
+    return RampData(sources=data.sources, ramps=ramps, direction=direction,
                     names=[str(i) for i in range(len(ramps))], unit=data.unit)
-    qlo, qhi = range_quantiles
-    g_min = float(np.quantile(allg, qlo))
-    g_max = float(np.quantile(allg, qhi))
-    if not g_max > g_min:
-        raise ValueError("pulse ramps span no conductance range (all readings equal)")
-    dirs = {}
-    idx_all = {"up": np.flatnonzero(data.direction > 0), "down": np.flatnonzero(data.direction < 0)}
-    # read noise from all directions pooled: first pass with read_var = 0
+
+
+def _polarity_degrees(degrees: dict, n_ramps: int) -> dict:
+    """Forced degrees; a polarity with one ramp (segment) gets a linear mean and a constant spread."""
+    return {**degrees, **({} if n_ramps >= 2 else {"mean_step": 1, "c2c_sigma": 0})}
+
+
+def _ramp_read_var(ramps, idx_all: dict, g_max: float, notes: list, *, seed, k_folds, degrees):
+    """Read-noise variance from the lag-1 covariance of the step residuals of all polarities
+    (first pass without read noise), and the first pass per polarity (mean law and steps)."""
     resid_all, rid_all, pos_all = [], [], []
     first = {}
     for name, idx in idx_all.items():
         if idx.size == 0:
             continue
-        mean, c2c, (x, d, rid, pos) = _fit_direction(
-            ramps, idx, g_max, 0.0, seed, k_folds, {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})})
+        mean, _, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, 0.0, seed, k_folds,
+                                                   _polarity_degrees(degrees, idx.size))
         first[name] = (mean, x, d, rid, pos)
         resid_all.append(d - mean(x))
         rid_all.append(rid)
         pos_all.append(pos)
-    resid_all = np.concatenate(resid_all)
-    rid_all = np.concatenate(rid_all)
-    pos_all = np.concatenate(pos_all)
-    read_var = _lag1_read_var(resid_all, rid_all, pos_all)
+    read_var = _lag1_read_var(np.concatenate(resid_all), np.concatenate(rid_all), np.concatenate(pos_all))
     if read_var < 0:
         notes.append(f"step residuals are positively correlated (lag-1 cov {-read_var:.3g} uS^2): read noise is "
                      "not resolved and set to 0; ramp-to-ramp variation dominates")
         read_var = 0.0
-    grid = np.linspace(g_min, g_max, 41)
-    for name, idx in idx_all.items():
-        if idx.size == 0:
-            continue
-        deg = {**degrees, **({} if idx.size >= 2 else {"mean_step": 1, "c2c_sigma": 0})}
-        mean, c2c, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, read_var, seed, k_folds, deg)
-        dirs[name] = DirectionFit(direction=1 if name == "up" else -1, n_ramps=int(idx.size), n_steps=int(d.size),
-                                  mean_step=mean, c2c_sigma=c2c, boot_mean=np.empty((0, grid.size)),
-                                  boot_c2c=np.empty((0, grid.size)))
-    if not dirs:
-        raise ValueError("no ramps")
+    return read_var, first
 
-    # bootstrap over ramps (degrees fixed at the chosen ones)
+
+def _ramp_bootstrap(ramps, idx_all: dict, dirs: dict, grid, g_max: float, range_quantiles, n_boot: int,
+                    seed: int) -> dict:
+    """Bootstrap over ramps (degrees fixed at the chosen ones): fills each DirectionFit's
+    boot_mean / boot_c2c on ``grid`` and returns the resampled g_min, g_max and read sigma."""
+    qlo, qhi = range_quantiles
     rng = np.random.default_rng(seed + 1)
     boot = {"g_min": [], "g_max": [], "read": []}
     bm = {k: [] for k in dirs}
@@ -805,7 +1618,7 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
         for name, df in dirs.items():
             idx = idx_all[name]
             pick = rng.choice(idx, size=idx.size, replace=True)
-            x, d, rid, pos = _steps(ramps, pick)
+            x, d, rid, pos = ramp_steps(ramps, pick)
             b, _ = fit_mean_poly(x / g_max, d, df.mean_step.degree)
             r = d - _vander(x / g_max, df.mean_step.degree) @ b
             per[name] = (x, r, b)
@@ -825,36 +1638,78 @@ def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: floa
     for name in dirs:
         dirs[name].boot_mean = np.array(bm[name]) if n_boot else np.empty((0, grid.size))
         dirs[name].boot_c2c = np.array(bc[name]) if n_boot else np.empty((0, grid.size))
+    return boot
 
-    def ci(a):
-        a = np.asarray(a, float)
-        return (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if a.size else (np.nan, np.nan)
 
+def _ci95(a) -> tuple[float, float]:
+    a = np.asarray(a, float)
+    return (float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))) if a.size else (np.nan, np.nan)
+
+
+def fit_ramps(data: RampData, *, seed: int = 0, n_boot: int = 100, level_z: float = 3.0, k_folds: int = 5,
+              pv_cells: int = 400, pv_targets: int = 16, verify_tol_us=None, max_pulses: int = 200,
+              range_quantiles=(0.005, 0.995), degrees: dict | None = None) -> RampFit:
+    """Fit range, pulse response and read noise to pulse ramps; simulate program-and-verify.
+
+    Args:
+        data: from :func:`calibration.readers.read_pulse_ramps`.
+        seed: folds, bootstrap and program-and-verify simulation.
+        n_boot: bootstrap resamples over ramps (intervals of range, steps, read noise).
+        level_z: separation budget for distinguishable levels.
+        pv_cells, pv_targets: size of the program-and-verify simulation.
+        verify_tol_us: acceptance window of the verify read (default: half the median mean
+            step, at least twice the read noise).
+        max_pulses: pulses allowed per cell in program-and-verify.
+        range_quantiles: quantiles of all readings taken as g_min and g_max.
+        degrees: force degrees {"mean_step": d, "c2c_sigma": d}.
+    """
+    degrees = dict(degrees or {})
+    notes: list[str] = []
+    allg = np.concatenate(data.ramps)
+    data = _segment_short_polarities(data, notes)
+    ramps = data.ramps
+    qlo, qhi = range_quantiles
+    g_min = float(np.quantile(allg, qlo))
+    g_max = float(np.quantile(allg, qhi))
+    if not g_max > g_min:
+        raise ValueError("pulse ramps span no conductance range (all readings equal)")
+    idx_all = {"up": np.flatnonzero(data.direction > 0), "down": np.flatnonzero(data.direction < 0)}
+    read_var, first = _ramp_read_var(ramps, idx_all, g_max, notes, seed=seed, k_folds=k_folds, degrees=degrees)
+    grid = np.linspace(g_min, g_max, 41)
+    dirs = {}
+    for name, idx in idx_all.items():
+        if idx.size == 0:
+            continue
+        mean, c2c, (x, d, rid, pos) = _fit_direction(ramps, idx, g_max, read_var, seed, k_folds,
+                                                     _polarity_degrees(degrees, idx.size))
+        dirs[name] = DirectionFit(direction=1 if name == "up" else -1, n_ramps=int(idx.size), n_steps=int(d.size),
+                                  mean_step=mean, c2c_sigma=c2c, boot_mean=np.empty((0, grid.size)),
+                                  boot_c2c=np.empty((0, grid.size)))
+    if not dirs:
+        raise ValueError("no ramps")
+    boot = _ramp_bootstrap(ramps, idx_all, dirs, grid, g_max, range_quantiles, n_boot, seed)
     read_sigma = float(np.sqrt(read_var))
-
-    # program-and-verify with the fitted response
     pv, off, sig = _program_verify_fit(
         {name: (df.mean_step, df.c2c_sigma) for name, df in dirs.items()}, g_min, g_max, read_sigma, notes, "ramps",
         seed=seed, k_folds=k_folds, pv_cells=pv_cells, pv_targets=pv_targets, verify_tol_us=verify_tol_us,
         max_pulses=max_pulses)
-    targets, err = pv["targets_us"], pv["errors_us"]
 
     def total_sigma(g):
         return np.sqrt(sig(g) ** 2 + read_var)
 
     levels = distinguishable_levels(g_min, g_max, total_sigma, level_z)
-    gmin_ci, gmax_ci = ci(boot["g_min"]), ci(boot["g_max"])
+    gmin_ci, gmax_ci = _ci95(boot["g_min"]), _ci95(boot["g_max"])
     # levels interval: narrowest and widest plausible ranges with the same spread
     lv_lo = distinguishable_levels(gmin_ci[1], gmax_ci[0], total_sigma, level_z).size if n_boot else levels.size
     lv_hi = distinguishable_levels(gmin_ci[0], gmax_ci[1], total_sigma, level_z).size if n_boot else levels.size
-    raw = {"all_g_us": allg, "pv_targets_us": targets, "pv_errors_us": err, "grid_us": grid}
+    raw = {"all_g_us": allg, "pv_targets_us": pv["targets_us"], "pv_errors_us": pv["errors_us"], "grid_us": grid}
     for name, (mean, x, d, rid, pos) in first.items():
         raw[f"{name}_step_g_us"] = x
         raw[f"{name}_step_us"] = d
         raw[f"{name}_step_ramp"] = rid
     return RampFit(
         g_min_us=g_min, g_max_us=g_max, g_range_ci={"g_min_us": gmin_ci, "g_max_us": gmax_ci},
-        read_sigma_us=read_sigma, read_sigma_ci=ci(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
+        read_sigma_us=read_sigma, read_sigma_ci=_ci95(boot["read"]), directions=dirs, grid_us=grid, pv=pv,
         prog_offset=off, prog_sigma=sig, levels_us=levels, levels_ci=(lv_lo, lv_hi), level_z=level_z, raw=raw,
         notes=notes)
 
@@ -935,6 +1790,18 @@ class DgLookupFit(PulseResponseFit):
     g_bins_us: np.ndarray
     read_sigma_user: bool = False
 
+    def parameter_rows(self) -> list[dict]:
+        """params.csv rows: range (first / last bin), read noise (user or 0), step laws per
+        polarity, program-and-verify, levels."""
+        rows = [param_row("g_min_us", self.g_min_us, unit="uS", method="first conductance bin of the table"),
+                param_row("g_max_us", self.g_max_us, unit="uS", method="last conductance bin of the table"),
+                param_row("read_sigma_us", self.read_sigma_us, unit="uS",
+                          method="user" if self.read_sigma_user else "not in a dG lookup table: unknown, set to 0")]
+        for name, df in self.directions.items():
+            for pf in (df.mean_step, df.c2c_sigma):
+                rows += poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), self.g_max_us, self.g_min_us)
+        return rows + _pv_rows(self) + [_levels_row(self)]
+
 
 def _crossing_pulses(dirs: dict, g_min: float, g_max: float, floor: int = 200) -> int:
     """Default pulse budget of program-and-verify: twice the pulses the mean step needs to
@@ -968,7 +1835,7 @@ def fit_dg_lookup(data: DgLookupData, *, seed: int = 0, level_z: float = 3.0, k_
     Monte-Carlo standard error of prog_sigma.
 
     Args:
-        data: from :func:`calibration.io.read_dg_lookup`.
+        data: from :func:`calibration.readers.read_dg_lookup`.
         seed: folds and the program-and-verify simulation.
         level_z: separation budget for distinguishable levels.
         k_folds: cross-validation folds over bins.

@@ -5,7 +5,9 @@ The sampler follows crossbar's device physics (DESIGN.md): per cell
 ``G_prog = clip(G_t + offset(G_t) + sigma_prog(G_t) z, g_min, g_max)``; a fraction of cells
 stuck at g_min / g_max (independently, after programming; they do not drift); drift
 ``G(t) = G_prog (t / t0)^(-nu)`` with ``nu = |mu_nu(G_t) + sigma_nu(G_t) z|`` (folded at 0,
-as crossbar and aihwkit) for physical times ``t >= t0``; each read adds
+as crossbar and aihwkit) for physical times ``t >= t0``, plus crossbar's relaxation
+``relax_sigma(G_t) z' sqrt(ln(t / t0))`` (clipped to the range) when the device has one;
+each read adds
 ``N(0, sigma_read(G(t))^2)`` afresh.
 """
 from __future__ import annotations
@@ -13,16 +15,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
 import crossbar
+from xbarsim.files import atomic_path, atomic_write_text
 
 from .fit import DgLookupFit, LongFit, PolyFit, PulseResponseFit
-from .io import LongData, source_licence
+from .readers import LongData, source_licence
 
 __all__ = [
     "law_from_fit",
@@ -34,16 +36,28 @@ __all__ = [
     "write_model",
     "sample_long",
     "sample_cells",
+    "levels_over_time",
 ]
 
 
 def law_from_fit(pf: PolyFit | None, g_max_us: float):
-    """A crossbar.Law (kind "poly", x "g_norm" = G / g_max_us) equal to the fitted law."""
+    """A crossbar.Law equal to the fitted law: kind "poly" with x "g_norm" (= G / g_max_us)
+    or "ln_g_norm", or kind "gauss" with x "ln_g_norm"."""
     if pf is None:
         return None
-    k = np.arange(len(pf.coeffs))
-    coeffs = np.asarray(pf.coeffs, float) * (g_max_us / pf.g_scale_us) ** k
-    return crossbar.Law("poly", tuple(float(c) for c in coeffs), x="g_norm", lo=pf.lo, hi=pf.hi)
+    c = np.asarray(pf.coeffs, float)
+    if pf.family == "poly_g":
+        k = np.arange(len(c))
+        coeffs = c * (g_max_us / pf.g_scale_us) ** k
+        return crossbar.Law("poly", tuple(float(v) for v in coeffs), x="g_norm", lo=pf.lo, hi=pf.hi)
+    # ln(G / g_scale) = ln(G / g_max) + d
+    d = float(np.log(g_max_us / pf.g_scale_us))
+    if pf.family == "poly_lng":
+        coeffs = np.polynomial.Polynomial(c)(np.polynomial.Polynomial([d, 1.0])).coef
+        coeffs = np.concatenate([coeffs, np.zeros(len(c) - len(coeffs))])
+        return crossbar.Law("poly", tuple(float(v) for v in coeffs), x="ln_g_norm", lo=pf.lo, hi=pf.hi)
+    return crossbar.Law("gauss", (float(c[0]), float(c[1]), float(c[2] - d), float(c[3])), x="ln_g_norm", lo=pf.lo,
+                        hi=pf.hi)
 
 
 def device_from_long_fit(fit: LongFit, base_device=None, set_levels: bool = False):
@@ -84,91 +98,20 @@ def array_config(device, base: str = "rram", name: str = "calibrated"):
     return dataclasses.replace(cfg, device=device, name=name)
 
 
-def _row(name, value, se=None, ci=None, unit="", method=""):
-    if ci is None and se is not None and np.isfinite(se):
-        ci = (value - 1.959963984540054 * se, value + 1.959963984540054 * se)
-    return {"name": name, "value": float(value), "stderr": None if se is None else float(se),
-            "ci_lo": None if ci is None else float(ci[0]), "ci_hi": None if ci is None else float(ci[1]),
-            "unit": unit, "method": method}
-
-
-def _poly_rows(pf: PolyFit | None, g_max: float, g_min: float = 0.0):
-    if pf is None:
-        return []
-    rows = []
-    se = pf.coeff_se()
-    for k, (c, s) in enumerate(zip(pf.coeffs, se)):
-        unit = pf.unit + ("" if k == 0 else f" per (G/g_max)^{k}" if k > 1 else " per (G/g_max)")
-        rows.append(_row(f"{pf.name}.c{k}", c, s, unit=unit, method=pf.method))
-    for frac in (0.0, 0.5, 1.0):
-        g = g_min + frac * (g_max - g_min)
-        rows.append(_row(f"{pf.name}(G={g:.4g} uS)", float(pf(g)[0]), float(pf.se(g)[0]), unit=pf.unit,
-                         method="delta method"))
-    return rows
-
-
-def _pv_rows(fit) -> list[dict]:
-    """Programming-error laws and the verify settings of a simulated program-and-verify."""
-    rows = _poly_rows(fit.prog_offset, fit.g_max_us, fit.g_min_us)
-    rows += _poly_rows(fit.prog_sigma, fit.g_max_us, fit.g_min_us)
-    rows.append(_row("verify_tolerance_us", fit.pv["tol_us"], unit="uS", method="program-and-verify window"))
-    rows.append(_row("verify_mean_pulses", float(np.mean(fit.pv["mean_pulses"])), unit="pulses",
-                     method="mean over targets"))
-    rows.append(_row("verify_max_pulses", fit.pv["max_pulses"], unit="pulses", method="pulse budget per cell"))
-    return rows
-
-
 def parameter_table(fit) -> list[dict]:
-    """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter."""
-    rows = []
-    if isinstance(fit, LongFit):
-        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="min of targets and 0.1% quantile of G(t0)"))
-        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="max of targets and 99.9% quantile of G(t0)"))
-        rows.append(_row("t0_s", fit.t0_s, unit="s", method="earliest measurement time"))
-        for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
-            rows += _poly_rows(pf, fit.g_max_us, fit.g_min_us)
-        k, n = fit.stuck_counts["min"]
-        rows.append(_row("stuck_min_fraction", fit.stuck_min_fraction, ci=fit.stuck_min_ci, unit="1",
-                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
-        k, n = fit.stuck_counts["max"]
-        rows.append(_row("stuck_max_fraction", fit.stuck_max_fraction, ci=fit.stuck_max_ci, unit="1",
-                         method=f"{k}/{n} cells, Clopper-Pearson 95%; {fit.stuck_counts['method']}"))
-    elif isinstance(fit, DgLookupFit):
-        rows.append(_row("g_min_us", fit.g_min_us, unit="uS", method="first conductance bin of the table"))
-        rows.append(_row("g_max_us", fit.g_max_us, unit="uS", method="last conductance bin of the table"))
-        rows.append(_row("read_sigma_us", fit.read_sigma_us, unit="uS",
-                         method="user" if fit.read_sigma_user else "not in a dG lookup table: unknown, set to 0"))
-        for name, df in fit.directions.items():
-            for pf in (df.mean_step, df.c2c_sigma):
-                rows += _poly_rows(dataclasses.replace(pf, name=f"{name}.{pf.name}"), fit.g_max_us, fit.g_min_us)
-        rows += _pv_rows(fit)
-    else:
-        rows.append(_row("g_min_us", fit.g_min_us, ci=fit.g_range_ci["g_min_us"], unit="uS",
-                         method="quantile of all readings; bootstrap over ramps"))
-        rows.append(_row("g_max_us", fit.g_max_us, ci=fit.g_range_ci["g_max_us"], unit="uS",
-                         method="quantile of all readings; bootstrap over ramps"))
-        rows.append(_row("read_sigma_us", fit.read_sigma_us, ci=fit.read_sigma_ci, unit="uS",
-                         method="lag-1 covariance of step residuals; bootstrap over ramps"))
-        for name, df in fit.directions.items():
-            for pf in (df.mean_step, df.c2c_sigma):
-                sub = dataclasses.replace(pf, name=f"{name}.{pf.name}")
-                rows += _poly_rows(sub, fit.g_max_us, fit.g_min_us)
-                if df.boot_mean.shape[0]:
-                    boot = df.boot_mean if pf is df.mean_step else df.boot_c2c
-                    for frac, j in ((0.0, 0), (0.5, boot.shape[1] // 2), (1.0, boot.shape[1] - 1)):
-                        g = fit.grid_us[j]
-                        rows.append(_row(f"{name}.{pf.name}(G={g:.4g} uS) bootstrap", float(pf(g)[0]),
-                                         ci=(float(np.quantile(boot[:, j], 0.025)), float(np.quantile(boot[:, j], 0.975))),
-                                         unit=pf.unit, method=f"bootstrap over ramps ({boot.shape[0]})"))
-        rows += _pv_rows(fit)
-    lo, hi = fit.levels_ci
-    rows.append(_row("distinguishable_levels", fit.levels_us.size, ci=(lo, hi), unit="levels",
-                     method=f"+-{fit.level_z:g} sigma windows (programming + read noise) that do not overlap"))
-    return rows
+    """Rows name, value, stderr, ci_lo, ci_hi, unit, method for every fitted parameter
+    (each fit type lists its own: ``fit.parameter_rows()``)."""
+    return fit.parameter_rows()
 
 
-def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None) -> dict:
-    """The "calibration" key of the device-model JSON: what was fitted, how, from what."""
+def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof: dict | None = None,
+                      levels_time: list | None = None) -> dict:
+    """The "calibration" key of the device-model JSON: what was fitted, how, from what.
+
+    Long-format fits add ``time_span_s`` (first and last read, room-temperature-equivalent
+    when the data held bakes; crossbar.time_span_warning reads it), ``time_model`` (the
+    temperature assumption), ``outliers``, ``read_noise`` (core law and tails),
+    ``relaxation`` (power law vs log-time when testable) and ``levels_over_time``."""
     import h5py
     import matplotlib
     import scipy
@@ -181,7 +124,12 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
         for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
             if pf is not None:
                 laws[pf.name] = pf.to_dict()
-        extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s}
+        extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s,
+                 "time_span_s": [float(v) for v in fit.time_span_s],
+                 "time_model": {k: v for k, v in fit.time_model.items()},
+                 "outliers": fit.outliers, "read_noise": fit.read_noise, "relaxation": fit.relaxation}
+        if levels_time:
+            extra["levels_over_time"] = levels_time
     else:
         kind = "dg_lookup" if isinstance(fit, DgLookupFit) else "pulse_ramps"
         for name, df in fit.directions.items():
@@ -224,16 +172,6 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
     }
 
 
-def _atomic_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_model(path, cfg, calibration: dict, raw: dict) -> tuple[Path, Path]:
     """Write MODEL.json ({"array_config", "calibration"}) and MODEL.h5 (raw fit data,
     the JSON text as the attribute "model_json"), each atomically.
@@ -249,22 +187,15 @@ def write_model(path, cfg, calibration: dict, raw: dict) -> tuple[Path, Path]:
     doc = {"array_config": cfg.to_dict(), "calibration": calibration}
     text = json.dumps(doc, indent=2, default=_json_default)
 
-    def wjson(tmp):
-        tmp.write_text(text + "\n", encoding="utf-8")
-
-    def wh5(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs["model_json"] = text
-            g = f.create_group("fit_data")
-            for k, v in raw.items():
-                a = np.asarray(v)
-                if a.dtype == bool:
-                    a = a.astype(np.uint8)
-                g.create_dataset(k, data=a, compression="gzip" if a.size > 1000 else None)
-
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_bytes(h5_path, wh5)
-    _atomic_bytes(json_path, wjson)
+    with atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["model_json"] = text
+        g = f.create_group("fit_data")
+        for k, v in raw.items():
+            a = np.asarray(v)
+            if a.dtype == bool:
+                a = a.astype(np.uint8)
+            g.create_dataset(k, data=a, compression="gzip" if a.size > 1000 else None)
+    atomic_write_text(json_path, text + "\n")
     return json_path, h5_path
 
 
@@ -319,12 +250,47 @@ def sample_cells(device, g_target_us, times_s, n_reads: int, rng):
     nu = np.where(stuck != 0, 0.0, nu)
     ratio = np.maximum(times / d.t0_s, 1.0)
     g_t = g[:, None] * ratio[None, :] ** (-nu[:, None])
+    if getattr(d, "relax_sigma", None) is not None:  # crossbar: + relax_sigma(G_t) z sqrt(ln(t/t0)), clipped
+        rx = np.where(stuck != 0, 0.0, _law(d.relax_sigma, tgt, gmax) * rng.standard_normal(n))
+        g_t = np.clip(g_t + rx[:, None] * np.sqrt(np.log(ratio))[None, :], d.g_min_us, d.g_max_us)
     out = np.empty((n, times.size, n_reads))
     for j in range(times.size):
         sr = _law(d.read_sigma, g_t[:, j], gmax) if d.read_sigma is None or d.read_sigma.kind != "pcm_read" else \
             d.read_sigma(g, g_max_us=gmax, t_s=float(times[j]), t_read_s=d.t_read_s, g_t_us=g_t[:, j])
         out[:, j, :] = g_t[:, j, None] + sr[:, None] * rng.standard_normal((n, n_reads))
     return np.maximum(out, 0.0), stuck
+
+
+def levels_over_time(device, times_s, z: float = 3.0, n_targets: int = 300, n_cells: int = 300,
+                     seed: int = 0) -> list[dict]:
+    """Distinguishable levels at each time, from the device model (crossbar's physics).
+
+    ``n_targets`` targets evenly spaced over [g_min, g_max], ``n_cells`` working cells each
+    sampled by :func:`sample_cells` at the physical times ``times_s``; at each time, levels
+    are picked greedily from the lowest target: the next level is the first target whose
+    window mean +- z std (over its cells, read noise included) does not overlap the last
+    level's. Stuck cells are left out (they are counted by the stuck rates).
+
+    Returns:
+        [{"t_s", "n_levels", "levels_us" (targets), "level_means_us" (their mean at t_s)}] per time.
+    """
+    rng = np.random.default_rng(seed)
+    dev = dataclasses.replace(device, stuck_min_fraction=0.0, stuck_max_fraction=0.0)
+    targets = np.linspace(device.g_min_us, device.g_max_us, n_targets)
+    g, _ = sample_cells(dev, np.repeat(targets, n_cells), np.asarray(times_s, float), 1, rng)
+    g = g[:, :, 0].reshape(n_targets, n_cells, -1)
+    mean, sd = g.mean(axis=1), g.std(axis=1, ddof=1)
+    out = []
+    for j, t in enumerate(np.asarray(times_s, float)):
+        m, s = mean[:, j], sd[:, j]
+        picked = [0]
+        for k in range(1, n_targets):
+            last = picked[-1]
+            if m[k] - z * s[k] >= m[last] + z * s[last]:
+                picked.append(k)
+        out.append({"t_s": float(t), "n_levels": len(picked), "levels_us": [float(targets[k]) for k in picked],
+                    "level_means_us": [float(m[k]) for k in picked]})
+    return out
 
 
 def sample_long(device, levels_us, cells_per_level: int, times_s, n_reads: int, seed=0, with_stuck_column=False,

@@ -1,21 +1,22 @@
 """Report: goodness of fit on held-out cells (ramps) or against the table (dG lookup),
 levels.csv, parameter tables, sources with their licences, plots.
 
-Everything here returns rows or writes files atomically (temp file + os.replace). Plots
+Everything here returns rows or writes files atomically (xbarsim.files). Plots
 use matplotlib's Agg backend.
 """
 from __future__ import annotations
 
 import csv
 import io as _io
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from .fit import Z95, DgLookupFit, LongFit, RampFit, _steps, sample_quantile_table
-from .io import DgLookupData, LongData, RampData
+from xbarsim.files import atomic_path, atomic_write_text
+
+from .fit import Z95, DgLookupFit, LongFit, RampFit, ramp_steps, sample_quantile_table
+from .readers import DgLookupData, LongData, RampData
 from .model import sample_cells
 
 __all__ = [
@@ -28,9 +29,12 @@ __all__ = [
     "write_csv",
     "write_sources",
     "format_table",
+    "format_value",
     "plot_long",
     "plot_ramps",
     "plot_dg_lookup",
+    "law_rows",
+    "level_time_rows",
 ]
 
 LEVEL_COLUMNS = ["g_target_us", "t_s", "n_cells", "measured_mean_us", "measured_std_us", "model_mean_us",
@@ -39,6 +43,29 @@ GOF_COLUMNS = ["g_target_us", "t_s", "n_cells", "n_model", "ks_stat", "ks_pvalue
 STEP_COLUMNS = ["direction", "g_lo_us", "g_hi_us", "n_steps", "measured_mean_us", "measured_std_us",
                 "model_mean_us", "model_std_us", "ks_stat", "ks_pvalue"]
 DG_STEP_COLUMNS = STEP_COLUMNS + ["mean_in_95pi", "std_in_95pi"]
+OUTLIER_COLUMNS = ["cell_id", "g_target_us", "g_t0_us", "robust_z", "class", "why"]
+LAW_COLUMNS = ["law", "candidate", "heldout_loss", "se", "delta_vs_best", "chosen"]
+LEVEL_TIME_COLUMNS = ["t_s", "n_levels", "levels_us"]
+
+
+def law_rows(laws) -> list[dict]:
+    """laws.csv: every candidate (family:degree) tried for each law, its mean held-out loss
+    per cell (negative log-likelihood or squared error) with standard error, the difference
+    to the best, and which one was chosen (the simplest within one paired standard error)."""
+    rows = []
+    for pf in laws:
+        sel = pf.selection()
+        for r in sel.get("ranked", []):
+            rows.append({"law": pf.name, **r, "chosen": int(r["candidate"] == sel["chosen"])})
+        if not sel.get("ranked"):
+            rows.append({"law": pf.name, "candidate": sel["chosen"], "chosen": 1})
+    return rows
+
+
+def level_time_rows(levels_time) -> list[dict]:
+    """levels_time.csv: distinguishable levels of the model at each measured time."""
+    return [{"t_s": r["t_s"], "n_levels": r["n_levels"], "levels_us": " ".join(f"{v:.4g}" for v in r["levels_us"])}
+            for r in levels_time or []]
 
 
 def split_cells(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +148,7 @@ def step_rows(fit: RampFit, data: RampData, test_idx, n_bins: int = 8, n_model_p
         idx = [i for i in test_idx if (data.direction[i] > 0) == (name == "up")]
         if not idx:
             continue
-        x, d, _, _ = _steps(data.ramps, idx)
+        x, d, _, _ = ramp_steps(data.ramps, idx)
         xs = np.repeat(x, n_model_per_step)
         model = (df.mean_step(xs) + df.c2c_sigma(xs) * rng.standard_normal(xs.size)
                  + fit.read_sigma_us * np.sqrt(2.0) * rng.standard_normal(xs.size))
@@ -200,13 +227,11 @@ def write_sources(path, sources) -> None:
         if lic.get("copyright"):
             out.append(f"  {lic['copyright']}")
         out.append("\n" + lic["text"].rstrip() + "\n")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(out) + "\n")
 
 
-def _fmt(v):
+def format_value(v) -> str:
+    """A CSV / terminal cell: "" for None, 6 significant digits for floats ("nan" when not finite)."""
     if v is None:
         return ""
     if isinstance(v, (float, np.floating)):
@@ -218,20 +243,17 @@ def _fmt(v):
 
 def write_csv(path, columns, rows) -> None:
     """Write rows (dicts) with the given columns, atomically."""
-    path = Path(path)
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
-        w.writerow([_fmt(r.get(c)) for c in columns])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+        w.writerow([format_value(r.get(c)) for c in columns])
+    atomic_write_text(path, buf.getvalue())
 
 
 def format_table(rows, columns, max_width: int = 48) -> str:
     """A plain-text table for the terminal."""
-    cells = [[_fmt(r.get(c))[:max_width] for c in columns] for r in rows]
+    cells = [[format_value(r.get(c))[:max_width] for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[k]) for row in cells]) for k, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -240,9 +262,8 @@ def format_table(rows, columns, max_width: int = 48) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _plt():
@@ -254,62 +275,107 @@ def _plt():
     return plt
 
 
-def plot_long(fit: LongFit, level_rows, path) -> None:
-    """fits.png: programming error, read noise, drift exponent vs G; levels over time."""
+def _legend(a) -> None:
+    """A legend when the panel has labelled artists (no empty legend, no matplotlib warning)."""
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=7)
+
+
+def plot_long(fit: LongFit, level_rows, path, levels_time=None) -> None:
+    """fits.png: programming error, read noise, drift exponent, drift spread (log scale) vs G;
+    held-out levels vs the model over time; distinguishable levels over time."""
     plt = _plt()
     raw = fit.raw
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
     g = np.linspace(fit.g_min_us, fit.g_max_us, 200)
     tgt, gf = raw["cell_target_us"], raw["cell_g_t0_us"]
-    stuck = raw["cell_stuck_min"] | raw["cell_stuck_max"]
-    ok = np.isfinite(gf) & ~stuck
+    excluded = raw["cell_stuck_min"] | raw["cell_stuck_max"] | raw.get("cell_outlier", np.zeros(tgt.size, bool))
+    ok = np.isfinite(gf) & ~excluded
     a = ax[0, 0]
     a.plot(tgt[ok], gf[ok] - tgt[ok], ".", ms=2, alpha=0.3, color="0.5", label="cells (mean of reads at t0)")
     off, sig = fit.prog_offset(g), fit.prog_sigma(g)
-    a.plot(g, off, "C0", label="offset fit")
-    a.fill_between(g, off - sig, off + sig, color="C0", alpha=0.2, label="offset +- sigma_prog")
+    a.plot(g, off, "C0", label=f"offset fit ({fit.prog_offset.label})")
+    a.fill_between(g, off - sig, off + sig, color="C0", alpha=0.2, label=f"offset +- sigma_prog ({fit.prog_sigma.label})")
     a.fill_between(g, off - sig - 1.96 * fit.prog_sigma.se(g), off + sig + 1.96 * fit.prog_sigma.se(g),
                    color="C0", alpha=0.08)
-    a.set(xlabel="target G (uS)", ylabel="G(t0) - target (uS)", title="programming error")
-    a.legend(fontsize=7)
-    a = ax[0, 1]
+    a.set(xlabel="target G (uS)", ylabel="G(t0) - target (uS)", title=f"programming error ({int(excluded.sum())} "
+          "stuck/outlier cells not shown)")
+    _legend(a)
+    _plot_read_noise(ax[0, 1], fit, g, excluded)
+    _plot_drift(ax[0, 2], ax[1, 0], fit, g, tgt)
+    _plot_heldout(ax[1, 1], level_rows)
+    a = ax[1, 2]
+    if levels_time:
+        a.plot([r["t_s"] for r in levels_time], [r["n_levels"] for r in levels_time], "o-", color="C3",
+               label=f"model, +-{fit.level_z:g} sigma windows")
+        a.set(xscale="log", ylim=(0, None))
+        _legend(a)
+    else:
+        a.text(0.5, 0.5, "levels over time not computed", ha="center", va="center", transform=a.transAxes)
+    a.set(xlabel="time since programming (s)", ylabel="distinguishable levels", title="distinguishable levels over time")
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def _plot_read_noise(a, fit: LongFit, g, excluded=None) -> None:
+    raw = fit.raw
     v = raw["ct_var_us2"]
-    m = (v >= 0) & (raw["ct_t_s"] == np.min(raw["ct_t_s"][v >= 0])) if (v >= 0).any() else v >= 0
+    m = v >= 0
+    if excluded is not None:  # stuck / outlier cells (a shorted cell at 1e4 uS would squash the axis)
+        m &= ~excluded[raw["ct_cell"]]
     if m.any():
-        a.plot(raw["ct_mean_us"][m], np.sqrt(v[m]), ".", ms=2, alpha=0.3, color="0.5", label="cells: std of reads")
+        a.plot(raw["ct_mean_us"][m], np.sqrt(v[m]), ".", ms=2, alpha=0.3, color="0.5",
+               label="cells: std of reads (every time)")
     if fit.read_sigma is not None:
         s = fit.read_sigma(g)
-        a.plot(g, s, "C1", label="sigma_read fit")
+        a.plot(g, s, "C1", label=f"sigma_read core fit ({fit.read_sigma.label})")
         a.fill_between(g, s - 1.96 * fit.read_sigma.se(g), s + 1.96 * fit.read_sigma.se(g), color="C1", alpha=0.3,
                        label="95% interval")
-    a.set(xlabel="G (uS)", ylabel="read noise sigma (uS)", title="read noise")
-    a.legend(fontsize=7)
-    a = ax[1, 0]
-    nu = raw["cell_nu"]
+        tail = fit.read_noise.get("tail_fraction", 0.0)
+        a.set(yscale="log", title=f"read noise (tail {tail:.2%} of cell-times)")
+    else:
+        a.text(0.5, 0.5, "read noise not fitted\n(no repeated reads)", ha="center", va="center",
+               transform=a.transAxes)
+        a.set(title="read noise")
+    a.set(xlabel="G (uS)", ylabel="read noise sigma (uS)")
+    _legend(a)
+
+
+def _plot_drift(a_mu, a_sig, fit: LongFit, g, tgt) -> None:
+    nu = fit.raw["cell_nu"]
     okn = np.isfinite(nu)
     if okn.any() and fit.drift_mu_nu is not None:
-        a.plot(tgt[okn], nu[okn], ".", ms=2, alpha=0.3, color="0.5", label="per-cell nu")
+        a_mu.plot(tgt[okn], nu[okn], ".", ms=2, alpha=0.3, color="0.5", label="per-cell nu")
         mu, sn = fit.drift_mu_nu(g), fit.drift_sigma_nu(g)
-        a.plot(g, mu, "C2", label="mu_nu")
-        a.fill_between(g, mu - sn, mu + sn, color="C2", alpha=0.2, label="mu_nu +- sigma_nu")
+        a_mu.plot(g, mu, "C2", label=f"mu_nu ({fit.drift_mu_nu.label})")
+        a_mu.fill_between(g, mu - sn, mu + sn, color="C2", alpha=0.2, label="mu_nu +- sigma_nu")
+        dev = np.abs(nu[okn] - fit.drift_mu_nu(tgt[okn]))
+        a_sig.plot(tgt[okn], np.maximum(dev, 1e-6), ".", ms=2, alpha=0.3, color="0.5", label="|nu - mu_nu| per cell")
+        a_sig.plot(g, sn, "C2", label=f"sigma_nu ({fit.drift_sigma_nu.label})")
+        a_sig.plot(g, np.maximum(sn * np.sqrt(2 / np.pi), 1e-6), "C2--", lw=0.8, label="mean |dev| of the law")
+        a_sig.set(yscale="log")
     else:
-        a.text(0.5, 0.5, "no drift fitted\n(one measurement time)", ha="center", va="center", transform=a.transAxes)
-    a.set(xlabel="target G (uS)", ylabel="drift exponent nu", title="drift")
-    a.legend(fontsize=7)
-    a = ax[1, 1]
+        for a in (a_mu, a_sig):
+            a.text(0.5, 0.5, "no drift fitted\n(one measurement time)", ha="center", va="center",
+                   transform=a.transAxes)
+    a_mu.set(xlabel="target G (uS)", ylabel="drift exponent nu", title="drift exponent")
+    a_sig.set(xlabel="target G (uS)", ylabel="spread of nu (log scale)", title="drift spread (log: high-G misfit shows)")
+    _legend(a_mu)
+    _legend(a_sig)
+
+
+def _plot_heldout(a, level_rows) -> None:
     times = sorted({r["t_s"] for r in level_rows})
     for j, t in enumerate(times):
         rr = [r for r in level_rows if r["t_s"] == t]
         x = np.array([r["g_target_us"] for r in rr])
         a.errorbar(x, [r["measured_mean_us"] for r in rr], yerr=[r["measured_std_us"] for r in rr], fmt="o",
-                   ms=3, color=f"C{j % 10}", label=f"measured t={t:g} s")
+                   ms=3, color=f"C{j % 10}", label=f"measured t={t:.3g} s")
         a.errorbar(x * 1.0, [r["model_mean_us"] for r in rr], yerr=[r["model_std_us"] for r in rr], fmt="_",
-                   ms=10, color=f"C{j % 10}", alpha=0.6)
+                   ms=10, color=f"C{j % 10}", alpha=0.6, label=f"model t={t:.3g} s")
     a.set(xlabel="target G (uS)", ylabel="G (uS)", title="held-out cells (o) vs model (_), mean +- std")
-    a.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, Path(path))
-    plt.close(fig)
+    _legend(a)
 
 
 def plot_ramps(fit: RampFit, data: RampData, path) -> None:

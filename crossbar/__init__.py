@@ -27,9 +27,10 @@ from .config import (
     TileConfig,
     preset,
 )
+from .timespan import measured_time_span, time_span_warning
 
 __all__ = [
     "ADCConfig", "ArrayConfig", "DACConfig", "DeviceConfig", "Law", "MappingConfig", "OutputNoiseConfig",
     "PRESETS", "TileConfig", "preset", "ProgrammedArray", "program", "mvm", "load_programmed", "as_generator",
-    "set_blas_threads",
+    "set_blas_threads", "measured_time_span", "time_span_warning",
 ]

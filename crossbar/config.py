@@ -68,7 +68,7 @@ __all__ = [
     "preset",
 ]
 
-_LAW_KINDS = ("poly", "pcm_read", "sat_exp")
+_LAW_KINDS = ("poly", "pcm_read", "sat_exp", "gauss")
 _LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu", "relax_sigma")
 _LAW_X = ("g_us", "g_norm", "ln_g_norm")
 _READ_NOISE_DRAWS = ("per_read", "per_time")
@@ -175,6 +175,10 @@ class Law(_Config):
       ``"g_norm"`` (G / g_max) or ``"ln_g_norm"`` (ln of G / g_max, floored at 1e-6).
     * ``"sat_exp"``: ``clip(A (1 - exp(-x / B)), lo, hi)``, coeffs ``(A, B)``
       (SONOS, Agrawal et al. 2022).
+    * ``"gauss"``: ``clip(c + A exp(-(x - m)^2 / (2 w^2)), lo, hi)``, coeffs ``(c, A, m, w)``,
+      ``w > 0``: a law that rises and falls over the range; with ``x="ln_g_norm"`` it is
+      log-normal shaped in G (RRAM relaxation spread peaks mid-range), as fitted by
+      ``xbarsim calibrate``.
     * ``"pcm_read"``: 1/f read noise accumulated since programming (Nandakumar 2019, as in
       aihwkit)::
 
@@ -189,7 +193,7 @@ class Law(_Config):
     """
 
     kind: str = "poly"
-    """law form: "poly" | "sat_exp" | "pcm_read"."""
+    """law form: "poly" | "sat_exp" | "pcm_read" | "gauss"."""
     coeffs: tuple[float, ...] = (0.0,)
     """coefficients (lowest order first for "poly"); units give the result in uS."""
     x: str = "g_us"
@@ -215,11 +219,13 @@ class Law(_Config):
         _check_choice("Law.x", self.x, _LAW_X)
         if not isinstance(self.coeffs, tuple) or not self.coeffs or not all(math.isfinite(c) for c in self.coeffs):
             raise ValueError(f"Law.coeffs must be a non-empty sequence of finite numbers, got {self.coeffs!r}")
-        need = {"sat_exp": 2, "pcm_read": 3}.get(self.kind)
+        need = {"sat_exp": 2, "pcm_read": 3, "gauss": 4}.get(self.kind)
         if need is not None and len(self.coeffs) != need:
             raise ValueError(f"Law.coeffs for kind {self.kind!r} must have {need} values, got {len(self.coeffs)}")
         if self.kind == "sat_exp" and self.coeffs[1] <= 0:
             raise ValueError(f"Law.coeffs[1] (B) for kind 'sat_exp' must be > 0, got {self.coeffs[1]}")
+        if self.kind == "gauss" and self.coeffs[3] <= 0:
+            raise ValueError(f"Law.coeffs[3] (width w) for kind 'gauss' must be > 0, got {self.coeffs[3]}")
         _check_number("Law.lo", self.lo, allow_none=True)
         _check_number("Law.hi", self.hi, allow_none=True)
         if self.lo is not None and self.hi is not None and self.lo > self.hi:
@@ -275,6 +281,9 @@ class Law(_Config):
                 np.log(xv, out=xv)
             if self.kind == "poly":
                 value = _polyval(xv, self.coeffs)
+            elif self.kind == "gauss":
+                base, amp, centre, width = self.coeffs
+                value = base + amp * np.exp(-0.5 * ((xv - centre) / width) ** 2)
             else:
                 amp, scale = self.coeffs
                 value = amp * (1.0 - np.exp(-xv / scale))

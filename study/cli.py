@@ -423,6 +423,11 @@ def deploy_main(argv: list[str] | None = None) -> int:
         base = noise_config(None, "relative", args.preset, **dict(args.overrides))
     except (DataError, ValueError) as exc:
         return _fail("xbarsim deploy", exc)
+    from crossbar import time_span_warning
+
+    span_warning = time_span_warning(args.preset, args.times)
+    if span_warning:
+        print(f"xbarsim deploy: warning: {span_warning}", file=sys.stderr)
     comps = {"both": [False, True], "on": [True], "off": [False]}[args.compensation]
     try:
         acc, digital, details = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import crossbar
-from calibration.io import write_long_csv
+from calibration.readers import write_long_csv
 from calibration.model import sample_long
 
 EXAMPLE_DEVICE = crossbar.DeviceConfig(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,10 @@ from scipy import stats
 import crossbar
 from calibration.cli import main
 from calibration.fit import fit_dg_lookup, quantile_moments
-from calibration.io import CalibrationInputError, detect_format, read_dg_lookup
+from calibration.readers import CalibrationInputError, detect_format, read_dg_lookup
 
 ROOT = Path(__file__).resolve().parents[2]
-ENODE = ROOT.parent / "shared" / "data" / "devices" / "enode_dg_lookup"
+ENODE = Path(os.environ.get("XBARSIM_DEVICE_DATA", ROOT.parent / "shared" / "data" / "devices")) / "enode_dg_lookup"
 INC, DEC = ENODE / "dG_increasing.txt", ENODE / "dG_decreasing.txt"
 needs_enode = pytest.mark.skipif(not INC.exists(), reason=f"shared measured data not found at {ENODE}")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from calibration.cli import main
-from calibration.io import CalibrationInputError, read_long, read_pulse_ramps
+from calibration.readers import CalibrationInputError, read_long, read_pulse_ramps
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "calibration" / "examples" / "example_cells.csv"
 

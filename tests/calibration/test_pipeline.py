@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ import pytest
 import crossbar
 from calibration.cli import main
 from calibration.fit import fit_ramps
-from calibration.io import RampData, read_pulse_ramps
+from calibration.readers import RampData, read_pulse_ramps
 from calibration.report import LEVEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "calibration" / "examples" / "example_cells.csv"
-DEVICES = ROOT.parent / "shared" / "data" / "devices"
+# XBARSIM_DEVICE_DATA: the measured data when the checkout is not next to ../shared (e.g. a worktree)
+DEVICES = Path(os.environ.get("XBARSIM_DEVICE_DATA", ROOT.parent / "shared" / "data" / "devices"))
 RAMPS = DEVICES / "reram_pulse_ramps"
 GONG = DEVICES / "hfo2_reram_gong2018" / "gong_et_al.csv"
 needs_ramps = pytest.mark.skipif(not (RAMPS / "set.csv").exists(),

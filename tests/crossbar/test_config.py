@@ -45,7 +45,7 @@ def test_unknown_keys_list_the_valid_ones():
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(kind="cubic"), "Law.kind must be one of 'poly', 'pcm_read', 'sat_exp', got 'cubic'"),
+    (dict(kind="cubic"), "Law.kind must be one of 'poly', 'pcm_read', 'sat_exp', 'gauss', got 'cubic'"),
     (dict(x="G"), "Law.x must be one of"),
     (dict(coeffs=()), "Law.coeffs must be a non-empty sequence"),
     (dict(kind="sat_exp", coeffs=(1.0,)), "must have 2 values, got 1"),

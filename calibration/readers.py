@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from xbarsim.files import atomic_write_text
 
 __all__ = [
     "CalibrationInputError",
@@ -57,7 +59,7 @@ MIN_DG_BINS = 3
 DG_UNITS = {"uS": 1.0, "mS": 1e3, "S": 1e6}
 
 REQUIRED_COLUMNS = ("cell_id", "g_target_us", "t_s", "read_id")
-OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v")
+OPTIONAL_COLUMNS = ("stuck", "pulse", "v_read_v", "temperature_c")
 #: measurement column -> (quantity, factor to the base unit: uS, ohm or A)
 MEASUREMENT_COLUMNS = {
     "g_us": ("g", 1.0),
@@ -111,6 +113,7 @@ class LongData:
     stuck: np.ndarray | None = None
     pulse: np.ndarray | None = None
     measurement_column: str = "g_us"
+    temperature_c: np.ndarray | None = None
     ignored_columns: list[str] = field(default_factory=list)
 
     @property
@@ -138,7 +141,19 @@ class LongData:
             source=self.source, cell=remap[self.cell[keep]], cell_labels=self.cell_labels[cells],
             g_target_us=self.g_target_us[keep], t_s=self.t_s[keep], read_id=self.read_id[keep],
             g_us=self.g_us[keep], stuck=pick(self.stuck), pulse=pick(self.pulse),
-            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns))
+            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns),
+            temperature_c=pick(self.temperature_c))
+
+    def with_times(self, t_s: np.ndarray) -> "LongData":
+        """The same rows with other times (e.g. room-temperature-equivalent), re-sorted."""
+        order = np.lexsort((self.read_id, t_s, self.cell))
+        pick = (lambda a: None if a is None else a[order])
+        return LongData(
+            source=self.source, cell=self.cell[order], cell_labels=self.cell_labels,
+            g_target_us=self.g_target_us[order], t_s=np.asarray(t_s, float)[order], read_id=self.read_id[order],
+            g_us=self.g_us[order], stuck=pick(self.stuck), pulse=pick(self.pulse),
+            measurement_column=self.measurement_column, ignored_columns=list(self.ignored_columns),
+            temperature_c=pick(self.temperature_c))
 
 
 @dataclass
@@ -235,6 +250,30 @@ def _is_hdf5(path: Path) -> bool:
     return head == b"\x89HDF\r\n\x1a\n" or path.suffix.lower() in (".h5", ".hdf5", ".hdf")
 
 
+_BINARY_MAGIC = {b"PK\x03\x04": "a zip archive (e.g. .npz)", b"\x93NUMPY": "a numpy .npy file",
+                 b"\x1f\x8b": "gzip data", b"%PDF": "a PDF", b"\x89PNG": "a PNG image"}
+
+
+def _check_text(path: Path) -> None:
+    """A text file (UTF-8, no NUL bytes) or a CalibrationInputError naming the file and,
+    where known, what it is instead."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    for magic, what in _BINARY_MAGIC.items():
+        if head.startswith(magic):
+            raise CalibrationInputError(path, f"is {what}, not a text table; expected a long-format CSV or HDF5 file, "
+                                              "pulse-ramp CSVs or dG lookup tables (see calibration/README.md)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a multi-byte character cut at the end of the block
+            raise CalibrationInputError(path, f"not a UTF-8 text file (byte {e.start}: {e.reason}); expected a CSV, "
+                                              "HDF5 or dG lookup table") from None
+    if b"\x00" in head:
+        raise CalibrationInputError(path, "is binary (NUL bytes), not a text table; expected a CSV, HDF5 or dG "
+                                          "lookup table")
+
+
 def _csv_header(path: Path) -> list[str]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         for row in csv.reader(f):
@@ -279,18 +318,20 @@ def detect_format(path) -> str:
     _check_file(path)
     if _is_hdf5(path):
         return "long"
-    if _looks_like_dg_lookup(path):
-        return "dg_lookup"
+    _check_text(path)
     header = _csv_header(path)
     low = [h.lower() for h in header]
-    if "cell_id" in low or "g_target_us" in low:
+    if "cell_id" in low or "g_target_us" in low:  # before the dG check: a 2-row table looks like one
         return "long"
+    if _looks_like_dg_lookup(path):
+        return "dg_lookup"
     return "ramps"
 
 
 # --------------------------------------------------------------------------- long format
 
 def _read_csv_columns(path: Path) -> tuple[dict[str, list[str]], int]:
+    _check_text(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -375,6 +416,147 @@ def _where(first_line: int, k: int) -> str:
     return f"line {k + first_line}" if first_line else f"row {k}"
 
 
+def _long_column_names(path: Path, names: list[str], lower: dict) -> tuple[str, str]:
+    """Check the column names of a long-format table; return (measurement, target) column
+    (lower case)."""
+    if len(lower) != len(names):
+        raise CalibrationInputError(path, f"column names differ only in case: {names}")
+    # unit-like names with units we do not know
+    for n in names:
+        m = _UNIT_LIKE.match(n.lower())
+        known = n.lower() in MEASUREMENT_COLUMNS or n.lower() in TARGET_COLUMNS or n.lower() in ("t_s", "v_read_v")
+        if m and not known:
+            raise CalibrationInputError(
+                path, f"unsupported unit {m.group(2)!r}; valid units for {m.group(1)}_*: {_VALID_UNITS[m.group(1)]}",
+                column=n)
+    targets = [n for n in TARGET_COLUMNS if n in lower]
+    missing = [c for c in REQUIRED_COLUMNS if c not in lower and not (c == "g_target_us" and targets)]
+    meas = [n for n in MEASUREMENT_COLUMNS if n in lower]
+    if missing:
+        raise CalibrationInputError(
+            path, f"missing required column(s) {missing}; required: {list(REQUIRED_COLUMNS)} plus one of "
+                  f"{list(MEASUREMENT_COLUMNS)}; got {names}")
+    if len(targets) != 1:
+        raise CalibrationInputError(path, f"expected exactly one target column of {list(TARGET_COLUMNS)}, got {targets}")
+    if len(meas) != 1:
+        raise CalibrationInputError(
+            path, f"expected exactly one measurement column of {list(MEASUREMENT_COLUMNS)}, got {meas or 'none'}")
+    return meas[0], targets[0]
+
+
+class _LongColumns:
+    """The raw columns of one long-format file, looked up by lower-case name, with the
+    checked numeric conversion and error locations of :func:`read_long`."""
+
+    def __init__(self, path: Path, cols: dict, first_line: int):
+        self.path, self.cols, self.first_line = path, cols, first_line
+        self.lower = {n.lower(): n for n in cols}
+
+    def name(self, key: str) -> str:
+        return self.lower[key]
+
+    def raw(self, key: str):
+        return self.cols[self.lower[key]]
+
+    def num(self, key: str) -> np.ndarray:
+        return _numeric(self.path, self.lower[key], self.raw(key), self.first_line)
+
+    def where(self, mask: np.ndarray) -> str:
+        """Location of the first True in mask (CSV line or HDF5 row)."""
+        return _where(self.first_line, int(np.argmax(mask)))
+
+    def error(self, problem: str, key: str | None = None) -> CalibrationInputError:
+        return CalibrationInputError(self.path, problem, column=None if key is None else self.lower.get(key, key))
+
+
+def _long_conductance(c: _LongColumns, mcol: str, n_rows: int, read_voltage_v) -> np.ndarray:
+    """The measurement column converted to uS (conductance, resistance or current / voltage)."""
+    value = c.num(mcol)
+    kind, factor = MEASUREMENT_COLUMNS[mcol]
+    if kind == "g":
+        if (value < 0).any():
+            raise c.error(f"negative conductance {value[value < 0][0]:g} at {c.where(value < 0)}; conductance must "
+                          "be >= 0", mcol)
+        return value * factor
+    if kind == "r":
+        if (value <= 0).any():
+            raise c.error(f"resistance must be > 0, got {value[value <= 0][0]:g} at {c.where(value <= 0)}", mcol)
+        return 1e6 / (value * factor)
+    if "v_read_v" in c.lower:
+        v = c.num("v_read_v")
+    elif read_voltage_v is not None:
+        v = np.full(n_rows, float(read_voltage_v))
+    else:
+        raise c.error("a current needs the read voltage: add a column v_read_v or pass --read-voltage", mcol)
+    if (v <= 0).any():
+        raise CalibrationInputError(c.path, f"read voltage must be > 0 V, got {v[v <= 0][0]:g}", column="v_read_v")
+    if (value < 0).any():
+        raise c.error(f"negative read current {value[value < 0][0]:g} at {c.where(value < 0)}", mcol)
+    return value * factor / v * 1e6
+
+
+def _check_long_units(c: _LongColumns, g_us, g_target, mcol: str, tcol: str) -> None:
+    """Measured vs target within a factor 10 on the median; targets not in siemens."""
+    pos = g_us > 0
+    if pos.sum() >= 1:
+        ratio = float(np.median(g_us[pos] / g_target[pos]))
+        if not 0.1 <= ratio <= 10.0:
+            raise c.error(f"measured conductance is {ratio:.3g} x the target on the median: the units of "
+                          f"{c.name(mcol)!r} and {c.name(tcol)!r} disagree (e.g. siemens in a *_us column)", mcol)
+    gmax = float(g_target.max())
+    if gmax < 1e-3 and tcol == "g_target_us":
+        raise c.error(f"targets up to {gmax:g} uS look like siemens; name the column g_target_s or convert to "
+                      "microsiemens", tcol)
+
+
+def _long_stuck(c: _LongColumns, n_rows: int) -> np.ndarray | None:
+    """The optional stuck column as booleans (0/1, true/false, yes/no)."""
+    if "stuck" not in c.lower:
+        return None
+    sv = np.empty(n_rows, dtype=bool)
+    for k, v in enumerate(c.raw("stuck")):
+        s = str(v).strip().lower() if not isinstance(v, (bool, np.bool_)) else ("1" if v else "0")
+        if s in ("1", "1.0", "true", "yes", "t", "y"):
+            sv[k] = True
+        elif s in ("0", "0.0", "false", "no", "f", "n"):
+            sv[k] = False
+        else:
+            raise c.error(f"expected 0/1 or true/false, got {v!r} at {_where(c.first_line, k)}", "stuck")
+    return sv
+
+
+def _check_long_cells(c: _LongColumns, labels, cell, g_target, t_s, read_f, stuck, tcol: str) -> np.ndarray:
+    """Per-cell checks (enough cells, one target each, no duplicate (cell, t, read), a stuck
+    flag constant per cell); returns the row order sorted by (cell, t_s, read_id)."""
+    if labels.size < MIN_CELLS:
+        raise c.error(f"needs at least {MIN_CELLS} distinct cells to fit and hold cells out, got {labels.size}",
+                      "cell_id")
+    tmin = np.full(labels.size, np.inf)
+    tmax = np.full(labels.size, -np.inf)
+    np.minimum.at(tmin, cell, g_target)
+    np.maximum.at(tmax, cell, g_target)
+    bad = np.flatnonzero(tmax - tmin > 1e-9 * np.maximum(1.0, tmax))
+    if bad.size:
+        raise c.error(f"cell {labels[bad[0]]!r} has more than one target ({tmin[bad[0]]:g} and {tmax[bad[0]]:g} uS)",
+                      tcol)
+    order = np.lexsort((read_f, t_s, cell))
+    c_o, t_o, r_o = cell[order], t_s[order], read_f[order]
+    dup = (np.diff(c_o) == 0) & (np.diff(t_o) == 0) & (np.diff(r_o) == 0)
+    if dup.any():
+        k = int(np.argmax(dup))
+        raise c.error(f"duplicate measurement: cell {labels[c_o[k]]!r}, t_s={t_o[k]:g}, read_id={int(r_o[k])} "
+                      "appears twice", "read_id")
+    if stuck is not None:
+        smin = np.zeros(labels.size, bool)
+        smax = np.zeros(labels.size, bool)
+        np.logical_or.at(smax, cell, stuck)
+        np.logical_or.at(smin, cell, ~stuck)
+        both = np.flatnonzero(smin & smax)
+        if both.size:
+            raise c.error(f"cell {labels[both[0]]!r} is flagged stuck in some rows only", "stuck")
+    return order
+
+
 def read_long(path, read_voltage_v: float | None = None) -> LongData:
     """Read and validate a long-format measurement table (CSV or HDF5).
 
@@ -393,177 +575,175 @@ def read_long(path, read_voltage_v: float | None = None) -> LongData:
     path = Path(path)
     _check_file(path)
     cols, first_line = (_read_hdf5_columns(path) if _is_hdf5(path) else _read_csv_columns(path))
-    names = list(cols)
-    lower = {n.lower(): n for n in names}
-    if len(lower) != len(names):
-        raise CalibrationInputError(path, f"column names differ only in case: {names}")
-
-    # unit-like names with units we do not know
-    for n in names:
-        m = _UNIT_LIKE.match(n.lower())
-        known = n.lower() in MEASUREMENT_COLUMNS or n.lower() in TARGET_COLUMNS or n.lower() in ("t_s", "v_read_v")
-        if m and not known:
-            raise CalibrationInputError(
-                path, f"unsupported unit {m.group(2)!r}; valid units for {m.group(1)}_*: {_VALID_UNITS[m.group(1)]}",
-                column=n)
-
-    targets = [n for n in TARGET_COLUMNS if n in lower]
-    missing = [c for c in REQUIRED_COLUMNS if c not in lower and not (c == "g_target_us" and targets)]
-    meas = [n for n in MEASUREMENT_COLUMNS if n in lower]
-    if missing:
-        raise CalibrationInputError(
-            path, f"missing required column(s) {missing}; required: {list(REQUIRED_COLUMNS)} plus one of "
-                  f"{list(MEASUREMENT_COLUMNS)}; got {names}")
-    if len(targets) != 1:
-        raise CalibrationInputError(path, f"expected exactly one target column of {list(TARGET_COLUMNS)}, got {targets}")
-    if len(meas) != 1:
-        raise CalibrationInputError(
-            path, f"expected exactly one measurement column of {list(MEASUREMENT_COLUMNS)}, got {meas or 'none'}")
-    mcol, tcol = meas[0], targets[0]
-    n_rows = len(cols[lower[mcol]])
+    c = _LongColumns(path, cols, first_line)
+    mcol, tcol = _long_column_names(path, list(cols), c.lower)
+    n_rows = len(c.raw(mcol))
     if n_rows == 0:
         raise CalibrationInputError(path, "no data rows")
-
-    def num(c):
-        return _numeric(path, lower[c], cols[lower[c]], first_line)
-
-    raw_ids = cols[lower["cell_id"]]
-    ids = np.asarray([str(v).strip() for v in raw_ids], dtype=object)
+    ids = np.asarray([str(v).strip() for v in c.raw("cell_id")], dtype=object)
     empty = np.flatnonzero(ids == "")
     if empty.size:
-        raise CalibrationInputError(path, f"empty cell id at {_where(first_line, int(empty[0]))}", column="cell_id")
-    g_target = num(tcol) * TARGET_COLUMNS[tcol]
-    t_s = num("t_s")
-    read_f = num("read_id")
-    value = num(mcol)
-    kind, factor = MEASUREMENT_COLUMNS[mcol]
-
-    def first_bad(mask):
-        return _where(first_line, int(np.argmax(mask)))
-
+        raise c.error(f"empty cell id at {_where(first_line, int(empty[0]))}", "cell_id")
+    g_target = c.num(tcol) * TARGET_COLUMNS[tcol]
+    t_s = c.num("t_s")
+    read_f = c.num("read_id")
     if (g_target <= 0).any():
-        raise CalibrationInputError(path, f"target conductance must be > 0, got {g_target[g_target <= 0][0]:g} "
-                                          f"at {first_bad(g_target <= 0)}", column=lower[tcol])
+        raise c.error(f"target conductance must be > 0, got {g_target[g_target <= 0][0]:g} at "
+                      f"{c.where(g_target <= 0)}", tcol)
     if (t_s <= 0).any():
-        raise CalibrationInputError(path, f"time since programming must be > 0 s (drift is fitted in log time), "
-                                          f"got {t_s[t_s <= 0][0]:g} at {first_bad(t_s <= 0)}", column=lower["t_s"])
-    if (read_f < 0).any() or (read_f != np.round(read_f)).any():
-        bad = (read_f < 0) | (read_f != np.round(read_f))
-        raise CalibrationInputError(path, f"read index must be an integer >= 0, got {read_f[bad][0]:g} at "
-                                          f"{first_bad(bad)}", column=lower["read_id"])
-    if kind == "g":
-        if (value < 0).any():
-            raise CalibrationInputError(path, f"negative conductance {value[value < 0][0]:g} at "
-                                              f"{first_bad(value < 0)}; conductance must be >= 0", column=lower[mcol])
-        g_us = value * factor
-    elif kind == "r":
-        if (value <= 0).any():
-            raise CalibrationInputError(path, f"resistance must be > 0, got {value[value <= 0][0]:g} at "
-                                              f"{first_bad(value <= 0)}", column=lower[mcol])
-        g_us = 1e6 / (value * factor)
-    else:  # current
-        if "v_read_v" in lower:
-            v = num("v_read_v")
-        elif read_voltage_v is not None:
-            v = np.full(n_rows, float(read_voltage_v))
-        else:
-            raise CalibrationInputError(path, "a current needs the read voltage: add a column v_read_v or pass "
-                                              "--read-voltage", column=lower[mcol])
-        if (v <= 0).any():
-            raise CalibrationInputError(path, f"read voltage must be > 0 V, got {v[v <= 0][0]:g}", column="v_read_v")
-        if (value < 0).any():
-            raise CalibrationInputError(path, f"negative read current {value[value < 0][0]:g} at "
-                                              f"{first_bad(value < 0)}", column=lower[mcol])
-        g_us = value * factor / v * 1e6
-
-    # units plausibility: measured vs target within a factor 10 on the median
-    pos = g_us > 0
-    if pos.sum() >= 1:
-        ratio = float(np.median(g_us[pos] / g_target[pos]))
-        if not 0.1 <= ratio <= 10.0:
-            raise CalibrationInputError(
-                path, f"measured conductance is {ratio:.3g} x the target on the median: the units of "
-                      f"{lower[mcol]!r} and {lower[tcol]!r} disagree (e.g. siemens in a *_us column)",
-                column=lower[mcol])
-    gmax = float(g_target.max())
-    if gmax < 1e-3 and tcol == "g_target_us":
-        raise CalibrationInputError(path, f"targets up to {gmax:g} uS look like siemens; name the column "
-                                          f"g_target_s or convert to microsiemens", column=lower[tcol])
-
-    stuck = None
-    if "stuck" in lower:
-        raw = cols[lower["stuck"]]
-        sv = np.empty(n_rows, dtype=bool)
-        for k, v in enumerate(raw):
-            s = str(v).strip().lower() if not isinstance(v, (bool, np.bool_)) else ("1" if v else "0")
-            if s in ("1", "1.0", "true", "yes", "t", "y"):
-                sv[k] = True
-            elif s in ("0", "0.0", "false", "no", "f", "n"):
-                sv[k] = False
-            else:
-                raise CalibrationInputError(path, f"expected 0/1 or true/false, got {v!r} at {_where(first_line, k)}",
-                                            column=lower["stuck"])
-        stuck = sv
-    pulse = num("pulse") if "pulse" in lower else None
-
+        raise c.error(f"time since programming must be > 0 s (drift is fitted in log time), got "
+                      f"{t_s[t_s <= 0][0]:g} at {c.where(t_s <= 0)}", "t_s")
+    bad = (read_f < 0) | (read_f != np.round(read_f))
+    if bad.any():
+        raise c.error(f"read index must be an integer >= 0, got {read_f[bad][0]:g} at {c.where(bad)}", "read_id")
+    g_us = _long_conductance(c, mcol, n_rows, read_voltage_v)
+    _check_long_units(c, g_us, g_target, mcol, tcol)
+    if np.ptp(g_us) == 0:
+        raise c.error(f"all {n_rows} measurements are equal ({g_us[0]:g} uS): no programming error, read noise or "
+                      "drift can be fitted", mcol)
+    stuck = _long_stuck(c, n_rows)
+    pulse = c.num("pulse") if "pulse" in c.lower else None
+    temp = _long_temperature(c) if "temperature_c" in c.lower else None
     labels, cell = np.unique(ids.astype(str), return_inverse=True)
     cell = cell.astype(np.int64)
-    if labels.size < MIN_CELLS:
-        raise CalibrationInputError(
-            path, f"needs at least {MIN_CELLS} distinct cells to fit and hold cells out, got {labels.size}",
-            column=lower["cell_id"])
-    # one target per cell
-    tmin = np.full(labels.size, np.inf)
-    tmax = np.full(labels.size, -np.inf)
-    np.minimum.at(tmin, cell, g_target)
-    np.maximum.at(tmax, cell, g_target)
-    bad = np.flatnonzero(tmax - tmin > 1e-9 * np.maximum(1.0, tmax))
-    if bad.size:
-        raise CalibrationInputError(path, f"cell {labels[bad[0]]!r} has more than one target "
-                                          f"({tmin[bad[0]]:g} and {tmax[bad[0]]:g} uS)", column=lower[tcol])
-    order = np.lexsort((read_f, t_s, cell))
-    c_o, t_o, r_o = cell[order], t_s[order], read_f[order]
-    dup = (np.diff(c_o) == 0) & (np.diff(t_o) == 0) & (np.diff(r_o) == 0)
-    if dup.any():
-        k = int(np.argmax(dup))
-        raise CalibrationInputError(path, f"duplicate measurement: cell {labels[c_o[k]]!r}, t_s={t_o[k]:g}, "
-                                          f"read_id={int(r_o[k])} appears twice", column=lower["read_id"])
-    if stuck is not None:
-        smin = np.zeros(labels.size, bool)
-        smax = np.zeros(labels.size, bool)
-        np.logical_or.at(smax, cell, stuck)
-        np.logical_or.at(smin, cell, ~stuck)
-        both = np.flatnonzero(smin & smax)
-        if both.size:
-            raise CalibrationInputError(path, f"cell {labels[both[0]]!r} is flagged stuck in some rows only",
-                                        column=lower["stuck"])
+    order = _check_long_cells(c, labels, cell, g_target, t_s, read_f, stuck, tcol)
+    if temp is not None:
+        _check_temperature_per_time(c, labels, cell[order], t_s[order], temp[order])
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) | {mcol, tcol}
-    ignored = [n for n in names if n.lower() not in known]
+    ignored = [n for n in cols if n.lower() not in known]
     return LongData(
         source=str(path), cell=cell[order], cell_labels=labels, g_target_us=g_target[order], t_s=t_s[order],
         read_id=read_f[order].astype(np.int64), g_us=g_us[order],
         stuck=None if stuck is None else stuck[order], pulse=None if pulse is None else pulse[order],
-        measurement_column=lower[mcol], ignored_columns=ignored)
+        measurement_column=c.name(mcol), ignored_columns=ignored,
+        temperature_c=None if temp is None else temp[order])
+
+
+def _long_temperature(c: _LongColumns) -> np.ndarray:
+    """The optional temperature_c column (the temperature during the interval before each
+    read, in C): finite and above absolute zero."""
+    temp = c.num("temperature_c")
+    bad = (temp <= -273.15) | (temp > 1000.0)
+    if bad.any():
+        raise c.error(f"temperature must be in (-273.15, 1000] C, got {temp[bad][0]:g} at {c.where(bad)}",
+                      "temperature_c")
+    return temp
+
+
+def _check_temperature_per_time(c: _LongColumns, labels, cell, t_s, temp) -> None:
+    """One temperature per (cell, time): rows sorted by cell and time."""
+    same = (np.diff(cell) == 0) & (np.diff(t_s) == 0)
+    bad = same & (np.diff(temp) != 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise c.error(f"cell {labels[cell[k]]!r} at t_s={t_s[k]:g} has two temperatures ({temp[k]:g} and "
+                      f"{temp[k + 1]:g} C); give one per read time", "temperature_c")
 
 
 def write_long_csv(path, data: LongData) -> None:
     """Write LongData as a long-format CSV (g_us column), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    header = ["cell_id", "g_target_us", "t_s", "read_id", "g_us"] + (["stuck"] if data.stuck is not None else [])
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for k in range(data.n_rows):
-            row = [data.cell_labels[data.cell[k]], f"{data.g_target_us[k]:.6g}", f"{data.t_s[k]:.6g}",
-                   int(data.read_id[k]), f"{data.g_us[k]:.6g}"]
-            if data.stuck is not None:
-                row.append(int(data.stuck[k]))
-            w.writerow(row)
-    os.replace(tmp, path)
+    header = (["cell_id", "g_target_us", "t_s", "read_id", "g_us"] + (["stuck"] if data.stuck is not None else [])
+              + (["temperature_c"] if data.temperature_c is not None else []))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for k in range(data.n_rows):
+        row = [data.cell_labels[data.cell[k]], f"{data.g_target_us[k]:.6g}", f"{data.t_s[k]:.6g}",
+               int(data.read_id[k]), f"{data.g_us[k]:.6g}"]
+        if data.stuck is not None:
+            row.append(int(data.stuck[k]))
+        if data.temperature_c is not None:
+            row.append(f"{data.temperature_c[k]:.6g}")
+        w.writerow(row)
+    atomic_write_text(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- pulse ramps
+
+def _isnum(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _ramp_matrix(p: Path) -> tuple[list[str], np.ndarray, int]:
+    """A ramp CSV as (column names, values with nan for empty cells, line of the first data row)."""
+    with open(p, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise CalibrationInputError(p, "no rows")
+    has_header = not all(_isnum(c) for c in rows[0] if c.strip())
+    header = [c.strip() for c in rows[0]] if has_header else [f"col{k + 1}" for k in range(len(rows[0]))]
+    body = rows[1:] if has_header else rows
+    first_line = 2 if has_header else 1
+    if len(body) < MIN_RAMP_LENGTH:
+        raise CalibrationInputError(p, f"needs at least {MIN_RAMP_LENGTH} pulses (rows) per ramp, got {len(body)}")
+    arr = np.full((len(body), len(header)), np.nan)
+    for i, r in enumerate(body):
+        if len(r) > len(header):
+            raise CalibrationInputError(p, f"line {i + first_line} has {len(r)} fields, the header has {len(header)}")
+        for j, v in enumerate(r):
+            v = v.strip()
+            if v == "" or v.lower() == "nan":
+                continue
+            try:
+                arr[i, j] = float(v)
+            except ValueError:
+                raise CalibrationInputError(p, f"line {i + first_line}: expected a number, got {v!r}",
+                                            column=header[j]) from None
+    return header, arr, first_line
+
+
+def _ramp_columns(p: Path):
+    """(name, readings) of each ramp in one CSV: the column up to its last value; a gap
+    inside a ramp, or fewer than MIN_RAMP_LENGTH readings, is an error."""
+    _check_file(p)
+    if _is_hdf5(p):
+        raise CalibrationInputError(p, "pulse ramps are read from CSV (one column per ramp); this is HDF5")
+    _check_text(p)
+    header, arr, first_line = _ramp_matrix(p)
+    out = []
+    for j, name in enumerate(header):
+        col = arr[:, j]
+        ok = np.isfinite(col)
+        if not ok.any():
+            raise CalibrationInputError(p, "column holds no numbers", column=name)
+        last = len(col) - int(np.argmax(ok[::-1]))
+        if not ok[:last].all():
+            k = int(np.argmin(ok[:last]))
+            raise CalibrationInputError(p, f"missing value at line {k + first_line} inside the ramp (only the end "
+                                           f"of a ramp may be empty)", column=name)
+        col = col[:last]
+        if col.size < MIN_RAMP_LENGTH:
+            raise CalibrationInputError(p, f"ramp has {col.size} readings, needs at least {MIN_RAMP_LENGTH}",
+                                        column=name)
+        out.append((name, col))
+    return out
+
+
+def _ramp_to_us(p: Path, name: str, col: np.ndarray, unit: str, read_voltage_v) -> np.ndarray:
+    """One ramp's readings in ``unit`` converted to uS (normalised values are kept)."""
+    kind, factor = RAMP_UNITS[unit]
+    if kind == "g" and (col < 0).any():
+        raise CalibrationInputError(p, f"negative conductance {col[col < 0][0]:g}", column=name)
+    if kind in ("r", "i") and (col <= 0).any():
+        raise CalibrationInputError(p, f"{'resistance' if kind == 'r' else 'current'} must be > 0, "
+                                       f"got {col[col <= 0][0]:g}", column=name)
+    if kind == "g":
+        g = col * factor
+    elif kind == "r":
+        g = 1e6 / (col * factor)
+    elif kind == "i":
+        g = col * factor / read_voltage_v * 1e6
+    else:
+        g = col.copy()
+    if kind == "g" and unit == "uS" and g.max() < 1e-3:
+        raise CalibrationInputError(p, f"values up to {g.max():g} look like siemens or amperes, not uS; "
+                                       f"pass the right --unit", column=name)
+    return g
+
 
 def read_pulse_ramps(paths, unit: str, read_voltage_v: float | None = None,
                      direction: str = "auto", norm_range_us: tuple[float, float] | None = None) -> RampData:
@@ -601,71 +781,8 @@ def read_pulse_ramps(paths, unit: str, read_voltage_v: float | None = None,
     ramps, names, sources = [], [], []
     for p in paths:
         p = Path(p)
-        _check_file(p)
-        if _is_hdf5(p):
-            raise CalibrationInputError(p, "pulse ramps are read from CSV (one column per ramp); this is HDF5")
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-        if not rows:
-            raise CalibrationInputError(p, "no rows")
-
-        def isnum(s):
-            try:
-                float(s)
-                return True
-            except ValueError:
-                return False
-
-        has_header = not all(isnum(c) for c in rows[0] if c.strip())
-        header = [c.strip() for c in rows[0]] if has_header else [f"col{k + 1}" for k in range(len(rows[0]))]
-        body = rows[1:] if has_header else rows
-        first_line = 2 if has_header else 1
-        if len(body) < MIN_RAMP_LENGTH:
-            raise CalibrationInputError(p, f"needs at least {MIN_RAMP_LENGTH} pulses (rows) per ramp, got {len(body)}")
-        arr = np.full((len(body), len(header)), np.nan)
-        for i, r in enumerate(body):
-            if len(r) > len(header):
-                raise CalibrationInputError(p, f"line {i + first_line} has {len(r)} fields, the header has {len(header)}")
-            for j, v in enumerate(r):
-                v = v.strip()
-                if v == "" or v.lower() == "nan":
-                    continue
-                try:
-                    arr[i, j] = float(v)
-                except ValueError:
-                    raise CalibrationInputError(p, f"line {i + first_line}: expected a number, got {v!r}",
-                                                column=header[j]) from None
-        for j, name in enumerate(header):
-            col = arr[:, j]
-            ok = np.isfinite(col)
-            if not ok.any():
-                raise CalibrationInputError(p, "column holds no numbers", column=name)
-            last = len(col) - int(np.argmax(ok[::-1]))
-            if not ok[:last].all():
-                k = int(np.argmin(ok[:last]))
-                raise CalibrationInputError(p, f"missing value at line {k + first_line} inside the ramp (only the end "
-                                               f"of a ramp may be empty)", column=name)
-            col = col[:last]
-            if col.size < MIN_RAMP_LENGTH:
-                raise CalibrationInputError(p, f"ramp has {col.size} readings, needs at least {MIN_RAMP_LENGTH}",
-                                            column=name)
-            if kind == "g" and (col < 0).any():
-                raise CalibrationInputError(p, f"negative conductance {col[col < 0][0]:g}", column=name)
-            if kind in ("r", "i") and (col <= 0).any():
-                raise CalibrationInputError(p, f"{'resistance' if kind == 'r' else 'current'} must be > 0, "
-                                               f"got {col[col <= 0][0]:g}", column=name)
-            if kind == "g":
-                g = col * factor
-            elif kind == "r":
-                g = 1e6 / (col * factor)
-            elif kind == "i":
-                g = col * factor / read_voltage_v * 1e6
-            else:
-                g = col.copy()
-            if kind == "g" and unit == "uS" and g.max() < 1e-3:
-                raise CalibrationInputError(p, f"values up to {g.max():g} look like siemens or amperes, not uS; "
-                                               f"pass the right --unit", column=name)
-            ramps.append(g)
+        for name, col in _ramp_columns(p):
+            ramps.append(_ramp_to_us(p, name, col, unit, read_voltage_v))
             names.append(f"{p.name}:{name}")
         sources.append(str(p))
     if kind == "norm":
@@ -721,6 +838,7 @@ def _read_dg_table(path: Path, unit: str) -> tuple[np.ndarray, np.ndarray, np.nd
     _check_file(path)
     if _is_hdf5(path):
         raise CalibrationInputError(path, f"dG lookup tables are text files; this is HDF5 ({_DG_LAYOUT})")
+    _check_text(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
