@@ -282,6 +282,7 @@ class MatrixReader:
         s, b, n_in = x.shape
         wd = self.digital_weight(x.dtype)
         if wd is not None:
+            self.count(s * b)
             y = torch.mm(x.detach().reshape(s * b, n_in), wd.t()).reshape(s, b, -1)
             return self._add_noise(y, t0, s, b)
         xn = x.detach().reshape(s * b, n_in).numpy()
@@ -295,6 +296,13 @@ class MatrixReader:
         if y.dtype != x.dtype:
             y = y.to(x.dtype)
         return self._add_noise(y, t0, s, b)
+
+    def count(self, vectors: int) -> None:
+        """Record ``vectors`` reads done here in torch (digital path) on the programmed
+        array's counter (:class:`crossbar.energy.MVMCounter`), when one is attached."""
+        counter = getattr(self.programmed, "counters", None)
+        if counter is not None:
+            counter.add(vectors)
 
     def _add_noise(self, y: Tensor, t0: int, s: int, b: int) -> Tensor:
         if self._noise_here:
@@ -640,6 +648,7 @@ def lstm_sequence(gi: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor, reader: "Mat
     w_read = reader.digital_weight(gi.dtype)
     if w_read is None:
         raise ValueError("lstm_sequence needs a digital reader (ideal or paper config)")
+    reader.count(gi.shape[0] * gi.shape[1])  # one read of h per step and sequence
     coef = reader.noise_coefficients()
     z = var_in = None
     k = a = 0.0
