@@ -782,22 +782,24 @@ def anchor_prediction(chip_: Chip, anchor: Anchor) -> dict[str, Any]:
     Returns:
         dict with ``name``, ``anchor``, ``published_tops_per_w``, ``predicted_tops_per_w``,
         ``ratio`` (predicted / published), ``component_tops_per_w`` (no overhead),
-        ``band_tops_per_w`` (optimistic: Murmann frontier ADC; pessimistic: Walden
-        20 fJ/step; overhead kept), ``fitted`` (whether the overhead was fitted here),
+        ``band_tops_per_w`` (pessimistic: Walden 20 fJ/step ADC; optimistic: the Murmann
+        frontier; the fitted overhead kept), ``component_band_tops_per_w`` (the same
+        without the overhead), ``fitted`` (whether the overhead was fitted here),
         ``energy_per_mvm_j``, ``latency_per_mvm_s``, ``breakdown_j``.
     """
     c = chip_.counter(anchor)
     est = estimate(c, chip_.costs)
-    band = []
+    band, component_band = [], []
     if chip_.costs.kind == "analog":
         opt = estimate(c, chip_.costs, adc_law="murmann")
         pes = estimate(c, chip_.costs.replace(adc_fom_walden_j=20e-15, adc_law="walden"))
         band = [pes.tops_per_w, opt.tops_per_w]
+        component_band = [pes.component_tops_per_w, opt.component_tops_per_w]
     pred = est.tops_per_w
     return {"name": f"{chip_.name}:{anchor.label}", "chip": chip_.name, "anchor": anchor.label,
             "published_tops_per_w": anchor.published_tops_per_w, "predicted_tops_per_w": pred,
             "ratio": pred / anchor.published_tops_per_w, "component_tops_per_w": est.component_tops_per_w,
-            "band_tops_per_w": band, "fitted": anchor.fit, "energy_per_mvm_j": est.energy_j,
+            "band_tops_per_w": band, "component_band_tops_per_w": component_band, "fitted": anchor.fit, "energy_per_mvm_j": est.energy_j,
             "latency_per_mvm_s": est.latency_s, "breakdown_j": dict(est.energy), "source": anchor.source}
 
 
