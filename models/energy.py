@@ -39,7 +39,7 @@ from .convert import analog_layers
 from .linear import AnalogLinear
 
 __all__ = ["attach_counters", "detach_counters", "cell_ops", "EnergyReport", "measure", "measure_sequences",
-           "format_report"]
+           "format_report", "chip_for", "write_report", "AUTO_CHIP"]
 
 _MODES = {"LSTM": "lstm", "RNN_TANH": "rnn", "RNN_RELU": "rnn", "GRU": "gru"}
 
@@ -168,7 +168,8 @@ class EnergyReport:
                 w.writerows(rows)
 
     def plot(self, path: str | Path, title: str | None = None) -> None:
-        """Stacked bars of the energy per inference by category, one bar per layer and the total."""
+        """Energy per inference by category, one bar per layer and the total: left with the
+        chip's fitted overhead, right the physics alone (components)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -178,18 +179,24 @@ class EnergyReport:
 
         rows = self.rows()
         names = [r["layer"] for r in rows]
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names), 4.0))
-        bottom = np.zeros(len(rows))
-        for k in CATEGORIES:
-            vals = np.array([r[f"{k}_j"] for r in rows]) * 1e9
-            if vals.any():
-                ax.bar(names, vals, bottom=bottom, label=k)
-                bottom += vals
-        ax.set_ylabel("energy per inference (nJ)")
-        ax.set_title(title or f"energy per inference on {self.chip}")
-        ax.legend(fontsize=8)
+        fig, axes = plt.subplots(1, 2, figsize=(2.0 + 2.4 * len(names), 4.2))
+        for ax, cats, sub in ((axes[0], CATEGORIES, "with the fitted overhead"),
+                              (axes[1], tuple(k for k in CATEGORIES if k != "overhead"), "physics only")):
+            bottom = np.zeros(len(rows))
+            for i, k in enumerate(CATEGORIES):
+                if k not in cats:
+                    continue
+                vals = np.array([r[f"{k}_j"] for r in rows]) * 1e9
+                if vals.any():
+                    ax.bar(names, vals, bottom=bottom, label=k, color=f"C{i}",
+                           hatch="//" if k == "overhead" else None)
+                    bottom += vals
+            ax.set_ylabel("energy per inference (nJ)")
+            ax.set_title(sub, fontsize=9)
+            ax.legend(fontsize=7)
+        fig.suptitle(title or f"energy per inference on {self.chip}", fontsize=10)
         fig.tight_layout()
-        with atomic_path(path) as tmp:
+        with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png", dpi=120)
         plt.close(fig)
 
@@ -325,3 +332,35 @@ def format_report(report: EnergyReport) -> str:
                      f"{r['component_tops_per_w']:>11.2f}  {dom}")
     return "\n".join(lines)
 
+
+
+#: device preset -> the chip preset whose costs ``--energy auto`` uses
+AUTO_CHIP = {"pcm": "hermes", "rram": "neurram", "ideal": "digital", "paper": "digital"}
+
+
+def chip_for(name: str, device_preset: str) -> Chip:
+    """The chip preset ``name`` (``crossbar.energy.CHIPS``), or for "auto" the one matching
+    the device preset (pcm -> hermes, rram -> neurram, ideal/paper -> digital, else hermes).
+
+    Raises:
+        ValueError: unknown chip name (the valid ones listed).
+    """
+    from crossbar.energy import chip
+
+    if name == "auto":
+        name = AUTO_CHIP.get(device_preset, "hermes")
+    return chip(name)
+
+
+def write_report(report: EnergyReport, out: str | Path, *, title: str | None = None,
+                 attrs: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``energy.csv`` (rows per layer and total), ``energy.json`` (rows, counts,
+    notes, ``attrs``) and ``energy.png`` (breakdown) into ``out``; return their paths."""
+    from xbarsim.files import atomic_write_json
+
+    out = Path(out)
+    paths = {"csv": out / "energy.csv", "json": out / "energy.json", "png": out / "energy.png"}
+    report.write_csv(paths["csv"])
+    atomic_write_json(paths["json"], {**(attrs or {}), **report.to_dict()})
+    report.plot(paths["png"], title=title)
+    return paths
