@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['latency_per_mvm_s'] * 1e9:>8.1f}  {'fitted here' if r['fitted'] else 'predicted'}")
     print("\nTOPS/W of one full-tile MVM (1 MAC = 2 ops). physics: components only, no overhead. "
           "ADC band: Walden 20 fJ/step .. Murmann frontier, overhead kept.")
+    for r in rows:
+        if r["published_tops_per_mm2"]:
+            print(f"  area check {r['name']}: {r['predicted_tops_per_mm2']:.2f} TOPS/mm2 predicted "
+                  f"({r['area_per_tile_mm2']:.3f} mm2 per tile) vs {r['published_tops_per_mm2']:.2f} published "
+                  f"(ratio {r['predicted_tops_per_mm2'] / r['published_tops_per_mm2']:.2f})")
     for c in chips.values():
         print(f"  {c.name}: overhead {c.costs.overhead_power_w_per_tile * 1e3:.4g} mW per busy tile "
               f"({c.costs.sources['overhead_power_w_per_tile']})")
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         records = [{k: r[k] for k in ("name", "chip", "anchor", "predicted_tops_per_w", "published_tops_per_w",
                                       "ratio", "component_tops_per_w", "band_tops_per_w",
                                       "component_band_tops_per_w", "fitted", "energy_per_mvm_j",
-                                      "latency_per_mvm_s", "breakdown_j", "source")} for r in rows]
+                                      "latency_per_mvm_s", "breakdown_j", "source", "area_per_tile_mm2",
+                                      "predicted_tops_per_mm2", "published_tops_per_mm2")} for r in rows]
         meta = {"benchmark": "energy", "version": version(),
                 "costs": {c.name: c.costs.to_dict() for c in chips.values()}}
         atomic_write_json(args.json, {"meta": meta, "records": records})

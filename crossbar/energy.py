@@ -728,6 +728,8 @@ class Anchor:
     """the overhead is fitted to this anchor (it then matches by construction)."""
     source: str = ""
     """where the figure is published."""
+    published_tops_per_mm2: float | None = None
+    """a published area efficiency of the same workload, TOPS/mm^2 (None: none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -800,7 +802,11 @@ def anchor_prediction(chip_: Chip, anchor: Anchor) -> dict[str, Any]:
             "published_tops_per_w": anchor.published_tops_per_w, "predicted_tops_per_w": pred,
             "ratio": pred / anchor.published_tops_per_w, "component_tops_per_w": est.component_tops_per_w,
             "band_tops_per_w": band, "component_band_tops_per_w": component_band, "fitted": anchor.fit, "energy_per_mvm_j": est.energy_j,
-            "latency_per_mvm_s": est.latency_s, "breakdown_j": dict(est.energy), "source": anchor.source}
+            "latency_per_mvm_s": est.latency_s, "breakdown_j": dict(est.energy), "source": anchor.source,
+            "area_per_tile_mm2": est.area_um2 * 1e-6,
+            "predicted_tops_per_mm2": (est.ops / est.latency_s / 1e12 / (est.area_um2 * 1e-6)
+                                       if est.area_um2 > 0 and est.latency_s > 0 else float("nan")),
+            "published_tops_per_mm2": anchor.published_tops_per_mm2}
 
 
 def anchor_table(chips: dict[str, Chip] | None = None) -> list[dict[str, Any]]:
@@ -831,7 +837,7 @@ def _fitted(chip_: Chip) -> Chip:
         raise ValueError(f"chip {chip_.name}: the components alone ({base.energy_j:.3e} J) exceed the published "
                          f"energy ({target_j:.3e} J) at anchor {a.label}; no overhead can be fitted")
     costs = chip_.costs.replace(
-        source=f"fitted: matches {a.published_tops_per_w} TOPS/W at anchor {a.label!r} by construction",
+        source=f"fitted: matches {a.published_tops_per_w:.4g} TOPS/W at anchor {a.label!r} by construction",
         overhead_power_w_per_tile=p)
     return dataclasses.replace(chip_, costs=costs)
 
@@ -848,17 +854,20 @@ _HERMES = Chip(
     costs=CostModel(
         name="hermes", node_nm=14.0, v_read_v=0.2, g_mean_us=3.75, input_activity=0.5,
         t_input_lsb_s=0.4375e-9, adc_law="walden", adc_fom_walden_j=6.1e-15, adc_t_lsb_s=300e-12,
-        columns_per_adc=1, cell_area_um2=0.05, adc_area_um2=1200.0, driver_area_um2=5.0,
+        columns_per_adc=1, cell_area_um2=0.05, adc_area_um2=4.0 * 300.0, driver_area_um2=5.0,
         digital_area_um2_per_tile=20000.0,
         sources=_src(
             node_nm="[S] 14 nm CMOS (Le Gallo 2023)",
             t_input_lsb_s="[D] 133 ns per 1-phase MVM (63.1 TOPS / 64 cores) minus 77 ns CCO conversion, "
                           "over 128 LSBs of an 8-bit signed pulse width",
             adc_t_lsb_s="[S] CCO ADC 300 ps/LSB (Khaddam-Aljameh, JSSC 2022)",
+            adc_area_um2="[S]+[A] CCO ADCs at a 4 um pitch (Khaddam-Aljameh, JSSC 2022) x an assumed 300 um length",
             columns_per_adc="[S] 256 CCO ADCs per 256x256 core")),
     anchors=(
         Anchor(label="1-phase", published_tops_per_w=9.76, dac_bits=8, adc_bits=8, phases=1, fit=True,
-               source="Le Gallo et al., Nat. Electron. 2023: 63.1 TOPS at 9.76 TOPS/W (1-phase, 8 bits)"),
+               published_tops_per_mm2=1.59,
+               source="Le Gallo et al., Nat. Electron. 2023: 63.1 TOPS at 9.76 TOPS/W (1-phase, 8 bits); area: "
+                      "the HERMES core, Khaddam-Aljameh et al., JSSC 2022: 1.59 TOPS/mm2 at 1 GHz"),
         Anchor(label="4-phase", published_tops_per_w=2.48, dac_bits=8, adc_bits=8, phases=4,
                source="Le Gallo et al., Nat. Electron. 2023: 16.1 TOPS at 2.48 TOPS/W (4-phase, high precision); "
                       "modelled as 4 complete reads per MVM"),
