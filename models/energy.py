@@ -286,7 +286,10 @@ def measure(model: nn.Module, run: Callable[[nn.Module], int], chip: Chip | Cost
     total.latency_s = latency
     report.total = total
     notes = list(dict.fromkeys(total.notes))
-    if chip_obj is not None and report.tiles > chip_obj.n_tiles:
+    if costs.kind == "digital":
+        for row in report.layers:
+            row["tiles"] = 0  # no arrays: the digital baseline computes the MACs in logic
+    elif chip_obj is not None and report.tiles > chip_obj.n_tiles:
         notes.append(f"the model needs {report.tiles} arrays, the chip has {chip_obj.n_tiles}: weights would not "
                      "stay stationary")
     report.notes = notes

@@ -222,3 +222,9 @@ def test_chip_array_config_is_a_crossbar_config():
     cfg = CHIPS["hermes"].array_config()
     assert (cfg.tile.rows, cfg.tile.cols, cfg.dac.bits, cfg.adc.bits) == (256, 256, 8, 8)
     assert cfg.device.g_max_us == crossbar.preset("pcm").device.g_max_us
+
+
+def test_hermes_area_within_2x_of_its_core_without_fitting():
+    # area is never fitted: cells, an ADC per column (4 um pitch, assumed length), drivers, digital
+    r = anchor_prediction(CHIPS["hermes"], CHIPS["hermes"].anchors[0])
+    assert 0.5 <= r["predicted_tops_per_mm2"] / r["published_tops_per_mm2"] <= 2.0
