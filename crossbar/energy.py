@@ -805,7 +805,7 @@ def anchor_prediction(chip_: Chip, anchor: Anchor) -> dict[str, Any]:
             "latency_per_mvm_s": est.latency_s, "breakdown_j": dict(est.energy), "source": anchor.source,
             "area_per_tile_mm2": est.area_um2 * 1e-6,
             "predicted_tops_per_mm2": (est.ops / est.latency_s / 1e12 / (est.area_um2 * 1e-6)
-                                       if est.area_um2 > 0 and est.latency_s > 0 else float("nan")),
+                                       if est.area_um2 > 0 and est.latency_s > 0 else None),
             "published_tops_per_mm2": anchor.published_tops_per_mm2}
 
 
