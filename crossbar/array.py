@@ -406,7 +406,8 @@ class ProgrammedArray:
         """Noisy matrix-vector products of a batch of inputs: ``y ~ x @ W_eff(t).T`` + noise.
 
         Short-term noise (read noise with the device law at ``t_s``, the paper's output
-        noise) is drawn fresh on every call.
+        noise) is drawn fresh on every call. When :attr:`counters` holds a
+        :class:`crossbar.energy.MVMCounter`, the call adds its number of input vectors.
 
         Args:
             x: (batch, in_features) or (in_features,) inputs, float32 or float64.
