@@ -469,7 +469,8 @@ class CostModel:
     digital_area_um2_per_tile: float = 20000.0
     """digital periphery of one tile, um^2."""
     overhead_power_w_per_tile: float = 0.0
-    """whole-chip overhead (clocks, control, leakage, network, calibration) per busy tile, W."""
+    """whole-chip overhead (clocks, control, leakage, network, calibration) per busy tile, W
+    (digital chips: of the whole chip while its MACs run)."""
     sources: dict = field(default_factory=dict)
     """field -> source text (filled with the defaults' sources)."""
 
