@@ -526,7 +526,10 @@ def _clip_warnings(details: dict, comps: list[bool], times: list[float], limit: 
 
 def _deploy_energy(args: argparse.Namespace, base, data, chip, out: Path, digital: float) -> None:
     """``--energy``: program one instance (seed ``args.seed``), count the reads of the first
-    test sequences, cost them with ``chip`` (models.energy), write energy.csv/json/png."""
+    test sequences, cost them with ``chip`` (models.energy), write energy.csv/json/png.
+
+    The counting pass sets no converter ranges: counts depend on shapes and the config
+    (tiles, slicing, bits), never on the values read."""
     from models import program
     from models.energy import format_report, measure_sequences, write_report
 
