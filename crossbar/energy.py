@@ -398,7 +398,7 @@ _DEFAULT_SOURCES = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class CostModel:
     """The cost of each operation; every field overridable (:meth:`replace`) with its source.
 
@@ -503,6 +503,11 @@ class CostModel:
         merged = {k: v for k, v in _DEFAULT_SOURCES.items() if k in valid}
         merged.update(self.sources)
         object.__setattr__(self, "sources", merged)
+
+    def __repr__(self) -> str:  # only what differs from the defaults (sources: see .sources)
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                 if f.name != "sources" and getattr(self, f.name) != f.default]
+        return f"CostModel({', '.join(parts)})"
 
     def replace(self, source: str = "user override", **changes: Any) -> "CostModel":
         """A copy with ``changes``; each changed field's source becomes ``source``.
