@@ -1,4 +1,4 @@
-"""``python -m benchmarks mvm|rnn [options]`` (same as ``xbarsim bench mvm|rnn``)."""
+"""``python -m benchmarks mvm|rnn|energy [options]`` (same as ``xbarsim bench mvm|rnn|energy``)."""
 from __future__ import annotations
 
 import importlib
@@ -7,6 +7,7 @@ import sys
 _BENCHES = {
     "mvm": ("benchmarks.mvm", "noisy MVM kernel vs clean BLAS matmul, per-cell path, plain torch, aihwkit"),
     "rnn": ("benchmarks.rnn", "analog LSTM, GRU, RNN training step and inference vs their torch twins and aihwkit"),
+    "energy": ("benchmarks.energy", "chip presets' predicted TOPS/W vs their published figures (crossbar.energy)"),
     "reproduce": ("benchmarks.reproduce", "the paper on row-by-row MNIST and past it (docs/REPRODUCTION.md)"),
 }
 
@@ -14,9 +15,9 @@ _BENCHES = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: xbarsim bench {mvm,rnn} [options]\n")
+        print(f"usage: xbarsim bench {{{','.join(_BENCHES)}}} [options]\n")
         for name, (_, text) in _BENCHES.items():
-            print(f"  {name:<5} {text}")
+            print(f"  {name:<9} {text}")
         print("\nRun 'xbarsim bench mvm --help' for the options of one benchmark.")
         return 0
     if argv[0] not in _BENCHES:

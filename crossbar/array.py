@@ -244,6 +244,9 @@ class ProgrammedArray:
         self._work: dict[tuple[int, str, int], _Work] = {}
         self._digital = weights is not None
         self._row_tiles = _tile_bounds(self.shape[1], config.tile.rows)
+        #: an optional :class:`crossbar.energy.MVMCounter`: when set, every :meth:`mvm` adds its
+        #: number of input vectors (opt-in; None costs one attribute test per call)
+        self.counters = None
         # weight slicing: (list of ProgrammedArray, list of shift-and-add coefficients)
         self._slices: tuple[list[ProgrammedArray], list[float]] | None = slices
         self._dac_range: float | None = None
@@ -259,6 +262,7 @@ class ProgrammedArray:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("counters", None)
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------ properties
@@ -443,7 +447,8 @@ class ProgrammedArray:
         """Noisy matrix-vector products of a batch of inputs: ``y ~ x @ W_eff(t).T`` + noise.
 
         Short-term noise (read noise with the device law at ``t_s``, the paper's output
-        noise) is drawn fresh on every call.
+        noise) is drawn fresh on every call. When :attr:`counters` holds a
+        :class:`crossbar.energy.MVMCounter`, the call adds its number of input vectors.
 
         Args:
             x: (batch, in_features) or (in_features,) inputs, float32 or float64.
@@ -473,6 +478,8 @@ class ProgrammedArray:
             raise ValueError(f"x.dtype must be float32 or float64, got {x.dtype}")
         t = _check_time(t_s)
         rng = self._rng if seed is None else as_generator(seed)
+        if self.counters is not None:
+            self.counters.add(x.shape[0])
         y = self._mvm_digital(x, rng) if self._digital else self._mvm_analog(x, t, rng)
         return y[0] if squeeze else y
 

@@ -237,6 +237,7 @@ def _recurrent_read(reader: MatrixReader, gi: Tensor, summed: SummedNoise | None
         z = reader.sequence_draws(gi.shape[1], gi.dtype, out=buf)
         noise = RecurrentNoise(z=z, input_var=input_var, per_mean_square=coef.per_mean_square,
                                constant=coef.constant)
+    reader.count(gi.shape[0] * gi.shape[1])  # inlined: one read of h per step and sequence
     return _DigitalRead(w_read, noise, gi.shape[0])
 
 

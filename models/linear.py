@@ -178,6 +178,11 @@ class AnalogLayerMixin:
                 name, crossbar.program(w, read_config(self.config), seed=np.random.default_rng(child)))
         self._programmed = progs
 
+    def programmed_arrays(self) -> dict[str, Any]:
+        """The deployed arrays, weight name -> :class:`crossbar.ProgrammedArray` (empty when
+        not programmed). The dict is a copy; the arrays are the layer's own."""
+        return dict(self._programmed or {})
+
     def set_programmed(self, arrays: dict[str, Any]) -> None:
         """Deploy given programmed arrays (e.g. loaded from disk), one per analog weight."""
         missing = set(self.analog_weights) - set(arrays)

@@ -155,6 +155,7 @@ class MatrixReader:
         s, b, n_in = x.shape
         wd = self.digital_weight(x.dtype)
         if wd is not None:
+            self.count(s * b)
             y = torch.mm(x.detach().reshape(s * b, n_in), wd.t()).reshape(s, b, -1)
             return self._add_noise(y, t0, s, b)
         xn = x.detach().reshape(s * b, n_in).numpy()
@@ -168,6 +169,13 @@ class MatrixReader:
         if y.dtype != x.dtype:
             y = y.to(x.dtype)
         return self._add_noise(y, t0, s, b)
+
+    def count(self, vectors: int) -> None:
+        """Record ``vectors`` reads done here in torch (digital path) on the programmed
+        array's counter (:class:`crossbar.energy.MVMCounter`), when one is attached."""
+        counter = getattr(self.programmed, "counters", None)
+        if counter is not None:
+            counter.add(vectors)
 
     def _add_noise(self, y: Tensor, t0: int, s: int, b: int) -> Tensor:
         if not self._noise_here:

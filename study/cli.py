@@ -383,6 +383,14 @@ def deploy_parser() -> argparse.ArgumentParser:
     _add_data_args(p, default=None)
     p.set_defaults(data=None)
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of programming and reads")
+    g = p.add_argument_group("energy")
+    g.add_argument("--energy", nargs="?", const="auto", default=None, metavar="CHIP",
+                   help="also cost one inference: energy, latency, area and TOPS/W per layer and in total with a "
+                        "chip preset's costs (hermes, neurram, speech, digital; auto: by device preset) from the "
+                        "counted reads of --energy-sequences test sequences; writes energy.csv, energy.json, "
+                        "energy.png")
+    g.add_argument("--energy-sequences", type=positive_int, default=64,
+                   help="test sequences counted for --energy (counts do not depend on the values)")
     _add_run_args(p, "runs/deploy")
     return p
 
@@ -428,6 +436,16 @@ def deploy_main(argv: list[str] | None = None) -> int:
     span_warning = time_span_warning(args.preset, args.times)
     if span_warning:
         print(f"xbarsim deploy: warning: {span_warning}", file=sys.stderr)
+    energy_chip = None
+    if args.energy is not None:
+        from models.energy import chip_for
+
+        try:
+            energy_chip = chip_for(args.energy, args.preset)
+        except ValueError as exc:
+            parser.print_usage(sys.stderr)
+            print(f"xbarsim deploy: error: --energy: {exc}", file=sys.stderr)
+            return 2
     comps = {"both": [False, True], "on": [True], "off": [False]}[args.compensation]
     try:
         acc, digital, details = deploy_model(args.checkpoint, data, base, times_s=args.times, compensation=comps,
@@ -460,6 +478,8 @@ def deploy_main(argv: list[str] | None = None) -> int:
     for line in _clip_warnings(details, comps, args.times, args.clip_warn):
         print(line, file=sys.stderr)
     print(f"wrote deploy.h5, deploy.csv, deploy.json, deploy.png in {out}  ({time.perf_counter() - t0:.1f} s)")
+    if energy_chip is not None:
+        _deploy_energy(args, base, data, energy_chip, out, digital)
     return 0
 
 
@@ -502,6 +522,34 @@ def _clip_warnings(details: dict, comps: list[bool], times: list[float], limit: 
                              + ("widen its input range, e.g. --input-ranges calibrate)" if q == 0 else
                                 "widen the ADC range, e.g. --set adc_range_mode=calibrated or adc_output_range)"))
     return lines
+
+
+def _deploy_energy(args: argparse.Namespace, base, data, chip, out: Path, digital: float) -> None:
+    """``--energy``: program one instance (seed ``args.seed``), count the reads of the first
+    test sequences, cost them with ``chip`` (models.energy), write energy.csv/json/png.
+
+    The counting pass sets no converter ranges: counts depend on shapes and the config
+    (tiles, slicing, bits), never on the values read."""
+    from models import program
+    from models.energy import format_report, measure_sequences, write_report
+
+    from .experiment import load_checkpoint
+
+    model, _ = load_checkpoint(args.checkpoint, config=base)
+    program(model, seed=args.seed)
+    n = min(args.energy_sequences, len(data.x_test))
+    lengths = None if data.lengths_test is None else data.lengths_test[:n]
+    rep = measure_sequences(model, data.x_test[:n], chip, lengths=lengths)
+    attrs = {"command": "deploy --energy", "checkpoint": str(args.checkpoint), "device_preset": base.name,
+             "array_config": base.to_dict(), "chip_costs": chip.costs.to_dict(), "seed": args.seed,
+             "accuracy_digital": digital}
+    write_report(rep, out, title=f"{base.name} read with {chip.name} costs: energy per inference", attrs=attrs)
+    print(f"\nenergy per inference on chip preset {chip.name} (costs; reads counted on {n} test sequences of "
+          f"config {base.name}):")
+    print(format_report(rep))
+    for note in rep.notes:
+        print(f"  note: {note}")
+    print(f"wrote energy.csv, energy.json, energy.png in {out}")
 
 
 # --------------------------------------------------------------------------- python -m study

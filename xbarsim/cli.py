@@ -24,7 +24,7 @@ _COMMANDS = {
     "sweep": ("study.cli", "sweep_main", "train over sigma_train, evaluate over sigma_val; heatmaps and summary.csv"),
     "deploy": ("study.cli", "deploy_main", "program a trained model onto a device and evaluate over time"),
     "calibrate": ("calibration.cli", "main", "fit a device noise model from measured data"),
-    "bench": ("benchmarks.__main__", "main", "kernel and RNN throughput benchmarks (bench mvm | bench rnn)"),
+    "bench": ("benchmarks.__main__", "main", "kernel, RNN and energy benchmarks (bench mvm | rnn | energy)"),
 }
 
 
