@@ -23,6 +23,10 @@ them alike), each reported with its time ratio to the clean fp32 matmul of the s
   output-referred read noise, ADC, accumulation), as a user would.
 * ``aihwkit``: aihwkit's inference tile with its PCM model, when aihwkit is importable
   (``--no-aihwkit`` skips it). A skipped variant is a record ``{"name", "skipped": why}``.
+* With ``--wire-ohm R`` (IR drop, R ohm per cell segment on rows and columns; see
+  :func:`ir_records`): ``precompute_ir`` (the one-time transfer matrices), ``fast_ir``
+  (the read through the wires, with ``time_ratio_to_fast``) and ``reference_ir`` (the
+  exact circuit solved per read with per-cell noise).
 
 Example:
     xbarsim bench mvm --preset pcm --rows 512 --cols 512 --batch 64 --json mvm.json
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -195,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
     ap.add_argument("--json", default=None, metavar="PATH", help="write one record per variant here")
     ap.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
+    ap.add_argument("--wire-ohm", type=float, default=None,
+                    help="IR drop: also time precompute_ir, fast_ir, reference_ir with this wire resistance per "
+                         "cell segment (rows and columns), ohm")
+    ap.add_argument("--ir-ref-batch", type=int_at_least(1), default=1,
+                    help="input vectors of the one timed reference_ir read (one sparse solve per vector and array)")
     return ap
 
 
@@ -353,6 +363,64 @@ def run_variants(work: Workload, variants: list[Variant] = VARIANTS) -> list[dic
     return records
 
 
+def _interleaved_medians(fns: list[Callable[[], object]], repeat: int, warmup: int = 3) -> list[tuple[float, float]]:
+    """(median wall seconds, median CPU seconds) of each call, the calls alternating (a, b, a,
+    b, ...) so that load drifts hit all alike; CPU time (``time.process_time``) is what a
+    one-thread call costs even when other processes share the cores."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ws, cs in zip(fns, wall, cpu):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            ws.append(time.perf_counter() - t0)
+            cs.append(time.process_time() - c0)
+    return [(statistics.median(ws), statistics.median(cs)) for ws, cs in zip(wall, cpu)]
+
+
+def ir_records(work: Workload, records: list[dict]) -> list[dict]:
+    """IR-drop records (``--wire-ohm``): ``precompute_ir`` (every tile's transfer matrices at
+    ``t_s``, G+ and G-, timed once on a fresh array: wall ``seconds`` and process
+    ``cpu_seconds``, the latter what one unloaded core would take), ``fast_ir`` (median read
+    through the wires, timed interleaved with ``fast``: ``time_ratio_to_fast`` in wall time,
+    ``cpu_ratio_to_fast`` in CPU time) and
+    ``reference_ir`` (one read of ``--ir-ref-batch`` vectors through the exact circuit with
+    per-cell noise, timed once, ``seconds_per_vector``)."""
+    import crossbar
+
+    args, w, x32 = work.args, work.w, work.x32
+    ir_cfg = work.cfg.replace(wire_row_ohm=args.wire_ohm, wire_col_ohm=args.wire_ohm, wire_noise_policy="ignore")
+    arr = crossbar.program(w, ir_cfg, seed=args.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    arr.prepare(args.t_s, np.float32)
+    pre, cpu = time.perf_counter() - t0, time.process_time() - c0
+    shape = [args.batch, args.rows, args.cols]
+    n_tiles = len(range(0, args.rows, args.tile_rows or args.rows)) * len(range(0, args.cols, args.tile_cols or args.cols))
+    out = [dict(name="precompute_ir", shape=shape, seconds=pre, cpu_seconds=cpu, tiles=n_tiles,
+                seconds_per_tile=pre / n_tiles, wire_ohm=args.wire_ohm,
+                note=f"one-time, {n_tiles} tile(s) x 2 arrays, {cpu:.1f} s CPU")]
+    blas_s = records[0]["seconds_median"]
+    (fast_s, fast_cpu), (sec, cpu) = _interleaved_medians(
+        [lambda: work.arr.mvm(x32, t_s=args.t_s), lambda: arr.mvm(x32, t_s=args.t_s)], args.repeat)
+    out.append(dict(name="fast_ir", shape=shape, seconds_median=sec, gflops=work.flops / sec / 1e9,
+                    time_ratio_to_blas=sec / blas_s, time_ratio_to_fast=sec / fast_s, cpu_seconds_median=cpu,
+                    cpu_ratio_to_fast=cpu / fast_cpu, wire_ohm=args.wire_ohm,
+                    note=f"timed interleaved with fast; CPU time {cpu / fast_cpu:.2f}x fast"))
+    ref = crossbar.program(w, ir_cfg.replace(read_noise_path="per_cell"), seed=args.seed)
+    xr = x32[:args.ir_ref_batch]
+    t0 = time.perf_counter()
+    ref.mvm(xr, t_s=args.t_s)
+    sec = time.perf_counter() - t0
+    out.append(dict(name="reference_ir", shape=[xr.shape[0], args.rows, args.cols], seconds_median=sec,
+                    seconds_per_vector=sec / xr.shape[0], gflops=2.0 * xr.size * args.cols / sec / 1e9,
+                    time_ratio_to_blas=sec / blas_s, wire_ohm=args.wire_ohm,
+                    note=f"one read of {xr.shape[0]} vector(s), timed once"))
+    return out
+
+
 def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
     """The human table: a header line with the settings, one row per variant."""
     print(f"mvm  preset={cfg.name}  batch x rows x cols = {args.batch} x {args.rows} x {args.cols}  "
@@ -362,10 +430,14 @@ def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
     for r in records:
         if "skipped" in r:
             print(f"{r['name']:<16}{'skipped':>12}{'':>10}{'':>9}  {r['skipped']}")
+        elif "seconds_median" not in r:  # a one-time cost
+            print(f"{r['name']:<16}{r['seconds'] * 1e3:>12.1f}{'':>10}{'':>9}  {r['note']}")
         else:
             floor = f"  (floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
+            extra = (f"  {r['time_ratio_to_fast']:.2f}x fast" if "time_ratio_to_fast" in r else "") + \
+                (f"  {r['note']}" if "note" in r else "")
             print(f"{r['name']:<16}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
-                  f"{r['time_ratio_to_blas']:>9.2f}{floor}")
+                  f"{r['time_ratio_to_blas']:>9.2f}{floor}{extra}")
 
 
 def write_json(path: str, records: list[dict], cfg, args: argparse.Namespace) -> None:
@@ -380,11 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
     ap = build_parser()
     args = ap.parse_args(argv)
+    if args.wire_ohm is not None and not (math.isfinite(args.wire_ohm) and args.wire_ohm > 0):
+        ap.error(f"--wire-ohm must be a finite number > 0, got {args.wire_ohm}")
     from threadpoolctl import threadpool_limits
 
     cfg = _config(args, ap)  # imports crossbar (numpy, numba) first: threadpoolctl limits loaded pools only
     threadpool_limits(limits=args.threads)
-    records = run_variants(make_workload(args, cfg))
+    work = make_workload(args, cfg)
+    records = run_variants(work)
+    if args.wire_ohm is not None:
+        records += ir_records(work, records)
     print_table(records, cfg, args)
     if args.json:
         write_json(args.json, records, cfg, args)

@@ -25,12 +25,14 @@ from .config import (
     OutputNoiseConfig,
     PRESETS,
     TileConfig,
+    WIRE_EXAMPLES,
+    WireConfig,
     preset,
 )
 from .timespan import measured_time_span, time_span_warning
 
 __all__ = [
     "ADCConfig", "ArrayConfig", "DACConfig", "DeviceConfig", "Law", "MappingConfig", "OutputNoiseConfig",
-    "PRESETS", "TileConfig", "preset", "ProgrammedArray", "program", "mvm", "load_programmed", "as_generator",
-    "set_blas_threads", "measured_time_span", "time_span_warning",
+    "PRESETS", "TileConfig", "WireConfig", "WIRE_EXAMPLES", "preset", "ProgrammedArray", "program", "mvm",
+    "load_programmed", "as_generator", "set_blas_threads", "measured_time_span", "time_span_warning",
 ]

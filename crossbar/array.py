@@ -51,6 +51,12 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 * Weight slicing (``mapping.weight_slices`` S, ``weight_slice_bits`` k): ``|w|`` in
   [0, 1] is quantised to ``2^(S k) - 1`` levels and its k-bit digits are programmed as S
   arrays (own programming noise, read noise and ADC), shifted and added in digital.
+* Wires (IR drop, ``config.wires``, :mod:`crossbar.irdrop`): each tile's G+ and G- are
+  replaced by their exact transfer conductances ``A(G)`` (``I = V @ A``), computed once per
+  read time and cached; the read then costs what it costs without wires. Read-noise
+  sigmas are carried through the attenuation ``A / G``. On the "per_cell" path (and
+  with ``wire_noise_policy="reference"`` above the tolerance) every read solves the circuit
+  with per-cell noise drawn on the conductances instead.
 """
 from __future__ import annotations
 
@@ -58,11 +64,13 @@ import math
 import numbers
 import os
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
 
 from . import _kernels as K
+from . import irdrop
 from .config import ArrayConfig
 
 __all__ = ["ProgrammedArray", "program", "mvm", "load_programmed", "as_generator"]
@@ -160,9 +168,10 @@ class _ReadState:
     """
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
-                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t", "out_range", "adc")
+                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t", "out_range", "adc",
+                 "circuit")
 
-    def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc):
+    def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc, circuit=False):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
         self.var = var          # (in, out) read-noise variance in the same units, or None (no read noise)
         self.var_col = var_col  # (n_tiles, out) when every tile's variance is the same down each column, else None
@@ -174,6 +183,7 @@ class _ReadState:
         self.bounds = np.array([a for a, _ in tiles] + [tiles[-1][1]], np.int64)
         self.alpha = alpha      # global drift-compensation factor
         self.out_range = out_range  # ADC full scale the kernel sees (1.0 when per-tile ranges are folded in)
+        self.circuit = circuit  # read every tile through the exact wire circuit (per-cell noise)
         self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
         self.var_t = None if var is None else [var[a:b] for a, b in tiles]
         # column factors of the rank-one variance terms, (1, out) or (2, out) per tile:
@@ -241,6 +251,7 @@ class ProgrammedArray:
         self._read_noise_seed = read_noise_seed  # read_noise_draw "per_time": seed of the frozen draws
         self._rng = as_generator(None) if seed_state is None else seed_state
         self._cache: dict[tuple[float, str], Any] = {}
+        self._ir: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}  # t -> (A+, A-, max drop): wires
         self._work: dict[tuple[int, str, int], _Work] = {}
         self._digital = weights is not None
         self._row_tiles = _tile_bounds(self.shape[1], config.tile.rows)
@@ -258,7 +269,7 @@ class ProgrammedArray:
     def __getstate__(self) -> dict:
         # pickles and deep copies carry the programmed state, not derived caches or work buffers
         state = self.__dict__.copy()
-        state["_cache"], state["_work"] = {}, {}
+        state["_cache"], state["_work"] = {}, {}   # the wire transfer matrices (_ir) travel along
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -339,9 +350,25 @@ class ProgrammedArray:
         dg = cfg.device.g_max_us - cfg.device.g_min_us
         gp, gm = self._drifted(t)
         sp, sm = self._read_sigmas(t, gp, gm)
+        circuit = False
+        dp = dm = None
         if sp is not None and cfg.device.read_noise_draw == "per_time":
-            gp, gm = self._frozen_read(t, gp, gm, sp, sm)
+            fp, fm = self._frozen_read(t, gp, gm, sp, sm)
+            dp, dm = fp - gp, fm - gm  # the frozen read-noise offsets of this time setting
             sp = sm = None  # no fresh noise per read
+        if cfg.wires.active:
+            ap, am, drop = self._wired(t)
+            if sp is not None:  # read noise carried through the same attenuation (first order)
+                sp = sp * _attenuation(ap, gp)
+                sm = sm * _attenuation(am, gm)
+                circuit = self._noise_check(drop)
+            if dp is not None:  # frozen offsets carried through the same attenuation (first order)
+                dp = dp * _attenuation(ap, gp)
+                dm = dm * _attenuation(am, gm)
+            circuit = circuit or cfg.read_noise_path == "per_cell"
+            gp, gm = ap, am
+        if dp is not None:
+            gp, gm = gp + dp, gm + dm
         gn = (gp - gm) / dg
         n_in, n_out = self.in_features, self.out_features
         scale = self._scales
@@ -386,9 +413,9 @@ class ProgrammedArray:
             np.ascontiguousarray(gn, dtype=dtype),
             None if var is None else np.ascontiguousarray(var, dtype=dtype),
             None if var_col is None else np.ascontiguousarray(var_col, dtype=dtype),
-            None if sig_p is None or cfg.read_noise_path != "per_cell" else sig_p.astype(dtype),
-            None if sig_m is None or cfg.read_noise_path != "per_cell" else sig_m.astype(dtype),
-            np.ascontiguousarray(scale, dtype=dtype), tiles, alpha, out_range, adc_params(cfg, out_range))
+            None if sig_p is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_p.astype(dtype),
+            None if sig_m is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_m.astype(dtype),
+            np.ascontiguousarray(scale, dtype=dtype), tiles, alpha, out_range, adc_params(cfg, out_range), circuit)
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -407,10 +434,53 @@ class ProgrammedArray:
         zm = rng.standard_normal(gm.shape)
         return gp + sp * zp, gm + sm * zm
 
-    def _weights_at(self, t: float) -> np.ndarray:
-        """Effective weights (out, in) in float64 without drift compensation."""
-        dg = self.config.device.g_max_us - self.config.device.g_min_us
+    def _read_conductances(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """What a noiseless read sees at ``t``: (G+, G-), or their transfer matrices with wires."""
+        return self._wired(t)[:2] if self.config.wires.active else self._drifted(t)
+
+    def _wired(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """(A+, A-) in uS, crossbar layout, and the largest relative IR drop of a cell.
+
+        One :func:`crossbar.irdrop.transfer_matrix` per array and physical tile (row tile x
+        column tile), cached per read time ``t``.
+        """
+        hit = self._ir.get(t)
+        if hit is not None:
+            return hit
+        cfg = self.config
         gp, gm = self._drifted(t)
+        ap, am = np.empty_like(gp), np.empty_like(gm)
+        res = cfg.wires.resistances()
+        for a, b in self._row_tiles:
+            for c0, c1 in _tile_bounds(self.out_features, cfg.tile.cols):
+                ap[a:b, c0:c1] = irdrop.transfer_matrix(gp[a:b, c0:c1], **res)
+                am[a:b, c0:c1] = irdrop.transfer_matrix(gm[a:b, c0:c1], **res)
+        g_max = cfg.device.g_max_us
+        drop = max(irdrop.max_relative_drop(ap, gp, g_max), irdrop.max_relative_drop(am, gm, g_max))
+        if len(self._ir) >= 4:
+            self._ir.pop(next(iter(self._ir)))
+        self._ir[t] = (ap, am, drop)
+        return ap, am, drop
+
+    def _noise_check(self, drop: float) -> bool:
+        """Apply ``wire_noise_policy`` when the stated read-noise error bound passes the
+        tolerance; True: read through the circuit."""
+        w = self.config.wires
+        bound = irdrop.noise_error_bound(drop)
+        if bound <= w.noise_tolerance or w.noise_policy == "ignore":
+            return False
+        if w.noise_policy == "reference":
+            return True
+        warnings.warn(f"IR drop: the largest relative drop of a cell is {drop:.3g}, so the fast path's read-noise "
+                      f"std may be off by up to {bound:.3g} > wire_noise_tolerance={w.noise_tolerance:g} (set "
+                      "wire_noise_policy='reference' to read through the exact circuit, or 'ignore')",
+                      RuntimeWarning, stacklevel=4)
+        return False
+
+    def _weights_at(self, t: float) -> np.ndarray:
+        """Effective weights (out, in) in float64 without drift compensation (through the wires, if any)."""
+        dg = self.config.device.g_max_us - self.config.device.g_min_us
+        gp, gm = self._read_conductances(t)
         w = (gp - gm) / dg
         for k, (a, b) in enumerate(self._row_tiles):
             w[a:b] *= self._scales[k]
@@ -431,8 +501,9 @@ class ProgrammedArray:
         """The weights the array holds at ``t_s`` after programming, (out, in), float64, in weight units.
 
         ``W_eff[j, i] = alpha(t) s (G+(t) - G-(t)) / dg`` (alpha: drift compensation, 1 when
-        off). Long-term noise is included; read noise (also when frozen per time setting,
-        ``read_noise_draw="per_time"``), other short-term noise and DAC/ADC are not. On the
+        off; with wires, G is replaced by the tile's transfer conductances A(G)). Long-term noise
+        is included; read noise (also when frozen per time setting, ``read_noise_draw="per_time"``),
+        other short-term noise and DAC/ADC are not. On the
         digital path this is the programmed weight matrix itself.
         """
         t = _check_time(t_s)
@@ -442,6 +513,23 @@ class ProgrammedArray:
             return sum(c * arr.effective_weights(t) for arr, c in zip(*self._slices))
         alpha = self._alpha(t) if self.config.drift_compensation else 1.0
         return np.ascontiguousarray(self._weights_at(t)) * alpha
+
+    def prepare(self, t_s: float | None = None, dtype=np.float32) -> "ProgrammedArray":
+        """Build (and cache) what reads at ``t_s`` need, so the first :meth:`mvm` does not pay
+        for it: drifted conductances, noise variances and, with wires, every tile's transfer
+        matrices (the one-time IR-drop cost). Returns ``self``."""
+        t = _check_time(t_s)
+        dt = np.dtype(dtype)
+        if dt not in _FLOATS:
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+        if self._slices is not None:
+            for arr in self._slices[0]:
+                arr.prepare(t, dt)
+        elif self._digital:
+            self._state_digital(dt)
+        else:
+            self._state(t, dt)
+        return self
 
     def mvm(self, x, t_s: float | None = None, seed=None) -> np.ndarray:
         """Noisy matrix-vector products of a batch of inputs: ``y ~ x @ W_eff(t).T`` + noise.
@@ -599,18 +687,21 @@ class ProgrammedArray:
         dt = x.dtype
         st = self._state(t, dt)
         nb = x.shape[0]
-        per_cell = st.var is not None and cfg.read_noise_path == "per_cell"
+        per_cell = st.var is not None and (cfg.read_noise_path == "per_cell" or st.circuit)
         general = st.var is not None and not per_cell and st.var_col is None   # x^2 @ sigma^2 per tile
         uniform = st.var is not None and not per_cell and st.var_col is not None  # ||x_tile||^2 sigma_j^2
         flags = (per_cell, general, uniform)
         if cfg.dac.slice_bits is not None:
-            return self._mvm_bitserial(x, st, rng, flags)
+            return self._mvm_bitserial(x, st, rng, flags, t)
         wk = self._work_for(nb, dt, st)
         # DAC -> normalised inputs, their squares or per-tile sums of squares, row scale
         self._dac(x, st, wk, general, uniform)
-        # one BLAS product per row tile, into reused buffers
-        for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
-            np.matmul(xk, gk, out=pk)
+        # one BLAS product per row tile, into reused buffers (or the exact wire circuit, per read)
+        if st.circuit:
+            self._circuit_parts(wk.xn, st, t, rng, wk.parts)
+        else:
+            for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
+                np.matmul(xk, gk, out=pk)
         ov = self._output_variance(wk.parts, st, wk.rs, None)
         return self._noise_adc(wk, st, rng, flags, ov, wk.rs)
 
@@ -652,7 +743,7 @@ class ProgrammedArray:
         dt = wk.xn.dtype
         nb = wk.xn.shape[0]
         nt = len(st.tiles)
-        if per_cell:
+        if per_cell and not st.circuit:  # the circuit path drew its per-cell noise already
             self._add_per_cell(wk.xn, st, wk.parts, rng)
         has_ov = ov.shape[0] == nb
         acc = np.empty((nb, self.out_features), dt)
@@ -682,7 +773,8 @@ class ProgrammedArray:
             self._clips[3] += nb * self.out_features * nt
         return acc
 
-    def _mvm_bitserial(self, x: np.ndarray, st: _ReadState, rng: np.random.Generator, flags) -> np.ndarray:
+    def _mvm_bitserial(self, x: np.ndarray, st: _ReadState, rng: np.random.Generator, flags,
+                       t: float = 0.0) -> np.ndarray:
         """Bit-serial read: every input slice is a separate read (fresh read noise, its own
         ADC conversion per tile), shift-and-add in digital (see :meth:`_bit_slices`)."""
         per_cell, general, uniform = flags
@@ -698,8 +790,11 @@ class ProgrammedArray:
             if uniform:
                 for k, (a, b) in enumerate(st.tiles):
                     wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
-        for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
-            np.matmul(xk, gk, out=pk)
+        if st.circuit:
+            self._circuit_parts(wk.xn, st, t, rng, wk.parts)
+        else:
+            for xk, gk, pk in zip(wk.xn_t, st.gn_t, wk.parts_t):
+                np.matmul(xk, gk, out=pk)
         ov = self._output_variance(wk.parts, st, rs, coef)
         acc = self._noise_adc(wk, st, rng, flags, ov, np.ones(n_sl * nb, dt))
         y = acc[:nb] * dt.type(coef[0])
@@ -806,7 +901,7 @@ class ProgrammedArray:
             if self.config.dac.slice_bits is not None:
                 xn, _ = self._bit_slices(xn)
             dg = self.config.device.g_max_us - self.config.device.g_min_us
-            gp, gm = self._drifted(t)
+            gp, gm = self._read_conductances(t)
             gn = (gp - gm) / dg
             col_tiles = _tile_bounds(self.out_features, self.config.tile.cols)
             ranges = np.full((len(self._row_tiles), self.out_features), float(self.config.adc.output_range))
@@ -853,6 +948,37 @@ class ProgrammedArray:
             for arr in self._slices[0]:
                 arr._clips[:] = 0
 
+    def _circuit_parts(self, xn: np.ndarray, st: _ReadState, t: float, rng: np.random.Generator,
+                       parts: np.ndarray) -> None:
+        """Partial sums by :func:`crossbar.irdrop.mna_read` (reference): every physical tile's
+        circuit solved for every input row, per-cell read noise drawn before the solve; in
+        the units of the fast path's products (scales folded without an ADC, stored ADC
+        ranges divided out)."""
+        cfg = self.config
+        dg = cfg.device.g_max_us - cfg.device.g_min_us
+        gp, gm = self._drifted(t)
+        sp, sm = self._read_sigmas(t, gp, gm)
+        res = cfg.wires.resistances()
+        folded = not cfg.adc.active  # no ADC: one state tile, the scales folded into the read
+        ranges = self._adc_ranges if cfg.adc.active else None
+        x64 = xn.astype(np.float64)
+        for k, (a, b) in enumerate(st.tiles):
+            acc = np.zeros((xn.shape[0], self.out_features))
+            for kk, (ra, rb) in enumerate(self._row_tiles):
+                if ra < a or rb > b:
+                    continue
+                for c0, c1 in _tile_bounds(self.out_features, cfg.tile.cols):
+                    blk = (slice(ra, rb), slice(c0, c1))
+                    y = irdrop.mna_read(x64[:, ra:rb], gp[blk], gm[blk], **res,
+                                        sigma_pos_us=None if sp is None else sp[blk],
+                                        sigma_neg_us=None if sm is None else sm[blk], rng=rng) / dg
+                    if folded:
+                        y *= self._scales[kk, c0:c1]
+                    if ranges is not None:
+                        y /= ranges[kk, c0:c1]
+                    acc[:, c0:c1] += y
+            parts[k] = acc
+
     def _add_per_cell(self, xn: np.ndarray, st: _ReadState, parts: np.ndarray, rng: np.random.Generator) -> None:
         """Per-cell read noise: every cell of every read gets its own normal draw (reference path)."""
         nb = xn.shape[0]
@@ -876,6 +1002,12 @@ class ProgrammedArray:
         from .storage import save_programmed
 
         save_programmed(self, path)
+
+
+def _attenuation(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``clip(A / G, 0, 1)`` per cell (1 where G is 0): the fraction of a cell's current that
+    reaches its sense, applied to its read-noise sigma."""
+    return np.clip(irdrop.attenuation(a, g), 0.0, 1.0)
 
 
 def program(weights, config: ArrayConfig, seed=None) -> ProgrammedArray:

@@ -3,7 +3,8 @@
 An :class:`ArrayConfig` describes a whole array: the memory device (:class:`DeviceConfig`),
 how weights become conductances (:class:`MappingConfig`), the input DAC
 (:class:`DACConfig`), the per-tile ADC (:class:`ADCConfig`), the tile size
-(:class:`TileConfig`) and the paper's additive output noise (:class:`OutputNoiseConfig`).
+(:class:`TileConfig`), the paper's additive output noise (:class:`OutputNoiseConfig`) and the
+resistance of the tile's wires (:class:`WireConfig`, IR drop; off by default).
 Every config is a frozen ``kw_only`` dataclass validated in ``__post_init__``; changes go
 through :meth:`ArrayConfig.replace`; ``to_dict``/``from_dict`` give JSON (unknown keys are
 rejected with the list of valid ones).
@@ -63,6 +64,8 @@ __all__ = [
     "ADCConfig",
     "TileConfig",
     "OutputNoiseConfig",
+    "WireConfig",
+    "WIRE_EXAMPLES",
     "ArrayConfig",
     "PRESETS",
     "preset",
@@ -538,11 +541,94 @@ class OutputNoiseConfig(_Config):
         return self.sigma is not None and (self.convention == "snr_db" or self.sigma > 0)
 
 
+@dataclass(frozen=True, kw_only=True, repr=False)
+class WireConfig(_Config):
+    """Resistance of the row and column wires of every tile (IR drop); all 0: off (the default).
+
+    Topology (see :mod:`crossbar.irdrop` for the circuit and its solvers): each tile of a
+    differential pair is **two arrays, G+ and G-, each with its own wires**, sensed
+    separately and differenced. In one array, row i is driven at its first cell (column 0)
+    through ``driver_ohm``; ``row_ohm`` sits between neighbouring cells of a row;
+    ``col_ohm`` between neighbouring cells of a column; each column ends after its last cell
+    (row R-1) in a sense amplifier of input resistance ``sense_ohm`` holding a virtual
+    ground. Cells are ohmic, so the tile's output currents are a linear map of its input
+    voltages, ``I = V @ A(G)``; ``A`` replaces ``G`` in the read (computed once per
+    programmed array and read time). Only the cells a matrix uses are modelled: a tile
+    holding fewer rows or columns than ``tile_rows`` x ``tile_cols`` has shorter wires.
+
+    Read noise (fast path): per-cell sigmas are carried through the same attenuation,
+    ``sigma_ij A_ij / G_ij`` (clipped to [0, sigma_ij]), a first-order approximation: a
+    cell's noise current is attenuated like its signal, and noise that leaks to other
+    columns is ignored. Its error in the output noise std, measured against the exact
+    first-order std of the circuit (README, "IR drop"), stays below the stated bound
+    ``2 d + 1e-5`` with ``d = max (1 - A / G)`` the largest relative IR drop of a cell
+    (cells above 1 % of g_max; :func:`crossbar.irdrop.noise_error_bound`; measured worst
+    1.73 d). When that bound exceeds ``noise_tolerance`` and the device has read noise, the
+    read warns (``noise_policy="warn"``), reads through the exact circuit with per-cell
+    noise (``"reference"``, slow: one sparse solve per input vector and array), or says
+    nothing (``"ignore"``). Noise-free reads are exact on the fast path.
+
+    Literature values (:data:`WIRE_EXAMPLES`): aihwkit's default ``ir_drop_g_ratio`` =
+    1 / (0.35 ohm * 5 uS) assumes 0.35 ohm of wire from one cell to the next; CrossSim
+    (``inference_config.py``) takes ``Rp_row`` / ``Rp_col`` in ohm per unit cell, normalised
+    by ``Rmin`` = 1 kohm, 0 by default. Metal lines: ``R = rho L / (W H)``.
+    """
+
+    row_ohm: float = 0.0
+    """resistance of one row-wire segment between neighbouring cells, ohm."""
+    col_ohm: float = 0.0
+    """resistance of one column-wire segment between neighbouring cells, ohm."""
+    driver_ohm: float = 0.0
+    """output resistance of each row driver (plus wire before the first cell), ohm."""
+    sense_ohm: float = 0.0
+    """input resistance of each column sense amplifier (plus wire after the last cell), ohm."""
+    noise_tolerance: float = 0.05
+    """largest stated error of the fast read-noise std (relative) accepted silently."""
+    noise_policy: str = "warn"
+    """above noise_tolerance: "warn", "reference" (read through the exact circuit) or "ignore"."""
+
+    def __post_init__(self) -> None:
+        for name in ("row_ohm", "col_ohm", "driver_ohm", "sense_ohm"):
+            _check_number(f"wire_{name}", getattr(self, name), lo=0.0, hi=1e9)
+        _check_number("wire_noise_tolerance", self.noise_tolerance, lo=0.0, hi=1.0)
+        _check_choice("wire_noise_policy", self.noise_policy, ("warn", "reference", "ignore"))
+
+    @property
+    def active(self) -> bool:
+        """True when any resistance is above 0 (the read then goes through the wires)."""
+        return self.row_ohm > 0 or self.col_ohm > 0 or self.driver_ohm > 0 or self.sense_ohm > 0
+
+    def resistances(self) -> dict[str, float]:
+        """The four resistances as keyword arguments of :mod:`crossbar.irdrop`, ohm."""
+        return dict(row_ohm=float(self.row_ohm), col_ohm=float(self.col_ohm), driver_ohm=float(self.driver_ohm),
+                    sense_ohm=float(self.sense_ohm))
+
+
+#: Wire examples with their sources (ohm per cell segment); use as
+#: ``preset("rram", **WIRE_EXAMPLES["node_130nm"])``. The node estimates are
+#: ``rho L / (W H)`` for a copper line of width W, height H, length L = one cell pitch,
+#: with the size-effect resistivity rho of narrow copper lines (D. Gall, J. Appl. Phys.
+#: 127, 050901 (2020): about 2.2 uOhm cm when wide, 5-6 uOhm cm near 20-30 nm width):
+#: order-of-magnitude values for a 1T1R cell, not a foundry's numbers.
+WIRE_EXAMPLES: dict[str, dict[str, float]] = {
+    # aihwkit IOParameters.ir_drop_g_ratio = 1 / 0.35 / 5e-6: "0.35 Ohm wire resistance"
+    # from one cell to the next (with a 5 uS g_max); rows and columns alike.
+    "aihwkit": dict(wire_row_ohm=0.35, wire_col_ohm=0.35),
+    # 130 nm (the node of Wan et al. 2022's NeuRRAM): W 0.16 um, H 0.30 um, rho 2.2 uOhm cm
+    # -> 0.46 ohm/um; cell pitch ~1 um -> ~0.5 ohm per segment.
+    "node_130nm": dict(wire_row_ohm=0.5, wire_col_ohm=0.5),
+    # 22 nm: W 32 nm, H 64 nm, rho 5 uOhm cm -> 24 ohm/um; pitch ~0.1 um -> ~2.5 ohm.
+    "node_22nm": dict(wire_row_ohm=2.5, wire_col_ohm=2.5),
+    # 14 nm: W 20 nm, H 40 nm, rho 6 uOhm cm -> 75 ohm/um; pitch ~0.1 um -> ~7.5 ohm.
+    "node_14nm": dict(wire_row_ohm=7.5, wire_col_ohm=7.5),
+}
+
+
 #: sub-config field -> flat key prefix used by ArrayConfig.replace and preset overrides
 _SUB_PREFIX = {"device": "", "mapping": "weight_", "dac": "dac_", "adc": "adc_", "tile": "tile_",
-               "output_noise": "out_noise_"}
+               "output_noise": "out_noise_", "wires": "wire_"}
 _SUB_TYPES = {"device": DeviceConfig, "mapping": MappingConfig, "dac": DACConfig, "adc": ADCConfig,
-              "tile": TileConfig, "output_noise": OutputNoiseConfig}
+              "tile": TileConfig, "output_noise": OutputNoiseConfig, "wires": WireConfig}
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -554,8 +640,9 @@ class ArrayConfig(_Config):
     ``weight_scale``, ``weight_clip_sigma``, ``weight_slices``, ``weight_slice_bits``,
     ``dac_bits``, ``dac_input_range``, ``dac_range_mode``, ``dac_clip``, ``dac_slice_bits``,
     ``adc_bits``, ``adc_output_range``, ``adc_clip``, ``adc_range_mode``,
-    ``tile_rows``, ``tile_cols``, ``out_noise_sigma``, ``out_noise_convention``, plus the
-    top-level fields below.
+    ``tile_rows``, ``tile_cols``, ``out_noise_sigma``, ``out_noise_convention``,
+    ``wire_row_ohm``, ``wire_col_ohm``, ``wire_driver_ohm``, ``wire_sense_ohm``,
+    ``wire_noise_tolerance``, ``wire_noise_policy``, plus the top-level fields below.
 
     Example:
         >>> cfg = ArrayConfig().replace(adc_bits=8, tile_rows=256)
@@ -577,6 +664,8 @@ class ArrayConfig(_Config):
     """tile size (default: one unbounded tile)."""
     output_noise: OutputNoiseConfig = field(default_factory=OutputNoiseConfig)
     """the paper's additive output noise (default: none)."""
+    wires: WireConfig = field(default_factory=WireConfig)
+    """resistance of the tiles' row and column wires, IR drop (default: none)."""
     drift_compensation: bool = False
     """rescale outputs by one digital factor per array estimated from a known input."""
     read_noise_path: str = "output"
@@ -598,7 +687,8 @@ class ArrayConfig(_Config):
     def is_digital(self) -> bool:
         """True when effective weights equal the weights and no periphery acts (ideal, paper)."""
         return (self.device.is_ideal and self.mapping.clip_sigma is None and self.mapping.weight_slices == 1
-                and not self.dac.active and not self.adc.active and not self.drift_compensation)
+                and not self.dac.active and not self.adc.active and not self.drift_compensation
+                and not self.wires.active)
 
     @classmethod
     def flat_keys(cls) -> dict[str, tuple[str | None, str]]:

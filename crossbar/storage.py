@@ -8,8 +8,11 @@ layout: rows = inputs), ``dac_range`` (scalar) and ``adc_ranges`` (n_row_tiles, 
 stored ranges are set. A weight-sliced array (``weight_slices`` > 1) holds one group
 ``slice<s>`` per slice with those datasets and the attribute ``coef`` (its shift-and-add
 weight). Attribute ``read_noise_seed`` (uint64, per group of cells) when the config draws its
-read noise once per time setting (``read_noise_draw="per_time"``). The short-term generator
-state is not saved: pass a seed to ``mvm`` for reproducible reads after loading.
+read noise once per time setting (``read_noise_draw="per_time"``). With wires (IR drop), the
+transfer matrices already computed are kept too (beside each set of cells): datasets
+``ir_a_pos``, ``ir_a_neg`` (n_times, in, out) and ``ir_drop`` with attribute ``ir_times_s``,
+so a loaded array reads the same without recomputing them. The short-term generator state is
+not saved: pass a seed to ``mvm`` for reproducible reads after loading.
 """
 from __future__ import annotations
 
@@ -62,6 +65,12 @@ def _write_cells(f, arr: ProgrammedArray) -> None:
         f.create_dataset("adc_ranges", data=arr._adc_ranges)
     if arr._read_noise_seed is not None:
         f.attrs["read_noise_seed"] = np.uint64(arr._read_noise_seed)
+    if arr._ir:  # IR drop: the transfer matrices computed so far
+        times = sorted(arr._ir)
+        f.attrs["ir_times_s"] = np.asarray(times, dtype=np.float64)
+        f.create_dataset("ir_a_pos", data=np.stack([arr._ir[t][0] for t in times]))
+        f.create_dataset("ir_a_neg", data=np.stack([arr._ir[t][1] for t in times]))
+        f.create_dataset("ir_drop", data=np.asarray([arr._ir[t][2] for t in times]))
 
 
 def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
@@ -111,7 +120,14 @@ def load_programmed(path: str | os.PathLike) -> ProgrammedArray:
             elif cfg.device.read_sigma is not None and cfg.device.read_noise_draw == "per_time":
                 raise ValueError(f"{path}: attribute 'read_noise_seed' is missing "
                                  "(the config has read_noise_draw='per_time')")
-            return ProgrammedArray(cfg, shape, **kw)
+            arr = ProgrammedArray(cfg, shape, **kw)
+            if "ir_times_s" in g.attrs:
+                times = [float(t) for t in np.atleast_1d(g.attrs["ir_times_s"])]
+                a_pos = read(g, "ir_a_pos", (len(times), n_in, n_out))
+                a_neg = read(g, "ir_a_neg", (len(times), n_in, n_out))
+                drop = read(g, "ir_drop", (len(times),))
+                arr._ir = {t: (a_pos[k], a_neg[k], float(drop[k])) for k, t in enumerate(times)}
+            return arr
 
         n_sl = config.mapping.weight_slices
         if n_sl == 1:

@@ -268,3 +268,32 @@ def test_mvm_bad_arguments_exit_2(argv, words, capsys):
     assert "usage: xbarsim bench mvm" in err
     for word in words:
         assert word in err, (word, err)
+
+
+# --------------------------------------------------------------------------- IR drop
+def test_mvm_with_wires_adds_the_ir_records(tmp_path, capsys):
+    rc, lines, data = _run(mvm.main, [*TINY_MVM, "--no-aihwkit", "--wire-ohm", "2.5", "--ir-ref-batch", "2"],
+                           tmp_path, capsys)
+    assert rc == 0
+    by_name = {r["name"]: r for r in data["records"]}
+    assert {"fast", "precompute_ir", "fast_ir", "reference_ir"} <= set(by_name)
+    _positive_finite(by_name["fast_ir"], (*MVM_TIMED, "time_ratio_to_fast", "cpu_ratio_to_fast"))
+    _positive_finite(by_name["reference_ir"], (*MVM_TIMED, "seconds_per_vector"))
+    _positive_finite(by_name["precompute_ir"], ("seconds", "cpu_seconds", "seconds_per_tile"))
+    assert by_name["reference_ir"]["shape"][0] == 2 and by_name["fast_ir"]["wire_ohm"] == 2.5
+    assert any(line.startswith("fast_ir") and "x fast" in line for line in lines)
+
+
+def test_mvm_rejects_a_bad_wire_resistance(capsys):
+    assert "--wire-ohm must be a finite number > 0" in _usage_error(mvm.main, [*TINY_MVM, "--wire-ohm", "0"], capsys)
+
+
+def test_irdrop_noise_table(tmp_path, capsys):
+    from benchmarks import irdrop
+
+    rc = irdrop.main(["noise", "--sizes", "4,8", "--ohms", "1,30", "--out", str(tmp_path)])
+    assert rc == 0
+    rows = json.loads((tmp_path / "noise.json").read_text())["rows"]
+    assert [(r["tile"], r["wire_ohm"]) for r in rows] == [(4, 1.0), (4, 30.0), (8, 1.0), (8, 30.0)]
+    assert all(r["within_bound"] and 0 <= r["std_error_fast"] <= r["stated_bound"] for r in rows)
+    assert (tmp_path / "noise.csv").read_text().startswith("tile,wire_ohm,max_drop,stated_bound")

@@ -150,3 +150,20 @@ def test_save_load_programmed_deployment(tmp_path, data):
         models.reseed(net, 4)
         models.reseed(other, 4)
         torch.testing.assert_close(other(X), net(X), rtol=0, atol=0)
+
+
+def test_wired_layers_read_through_the_wires_and_reload(tmp_path, data):
+    """Layers deployed with IR drop: the wires change the outputs; a saved deployment reads the same."""
+    X, _ = data
+    wired = crossbar.preset("rram", tile_rows=4, tile_cols=8, wire_row_ohm=50.0, wire_col_ohm=50.0)
+    net = Net(wired).eval()
+    plain = Net(wired.replace(wire_row_ohm=0.0, wire_col_ohm=0.0)).eval()
+    models.program(net, seed=3)
+    models.program(plain, seed=3)   # the same programmed conductances, no wires
+    with torch.no_grad():
+        y = net(X)
+        assert (y - plain(X)).abs().max() > 1e-3
+    models.save_programmed(net, tmp_path / "dep")
+    other = models.load_programmed(tmp_path / "dep", Net(IDEAL).eval())
+    with torch.no_grad():
+        torch.testing.assert_close(other(X), y, rtol=0, atol=0)

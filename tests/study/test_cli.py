@@ -127,6 +127,15 @@ def test_deploy_with_preset_and_device_file(trained, tmp_path, capsys):
     assert cfg["adc"]["bits"] == 6 and cfg["name"] == "rram"
 
 
+def test_deploy_with_wires(trained, tmp_path):
+    rc = cli.deploy_main(["--checkpoint", str(trained / "model.pt"), "--preset", "rram", "--times", "1",
+                          "--instances", "1", "--draws", "1", "--compensation", "off", "--set", "wire_row_ohm=2.5",
+                          "--set", "wire_col_ohm=2.5", "--out", str(tmp_path / "w"), "--quiet"])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "w" / "deploy.json").read_text())["array_config"]
+    assert cfg["wires"]["row_ohm"] == 2.5 and cfg["wires"]["col_ohm"] == 2.5
+
+
 def _bad_npz(tmp_path: Path) -> Path:
     path = tmp_path / "bad.npz"
     np.savez(path, X=np.zeros((10, 4)), y=np.zeros(10, int))
