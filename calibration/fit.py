@@ -659,6 +659,14 @@ K_B_EV = 8.617333262e-5
 DEFAULT_EA_EV = 1.0
 #: robust z of G(t0) from its target (or of a cell's relaxation) beyond which a cell is an outlier
 OUTLIER_Z = 6.0
+#: why the heavy read-noise tail is reported but not written into the device model
+READ_TAIL_NOT_MODELLED = (
+    "crossbar draws read noise as a Gaussian per cell and read with sigma_read(G), so a column's sum is exactly "
+    "Gaussian and the fast output-referred path draws it once per output; a per-read Student-t or mixture would make "
+    "that sum non-Gaussian (no closed form), and a per-cell persistent tail (telegraph cells, as measured here: the "
+    "same cells are noisy at every time) would need a new per-cell state in crossbar's programmed arrays and "
+    "storage; neither is in crossbar, so the model carries the Gaussian core and underestimates the read noise of "
+    "the tail cells (their fraction and rms are reported)")
 #: a law resting on fewer cells than this gets a warning note
 FEW_CELLS = 30
 
@@ -1153,16 +1161,52 @@ def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes:
                "tail_cells": tail_cells.tolist(), "tail_rms_over_core": ratio, "per_time": per_time,
                "tail_method": ("(cell, time) pairs whose read variance is beyond the chi-square 99.9% point of the "
                                f"Gaussian core; {int(tail.sum())} of {int(rep.sum())}, rms {ratio:.3g}x the core; "
-                               "not in the device model (core only)")}
+                               "not in the device model (core only)"),
+               "tail_in_model": False,
+               "tail_why_not_modelled": READ_TAIL_NOT_MODELLED}
     if frac > 0.002:
         notes.append(f"read noise is heavy-tailed: {frac:.2%} of (cell, time) pairs ({tail_cells.size} cells) read "
-                     f"{ratio:.3g}x noisier (rms) than the Gaussian core; the model carries the core law only")
+                     f"{ratio:.3g}x noisier (rms) than the Gaussian core; the model carries the core law only (see "
+                     "read_noise.tail_why_not_modelled)")
+    summary["time_dependence"] = _read_noise_validity(per_time, fit, tab)
     if len(per_time) >= 2:
-        s = np.array([r["sigma_us"] for r in per_time])
         notes.append("read noise per time (core law refitted at each time, at the median G): " + ", ".join(
-            f"t={r['t_s']:.4g} s: {r['sigma_us']:.3g} uS" for r in per_time)
-            + ("" if s.max() <= 1.3 * s.min() else "; it changes with time, the model uses one law for all"))
+            f"t={r['t_s']:.4g} s: {r['sigma_us']:.3g} uS" for r in per_time) + "; "
+            + summary["time_dependence"]["validity"])
     return fit, summary
+
+
+def _read_noise_validity(per_time: list, fit: PolyFit, tab: _CellTable) -> dict:
+    """How far the one read-noise law (pooled over the times with repeated reads) holds in
+    time: the per-time core fits at the median G against the pooled law, the largest ratio
+    between times, and a sentence saying the law's range of validity. The device model has
+    no time dependence of read noise (crossbar's time-dependent form, "pcm_read", is PCM's
+    1/f law with a fixed growth; calibration does not fit it)."""
+    times = [r["t_s"] for r in per_time]
+    if not per_time:
+        return {"model": "one law, no time dependence", "validity": "no time had enough repeated reads to test"}
+    g_ref = per_time[0]["g_us"]
+    pooled = float(fit(g_ref)[0])
+    s = np.array([r["sigma_us"] for r in per_time])
+    se = np.array([r["se_us"] for r in per_time])
+    ratio = float(s.max() / max(s.min(), 1e-300))
+    worst = float(np.max(np.abs(s / max(pooled, 1e-300) - 1)))
+    # a real change: the per-time values differ by more than 3 combined standard errors and 10 %
+    k_hi, k_lo = int(np.argmax(s)), int(np.argmin(s))
+    differs = len(s) >= 2 and (s[k_hi] - s[k_lo] > 3 * np.hypot(se[k_hi], se[k_lo])) and ratio > 1.1
+    span = f"{min(times):.4g}-{max(times):.4g} s"
+    if len(s) < 2:
+        validity = f"one law fitted at t={times[0]:.4g} s only: its time dependence is untested"
+    elif differs:
+        validity = (f"it changes with time (max/min {ratio:.3g}x; the pooled law is off by up to {worst:.0%} at one "
+                    f"time): the model uses one law for all times, valid only as an average over {span}; read "
+                    "noise at other times is not modelled")
+    else:
+        validity = (f"constant in time within the errors (max/min {ratio:.3g}x, pooled law within {worst:.0%} of "
+                    f"every time): one law for all times, tested over {span}")
+    return {"model": "one law for all times (pooled over the times with repeated reads)", "times_s": times,
+            "pooled_sigma_us_at_g": pooled, "g_us": g_ref, "max_over_min": ratio, "max_rel_deviation": worst,
+            "changes_with_time": bool(differs), "validity": validity}
 
 
 def _read_var(read_fit: PolyFit | None, g) -> np.ndarray:
@@ -1396,16 +1440,18 @@ def _choose_relaxation(tab: _CellTable, good: np.ndarray, read_fit, g_max: float
     models by the log-likelihood of held-out cells' changes G(t) - G(t0) at every later time
     (K folds over cells; each fold refits the chosen law families on the other cells).
 
-    Returns (relax_mu law or None, relax_sigma law or None, summary dict)."""
+    Returns (relax_mu law or None, relax_sigma law or None, summary dict, per-cell slopes in
+    uS per sqrt(ln(t/t0)), nan where not computed)."""
+    none = np.full(tab.n_cells, np.nan)
     if drift_mu is None or tab.times.size < 2:
         return None, None, {"model": "power", "tested": False, "why": "fewer than two read times or drift not fitted",
-                            "forms": RELAX_MODELS}
+                            "forms": RELAX_MODELS}, none
     pts = _relax_points(tab, good, read_fit)
     a, a_var = _log_slopes(pts, tab.n_cells)
     cells = np.flatnonzero(np.isfinite(a))
     if cells.size < 10:
         return None, None, {"model": "power", "tested": False, "why": f"{cells.size} cells with a later time",
-                            "forms": RELAX_MODELS}
+                            "forms": RELAX_MODELS}, a
     cv = dict(seed=seed, k_folds=k_folds)
     fits = {}
     for name, with_mean in (("log_time", True), ("log_time_zero_mean", False)):
@@ -1477,7 +1523,7 @@ def _choose_relaxation(tab: _CellTable, good: np.ndarray, read_fit, g_max: float
         notes.append("relaxation: " + summary["two_times"] + f"; between and beyond the reads the {chosen} time "
                      "dependence is assumed")
     mu, sig = fits[lt]
-    return mu, sig, summary
+    return mu, sig, summary, a
 
 
 def _fit_long_programming(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, *, seed, k_folds, degrees):
@@ -1568,7 +1614,7 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
     good = ~stuck.any & ~outlier
     read_fit, read_summary = _fit_long_read_noise(tab, good, g_max, notes, **cv)
     drift_mu, drift_sig, nu, nu_var = _fit_long_drift(tab, good, read_fit, g_max, notes, **cv)
-    relax_mu, relax_sig, relaxation = _choose_relaxation(tab, good, read_fit, g_max, drift_mu, drift_sig, notes, **cv)
+    relax_mu, relax_sig, relaxation, relax_slope = _choose_relaxation(tab, good, read_fit, g_max, drift_mu, drift_sig, notes, **cv)
     relaxation["per_cell_forms"] = _relaxation_forms(tab, good)
     off, sig = _fit_long_programming(tab, good, read_fit, g_max, **cv)
     _few_cells_notes([off, sig, read_fit, drift_mu, drift_sig, relax_mu, relax_sig], tab, good, notes)
@@ -1577,7 +1623,7 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
     raw = {
         "cell_target_us": tab.target, "cell_g_t0_us": tab.g_first, "cell_n_reads_t0": tab.n_first,
         "cell_stuck_min": stuck.lo_cell, "cell_stuck_max": stuck.hi_cell, "cell_outlier": outlier,
-        "cell_nu": nu, "cell_nu_var": nu_var,
+        "cell_nu": nu, "cell_nu_var": nu_var, "cell_relax_slope": relax_slope,
         "ct_cell": tab.cell, "ct_t_s": tab.t_s, "ct_mean_us": tab.mean, "ct_var_us2": np.nan_to_num(tab.var, nan=-1.0),
         "ct_n_reads": tab.count, "levels_us": levels,
     }
