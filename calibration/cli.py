@@ -343,6 +343,12 @@ def _print_long_summary(res) -> None:
         best = next((r for r in ranked if r["candidate"] == sel["chosen"]), None)
         how = f"held-out loss {best['heldout_loss']:.4g}" if best else "forced"
         print(f"law {pf.name}: {sel['chosen']} ({how}; runners-up {runners or 'none'})")
+    rel = fit.relaxation
+    if rel.get("tested"):
+        ll = rel["heldout_loglik"]
+        print(f"relaxation model: {rel['model']} (held-out log-likelihood {ll[rel['model']]:.6g}; runner-up "
+              f"{rel['runner_up']} {ll[rel['runner_up']]:.6g}" + ("; two read times: time dependence assumed"
+                                                                    if rel.get("two_times") else "") + ")")
     t0, t1 = fit.time_span_s
     print(f"time span: reads from {t0:.4g} to {t1:.4g} s after programming ({fit.time_model.get('summary', '')}); "
           "deploy warns beyond it")

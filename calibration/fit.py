@@ -659,6 +659,14 @@ K_B_EV = 8.617333262e-5
 DEFAULT_EA_EV = 1.0
 #: robust z of G(t0) from its target (or of a cell's relaxation) beyond which a cell is an outlier
 OUTLIER_Z = 6.0
+#: why the heavy read-noise tail is reported but not written into the device model
+READ_TAIL_NOT_MODELLED = (
+    "crossbar draws read noise as a Gaussian per cell and read with sigma_read(G), so a column's sum is exactly "
+    "Gaussian and the fast output-referred path draws it once per output; a per-read Student-t or mixture would make "
+    "that sum non-Gaussian (no closed form), and a per-cell persistent tail (telegraph cells, as measured here: the "
+    "same cells are noisy at every time) would need a new per-cell state in crossbar's programmed arrays and "
+    "storage; neither is in crossbar, so the model carries the Gaussian core and underestimates the read noise of "
+    "the tail cells (their fraction and rms are reported)")
 #: a law resting on fewer cells than this gets a warning note
 FEW_CELLS = 30
 
@@ -691,10 +699,19 @@ class LongFit:
     outliers: list = field(default_factory=list)
     read_noise: dict = field(default_factory=dict)
     relaxation: dict = field(default_factory=dict)
+    relax_mu: PolyFit | None = None
+    relax_sigma: PolyFit | None = None
+
+    @property
+    def relaxation_model(self) -> str:
+        """The relaxation model written into the device: "power" (drift laws), "log_time"
+        (relax_mu and relax_sigma) or "log_time_zero_mean" (relax_sigma)."""
+        return self.relaxation.get("model", "power")
 
     def laws(self) -> list[PolyFit]:
+        """Every fitted law (both relaxation models: the device uses ``relaxation_model``'s)."""
         return [pf for pf in (self.prog_offset, self.prog_sigma, self.read_sigma, self.drift_mu_nu,
-                              self.drift_sigma_nu) if pf is not None]
+                              self.drift_sigma_nu, self.relax_mu, self.relax_sigma) if pf is not None]
 
     def parameter_rows(self) -> list[dict]:
         """params.csv rows: range, t0, time span, every law, read-noise tails, stuck rates,
@@ -713,6 +730,11 @@ class LongFit:
                                   ci=self.time_model.get("ea_ci"), method=self.time_model["ea_source"]))
         for pf in self.laws():
             rows += poly_rows(pf, self.g_max_us, self.g_min_us)
+        if self.relaxation.get("tested"):
+            for m, ll in self.relaxation["heldout_loglik"].items():
+                rows.append(param_row(f"relaxation_heldout_loglik({m})", ll, unit="nats",
+                                      method=("CHOSEN: " if m == self.relaxation_model else "")
+                                      + self.relaxation["method"]))
         if self.read_noise:
             rows.append(param_row("read_noise_tail_fraction", self.read_noise["tail_fraction"], unit="1",
                                   method=self.read_noise["tail_method"]))
@@ -1139,16 +1161,52 @@ def _fit_long_read_noise(tab: _CellTable, good: np.ndarray, g_max: float, notes:
                "tail_cells": tail_cells.tolist(), "tail_rms_over_core": ratio, "per_time": per_time,
                "tail_method": ("(cell, time) pairs whose read variance is beyond the chi-square 99.9% point of the "
                                f"Gaussian core; {int(tail.sum())} of {int(rep.sum())}, rms {ratio:.3g}x the core; "
-                               "not in the device model (core only)")}
+                               "not in the device model (core only)"),
+               "tail_in_model": False,
+               "tail_why_not_modelled": READ_TAIL_NOT_MODELLED}
     if frac > 0.002:
         notes.append(f"read noise is heavy-tailed: {frac:.2%} of (cell, time) pairs ({tail_cells.size} cells) read "
-                     f"{ratio:.3g}x noisier (rms) than the Gaussian core; the model carries the core law only")
+                     f"{ratio:.3g}x noisier (rms) than the Gaussian core; the model carries the core law only (see "
+                     "read_noise.tail_why_not_modelled)")
+    summary["time_dependence"] = _read_noise_validity(per_time, fit, tab)
     if len(per_time) >= 2:
-        s = np.array([r["sigma_us"] for r in per_time])
         notes.append("read noise per time (core law refitted at each time, at the median G): " + ", ".join(
-            f"t={r['t_s']:.4g} s: {r['sigma_us']:.3g} uS" for r in per_time)
-            + ("" if s.max() <= 1.3 * s.min() else "; it changes with time, the model uses one law for all"))
+            f"t={r['t_s']:.4g} s: {r['sigma_us']:.3g} uS" for r in per_time) + "; "
+            + summary["time_dependence"]["validity"])
     return fit, summary
+
+
+def _read_noise_validity(per_time: list, fit: PolyFit, tab: _CellTable) -> dict:
+    """How far the one read-noise law (pooled over the times with repeated reads) holds in
+    time: the per-time core fits at the median G against the pooled law, the largest ratio
+    between times, and a sentence saying the law's range of validity. The device model has
+    no time dependence of read noise (crossbar's time-dependent form, "pcm_read", is PCM's
+    1/f law with a fixed growth; calibration does not fit it)."""
+    times = [r["t_s"] for r in per_time]
+    if not per_time:
+        return {"model": "one law, no time dependence", "validity": "no time had enough repeated reads to test"}
+    g_ref = per_time[0]["g_us"]
+    pooled = float(fit(g_ref)[0])
+    s = np.array([r["sigma_us"] for r in per_time])
+    se = np.array([r["se_us"] for r in per_time])
+    ratio = float(s.max() / max(s.min(), 1e-300))
+    worst = float(np.max(np.abs(s / max(pooled, 1e-300) - 1)))
+    # a real change: the per-time values differ by more than 3 combined standard errors and 10 %
+    k_hi, k_lo = int(np.argmax(s)), int(np.argmin(s))
+    differs = len(s) >= 2 and (s[k_hi] - s[k_lo] > 3 * np.hypot(se[k_hi], se[k_lo])) and ratio > 1.1
+    span = f"{min(times):.4g}-{max(times):.4g} s"
+    if len(s) < 2:
+        validity = f"one law fitted at t={times[0]:.4g} s only: its time dependence is untested"
+    elif differs:
+        validity = (f"it changes with time (max/min {ratio:.3g}x; the pooled law is off by up to {worst:.0%} at one "
+                    f"time): the model uses one law for all times, valid only as an average over {span}; read "
+                    "noise at other times is not modelled")
+    else:
+        validity = (f"constant in time within the errors (max/min {ratio:.3g}x, pooled law within {worst:.0%} of "
+                    f"every time): one law for all times, tested over {span}")
+    return {"model": "one law for all times (pooled over the times with repeated reads)", "times_s": times,
+            "pooled_sigma_us_at_g": pooled, "g_us": g_ref, "max_over_min": ratio, "max_rel_deviation": worst,
+            "changes_with_time": bool(differs), "validity": validity}
 
 
 def _read_var(read_fit: PolyFit | None, g) -> np.ndarray:
@@ -1245,12 +1303,227 @@ def _fit_long_drift(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, n
     ratio = np.abs(drift_mu(g)) / np.maximum(drift_sig(g), 1e-300)
     if ratio.min() < 2.0:
         notes.append(f"drift: |mu_nu| < 2 sigma_nu at part of the range (min ratio {ratio.min():.2g}); crossbar draws "
-                     "nu = |mu_nu + sigma_nu z| (folded at 0), so the model's relaxation there is biased towards "
-                     "conductance loss")
+                     "nu = |mu_nu + sigma_nu z| (folded at 0), so a power-law model's relaxation there is biased "
+                     "towards conductance loss (the log-time models, compared below, have no such limit)")
     if tab.times.size == 2:
         notes.append("two read times: the power law G(t) = G(t0) (t/t0)^-nu is not tested, only fitted through them; "
                      "between and beyond the reads the time dependence is assumed")
     return drift_mu, drift_sig, nu, nu_var
+
+
+# --------------------------------------------------------------------------- relaxation model choice
+
+#: the relaxation models calibration chooses between (crossbar terms they are written as)
+RELAX_MODELS = {
+    "power": "drift G(t) = G(t0) (t/t0)^-nu, nu = |mu_nu(G) + sigma_nu(G) z| (crossbar drift_mu_nu, drift_sigma_nu)",
+    "log_time": "G(t) = G(t0) + (relax_mu(G) + relax_sigma(G) z) sqrt(ln(t/t0)) (crossbar relax_mu, relax_sigma)",
+    "log_time_zero_mean": "G(t) = G(t0) + relax_sigma(G) z sqrt(ln(t/t0)) (crossbar relax_sigma only)",
+}
+#: the model kept unless another one's held-out log-likelihood is better by RELAX_MARGIN_SE paired
+#: standard errors (per held-out cell): crossbar's power-law drift, as before this choice existed
+DEFAULT_RELAX_MODEL = "power"
+RELAX_MARGIN_SE = 2.0
+
+
+@dataclass
+class _RelaxPoints:
+    """Every usable (cell, later time): the change from t0 and its read-noise variances."""
+
+    cell: np.ndarray   # (n,) cell index
+    x0: np.ndarray     # (n,) mean of the cell's reads at t0, uS
+    x: np.ndarray      # (n,) mean of its reads at t, uS
+    v0: np.ndarray     # (n,) read-noise variance of x0, uS^2
+    v: np.ndarray      # (n,) read-noise variance of x, uS^2
+    ln_t: np.ndarray   # (n,) ln(t / t0) > 0
+
+
+def _relax_points(tab: _CellTable, good: np.ndarray, read_fit) -> _RelaxPoints:
+    rv = _read_var(read_fit, tab.mean)
+    if tab.read_tail is not None:  # a tail cell's own variance where it is larger than the core's
+        rv = np.where(tab.read_tail, np.maximum(rv, np.nan_to_num(tab.var, nan=0.0)), rv)
+    v_ct = rv / tab.count
+    v0_cell = np.full(tab.n_cells, np.nan)
+    first = tab.t_s == tab.t0
+    v0_cell[tab.cell[first]] = v_ct[first]
+    c = tab.cell
+    ok = ~first & good[c] & tab.has_first[c] & (tab.mean > 0) & (np.nan_to_num(tab.g_first[c]) > 0)
+    c = c[ok]
+    return _RelaxPoints(cell=c, x0=tab.g_first[c], x=tab.mean[ok], v0=v0_cell[c], v=v_ct[ok],
+                        ln_t=np.log(tab.t_s[ok] / tab.t0))
+
+
+def _log_slopes(pts: _RelaxPoints, n_cells: int):
+    """Per cell, the least-squares slope a of G(t) - G(t0) on s = sqrt(ln(t/t0)) through the
+    origin, and its variance from the read noise (the shared t0 read included):
+    ``var a = (sum s^2 v + (sum s)^2 v0) / (sum s^2)^2``; nan where a cell has no later time."""
+    s = np.sqrt(pts.ln_t)
+    s2 = np.bincount(pts.cell, s * s, n_cells)
+    s1 = np.bincount(pts.cell, s, n_cells)
+    sy = np.bincount(pts.cell, s * (pts.x - pts.x0), n_cells)
+    sv = np.bincount(pts.cell, s * s * pts.v, n_cells)
+    v0 = np.zeros(n_cells)
+    v0[pts.cell] = pts.v0
+    a = np.full(n_cells, np.nan)
+    a_var = np.full(n_cells, np.nan)
+    ok = s2 > 0
+    a[ok] = sy[ok] / s2[ok]
+    a_var[ok] = (sv[ok] + s1[ok] ** 2 * v0[ok]) / s2[ok] ** 2
+    return a, a_var
+
+
+def _fit_log_relaxation(tab: _CellTable, a, a_var, cells, g_max: float, *, with_mean: bool, seed, k_folds,
+                        choices=None):
+    """(relax_mu law or None, relax_sigma law) from per-cell log-time slopes ``a`` (uS per
+    sqrt(ln(t/t0))) of ``cells``; ``choices`` = {"relax_mu": (family, degree), ...} forces them."""
+    choices = choices or {}
+    target = tab.target[cells]
+    y, ev = a[cells], a_var[cells]
+    cv = dict(seed=seed, k_folds=k_folds)
+    mu = None
+    if with_mean:
+        mu = fit_mean_law_cv("relax_mu", target, y, cells, g_max, "uS", choice=choices.get("relax_mu"), **cv)
+        resid = y - mu(target)
+    else:
+        resid = y
+    sig = fit_sigma_law_cv("relax_sigma", target, resid ** 2, cells, g_max, "uS", extra=ev,
+                           choice=choices.get("relax_sigma"), **cv)
+    if with_mean:
+        mu_cv = mu.cv
+        mu = fit_mean_law_cv("relax_mu", target, y, cells, g_max, "uS", var=sig(target) ** 2 + ev,
+                             choice=(mu.family, mu.degree), **cv)
+        mu.cv = mu_cv
+        mu.method += "; per-cell slopes of G(t) - G(t0) on sqrt(ln(t/t0))"
+    sig.method += "; spread of the per-cell slopes of G(t) - G(t0) on sqrt(ln(t/t0)), read noise taken out"
+    return mu, sig
+
+
+def _loglik_log_time(pts: _RelaxPoints, target, mu, sig):
+    """log p(G(t) - G(t0)) per point under the log-time model: Gaussian with mean
+    relax_mu sqrt(L) and variance relax_sigma^2 L + read noise of both reads."""
+    m = np.zeros(pts.cell.size) if mu is None else mu(target)
+    s = sig(target)
+    var = s * s * pts.ln_t + pts.v + pts.v0
+    r = pts.x - pts.x0 - m * np.sqrt(pts.ln_t)
+    return -0.5 * (np.log(2 * np.pi * var) + r * r / var)
+
+
+def _loglik_power(pts: _RelaxPoints, target, mu_fit, sig_fit):
+    """log p(G(t) - G(t0)) per point under crossbar's power law: the exponent estimate
+    ``nu^ = -ln(G(t)/G(t0)) / L`` has read-noise variance ``w = (v/G(t)^2 + v0/G(t0)^2) / L^2``
+    (delta method); nu = |mu + sigma z| (folded at 0, as crossbar draws it), so
+    ``p(nu^) = sum over c = +-mu of N(nu^; c, sigma^2 + w) Phi(m_c / s_p)`` with the
+    posterior mean ``m_c = (c w + nu^ sigma^2) / (sigma^2 + w)`` and sd
+    ``s_p = sigma sqrt(w / (sigma^2 + w))``; times the Jacobian ``1 / (G(t) L)`` back to
+    conductance."""
+    from scipy.special import log_ndtr
+
+    L = pts.ln_t
+    nu_hat = -np.log(pts.x / pts.x0) / L
+    w = (pts.v / pts.x ** 2 + pts.v0 / pts.x0 ** 2) / L ** 2
+    w = np.maximum(w, 1e-30)
+    mu = mu_fit(target)
+    s2 = np.zeros_like(mu) if sig_fit is None else sig_fit(target) ** 2
+    tot = s2 + w
+    terms = []
+    for c in (mu, -mu):
+        lp = -0.5 * (np.log(2 * np.pi * tot) + (nu_hat - c) ** 2 / tot)
+        mp = (c * w + nu_hat * s2) / tot
+        sp = np.sqrt(np.maximum(s2 * w / tot, 1e-300))
+        terms.append(lp + log_ndtr(mp / sp))
+    ll = np.logaddexp(terms[0], terms[1])
+    return ll - np.log(pts.x * L)
+
+
+def _choose_relaxation(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, drift_mu, drift_sig, notes: list,
+                       *, seed, k_folds, degrees):
+    """Fit the log-time laws (with and without a mean), then compare the three relaxation
+    models by the log-likelihood of held-out cells' changes G(t) - G(t0) at every later time
+    (K folds over cells; each fold refits the chosen law families on the other cells).
+
+    Returns (relax_mu law or None, relax_sigma law or None, summary dict, per-cell slopes in
+    uS per sqrt(ln(t/t0)), nan where not computed)."""
+    none = np.full(tab.n_cells, np.nan)
+    if drift_mu is None or tab.times.size < 2:
+        return None, None, {"model": "power", "tested": False, "why": "fewer than two read times or drift not fitted",
+                            "forms": RELAX_MODELS}, none
+    pts = _relax_points(tab, good, read_fit)
+    a, a_var = _log_slopes(pts, tab.n_cells)
+    cells = np.flatnonzero(np.isfinite(a))
+    if cells.size < 10:
+        return None, None, {"model": "power", "tested": False, "why": f"{cells.size} cells with a later time",
+                            "forms": RELAX_MODELS}, a
+    cv = dict(seed=seed, k_folds=k_folds)
+    fits = {}
+    for name, with_mean in (("log_time", True), ("log_time_zero_mean", False)):
+        mu, sig = _fit_log_relaxation(tab, a, a_var, cells, g_max, with_mean=with_mean, **cv,
+                                      choices={k: _law_choice(degrees, k) for k in ("relax_mu", "relax_sigma")
+                                               if _law_choice(degrees, k) is not None})
+        fits[name] = (mu, sig)
+    # held-out log-likelihood per cell (sum over its later times), K folds over cells
+    k = int(min(k_folds, cells.size))
+    rng = np.random.default_rng(seed + 101)
+    fold = np.full(tab.n_cells, -1)
+    fold[cells] = rng.permutation(cells.size) % k
+    per_cell = {m: np.zeros(cells.size) for m in RELAX_MODELS}
+    pos = np.full(tab.n_cells, -1)
+    pos[cells] = np.arange(cells.size)
+    tgt_pts = tab.target[pts.cell]
+    for f in range(k):
+        train = good & (fold != f) & (fold >= 0)
+        te = fold[pts.cell] == f
+        sub = _RelaxPoints(*(getattr(pts, n)[te] for n in ("cell", "x0", "x", "v0", "v", "ln_t")))
+        lls = {}
+        dm, ds, _, _ = _fit_long_drift(tab, train, read_fit, g_max, [], seed=seed, k_folds=k_folds, degrees={
+            "drift_mu_nu": (drift_mu.family, drift_mu.degree),
+            "drift_sigma_nu": (drift_sig.family, drift_sig.degree)})
+        lls["power"] = _loglik_power(sub, tgt_pts[te], dm, ds)
+        tr_cells = np.flatnonzero(train & np.isfinite(a))
+        for name, with_mean in (("log_time", True), ("log_time_zero_mean", False)):
+            mu0, sig0 = fits[name]
+            ch = {"relax_sigma": (sig0.family, sig0.degree)}
+            if mu0 is not None:
+                ch["relax_mu"] = (mu0.family, mu0.degree)
+            mu, sig = _fit_log_relaxation(tab, a, a_var, tr_cells, g_max, with_mean=with_mean, choices=ch, **cv)
+            lls[name] = _loglik_log_time(sub, tgt_pts[te], mu, sig)
+        for name, ll in lls.items():
+            per_cell[name] += np.bincount(pos[sub.cell], np.where(np.isfinite(ll), ll, -1e300), cells.size)
+    total = {m: float(v.sum()) for m, v in per_cell.items()}
+    # the log-time variant: the zero-mean one unless the mean is worth it
+    lt = "log_time_zero_mean"
+    d = per_cell["log_time"] - per_cell[lt]
+    if d.mean() > RELAX_MARGIN_SE * d.std() / np.sqrt(d.size):
+        lt = "log_time"
+    d = per_cell[lt] - per_cell[DEFAULT_RELAX_MODEL]
+    margin = float(d.mean() / max(d.std() / np.sqrt(d.size), 1e-300))
+    chosen = lt if margin > RELAX_MARGIN_SE else DEFAULT_RELAX_MODEL
+    ranked = sorted(total, key=lambda m: -total[m])
+    runner_up = next(m for m in ranked if m != chosen)
+    two_times = tab.times.size == 2
+    summary = {
+        "model": chosen, "runner_up": runner_up, "tested": True, "forms": RELAX_MODELS,
+        "heldout_loglik": total, "heldout_loglik_per_cell": {m: v / cells.size for m, v in total.items()},
+        "n_cells": int(cells.size), "n_points": int(pts.cell.size), "k_folds": k, "n_times": int(tab.times.size),
+        "paired_z_log_time_vs_power": margin,
+        "rule": (f"default {DEFAULT_RELAX_MODEL!r}; a log-time model replaces it when its held-out log-likelihood per "
+                 f"cell is higher by more than {RELAX_MARGIN_SE:g} paired standard errors (the zero-mean variant "
+                 "unless the mean law is worth as much)"),
+        "method": ("held-out cells (K folds): log-likelihood of G(t) - G(t0) at every later time, each time as a "
+                   "marginal (composite likelihood); power law with crossbar's folded exponents, read noise of both "
+                   "reads by the delta method; log-time Gaussian"),
+    }
+    if two_times:
+        summary["two_times"] = ("two read times: the time dependence of the models cannot be told apart (each goes "
+                                "through both reads); the held-out likelihood compares only how they represent the "
+                                "spread of changes at the second read")
+    msg = (f"relaxation model: {chosen} ({RELAX_MODELS[chosen]}); held-out log-likelihood " + ", ".join(
+        f"{m} {total[m]:.6g}" for m in ranked) + f" (runner-up {runner_up}; log-time vs power {margin:+.3g} paired SE; "
+        f"rule: {summary['rule']})")
+    notes.append(msg)
+    if two_times:
+        notes.append("relaxation: " + summary["two_times"] + f"; between and beyond the reads the {chosen} time "
+                     "dependence is assumed")
+    mu, sig = fits[lt]
+    return mu, sig, summary, a
 
 
 def _fit_long_programming(tab: _CellTable, good: np.ndarray, read_fit, g_max: float, *, seed, k_folds, degrees):
@@ -1320,7 +1593,7 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
         k_folds: cross-validation folds over cells.
         degrees: force laws, e.g. {"prog_sigma": 2} (a polynomial in G) or
             {"prog_sigma": ("gauss_lng", 3)}; keys prog_offset, prog_sigma, read_sigma,
-            drift_mu_nu, drift_sigma_nu.
+            drift_mu_nu, drift_sigma_nu, relax_mu, relax_sigma.
         time_model: the description from :func:`to_equivalent_time` (kept in the fit).
 
     Returns:
@@ -1341,19 +1614,16 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
     good = ~stuck.any & ~outlier
     read_fit, read_summary = _fit_long_read_noise(tab, good, g_max, notes, **cv)
     drift_mu, drift_sig, nu, nu_var = _fit_long_drift(tab, good, read_fit, g_max, notes, **cv)
-    relaxation = _relaxation_forms(tab, good)
-    if relaxation.get("tested") and relaxation["better"] == "log_time":
-        notes.append(f"relaxation: G linear in ln t fits the cells better than a power law (-2 log LR "
-                     f"{relaxation['minus2_log_lr_power_vs_log']:.3g}); the device model keeps crossbar's power law, "
-                     "equal to first order in nu ln(t/t0) within the measured span")
+    relax_mu, relax_sig, relaxation, relax_slope = _choose_relaxation(tab, good, read_fit, g_max, drift_mu, drift_sig, notes, **cv)
+    relaxation["per_cell_forms"] = _relaxation_forms(tab, good)
     off, sig = _fit_long_programming(tab, good, read_fit, g_max, **cv)
-    _few_cells_notes([off, sig, read_fit, drift_mu, drift_sig], tab, good, notes)
+    _few_cells_notes([off, sig, read_fit, drift_mu, drift_sig, relax_mu, relax_sig], tab, good, notes)
     levels, levels_ci = _long_levels(g_min, g_max, sig, read_fit, level_z)
     (p_lo, ci_lo), (p_hi, ci_hi) = stuck.rate("min"), stuck.rate("max")
     raw = {
         "cell_target_us": tab.target, "cell_g_t0_us": tab.g_first, "cell_n_reads_t0": tab.n_first,
         "cell_stuck_min": stuck.lo_cell, "cell_stuck_max": stuck.hi_cell, "cell_outlier": outlier,
-        "cell_nu": nu, "cell_nu_var": nu_var,
+        "cell_nu": nu, "cell_nu_var": nu_var, "cell_relax_slope": relax_slope,
         "ct_cell": tab.cell, "ct_t_s": tab.t_s, "ct_mean_us": tab.mean, "ct_var_us2": np.nan_to_num(tab.var, nan=-1.0),
         "ct_n_reads": tab.count, "levels_us": levels,
     }
@@ -1364,7 +1634,8 @@ def fit_long(data: LongData, *, seed: int = 0, level_z: float = 3.0, g_range_us=
         stuck_counts={"min": list(stuck.counts("min")), "max": list(stuck.counts("max")), "method": stuck.method},
         levels_us=levels, levels_ci=levels_ci, level_z=level_z, raw=raw, notes=notes,
         time_span_s=(float(tab.times[0]), float(tab.times[-1])), time_model=dict(time_model or {}),
-        outliers=outlier_rows, read_noise=read_summary, relaxation=relaxation)
+        outliers=outlier_rows, read_noise=read_summary, relaxation=relaxation, relax_mu=relax_mu,
+        relax_sigma=relax_sig)
 
 
 # --------------------------------------------------------------------------- pulse ramps

@@ -6,7 +6,8 @@ The sampler follows crossbar's device physics (DESIGN.md): per cell
 stuck at g_min / g_max (independently, after programming; they do not drift); drift
 ``G(t) = G_prog (t / t0)^(-nu)`` with ``nu = |mu_nu(G_t) + sigma_nu(G_t) z|`` (folded at 0,
 as crossbar and aihwkit) for physical times ``t >= t0``, plus crossbar's relaxation
-``relax_sigma(G_t) z' sqrt(ln(t / t0))`` (clipped to the range) when the device has one;
+``(relax_mu(G_t) + relax_sigma(G_t) z') sqrt(ln(t / t0))`` (clipped to the range) when the
+device has one;
 each read adds
 ``N(0, sigma_read(G(t))^2)`` afresh.
 """
@@ -67,9 +68,12 @@ def device_from_long_fit(fit: LongFit, base_device=None, set_levels: bool = Fals
         g_min_us=fit.g_min_us, g_max_us=g_max,
         n_levels=int(fit.levels_us.size) if set_levels and fit.levels_us.size >= 2 else None,
         prog_offset=law_from_fit(fit.prog_offset, g_max), prog_sigma=law_from_fit(fit.prog_sigma, g_max),
-        read_sigma=law_from_fit(fit.read_sigma, g_max), drift_mu_nu=law_from_fit(fit.drift_mu_nu, g_max),
-        drift_sigma_nu=law_from_fit(fit.drift_sigma_nu, g_max), t0_s=fit.t0_s,
+        read_sigma=law_from_fit(fit.read_sigma, g_max), t0_s=fit.t0_s,
         stuck_min_fraction=float(fit.stuck_min_fraction), stuck_max_fraction=float(fit.stuck_max_fraction))
+    if fit.relaxation_model == "power":  # the chosen relaxation model (fit.relaxation says why)
+        kw.update(drift_mu_nu=law_from_fit(fit.drift_mu_nu, g_max), drift_sigma_nu=law_from_fit(fit.drift_sigma_nu, g_max))
+    else:
+        kw.update(relax_mu=law_from_fit(fit.relax_mu, g_max), relax_sigma=law_from_fit(fit.relax_sigma, g_max))
     if base_device is not None:
         kw["t_read_s"] = base_device.t_read_s
     return crossbar.DeviceConfig(**kw)
@@ -121,9 +125,10 @@ def calibration_block(fit, sources: list[str], sha256: dict, options: dict, gof:
     laws = {}
     if isinstance(fit, LongFit):
         kind = "long"
-        for pf in (fit.prog_offset, fit.prog_sigma, fit.read_sigma, fit.drift_mu_nu, fit.drift_sigma_nu):
-            if pf is not None:
-                laws[pf.name] = pf.to_dict()
+        for pf in fit.laws():
+            laws[pf.name] = pf.to_dict()
+            if pf.name.startswith(("drift_", "relax_")):
+                laws[pf.name]["in_device_model"] = (pf.name.startswith("drift_")) == (fit.relaxation_model == "power")
         extra = {"stuck_counts": fit.stuck_counts, "t0_s": fit.t0_s,
                  "time_span_s": [float(v) for v in fit.time_span_s],
                  "time_model": {k: v for k, v in fit.time_model.items()},
@@ -250,8 +255,10 @@ def sample_cells(device, g_target_us, times_s, n_reads: int, rng):
     nu = np.where(stuck != 0, 0.0, nu)
     ratio = np.maximum(times / d.t0_s, 1.0)
     g_t = g[:, None] * ratio[None, :] ** (-nu[:, None])
-    if getattr(d, "relax_sigma", None) is not None:  # crossbar: + relax_sigma(G_t) z sqrt(ln(t/t0)), clipped
-        rx = np.where(stuck != 0, 0.0, _law(d.relax_sigma, tgt, gmax) * rng.standard_normal(n))
+    if d.relax_sigma is not None or d.relax_mu is not None:
+        # crossbar: + (relax_mu(G_t) + relax_sigma(G_t) z) sqrt(ln(t/t0)), clipped; z drawn only with relax_sigma
+        rx = np.zeros(n) if d.relax_sigma is None else _law(d.relax_sigma, tgt, gmax) * rng.standard_normal(n)
+        rx = np.where(stuck != 0, 0.0, rx + _law(d.relax_mu, tgt, gmax))
         g_t = np.clip(g_t + rx[:, None] * np.sqrt(np.log(ratio))[None, :], d.g_min_us, d.g_max_us)
     out = np.empty((n, times.size, n_reads))
     for j in range(times.size):

@@ -342,7 +342,33 @@ def _plot_read_noise(a, fit: LongFit, g, excluded=None) -> None:
     _legend(a)
 
 
+def _plot_log_relaxation(a_mu, a_sig, fit: LongFit, g, tgt) -> None:
+    """The log-time relaxation model (when chosen): per-cell slopes of G(t) - G(t0) on
+    sqrt(ln(t/t0)) against the relax_mu / relax_sigma laws."""
+    a = fit.raw["cell_relax_slope"]
+    ok = np.isfinite(a)
+    mu = fit.relax_mu(g) if fit.relax_mu is not None else np.zeros_like(g)
+    sn = fit.relax_sigma(g)
+    a_mu.plot(tgt[ok], a[ok], ".", ms=2, alpha=0.3, color="0.5", label="per-cell slope")
+    a_mu.plot(g, mu, "C2", label="relax_mu" + (f" ({fit.relax_mu.label})" if fit.relax_mu is not None else " = 0"))
+    a_mu.fill_between(g, mu - sn, mu + sn, color="C2", alpha=0.2, label="relax_mu +- relax_sigma")
+    mu_c = fit.relax_mu(tgt[ok]) if fit.relax_mu is not None else 0.0
+    a_sig.plot(tgt[ok], np.maximum(np.abs(a[ok] - mu_c), 1e-6), ".", ms=2, alpha=0.3, color="0.5",
+               label="|slope - relax_mu| per cell")
+    a_sig.plot(g, sn, "C2", label=f"relax_sigma ({fit.relax_sigma.label})")
+    a_sig.plot(g, np.maximum(sn * np.sqrt(2 / np.pi), 1e-6), "C2--", lw=0.8, label="mean |dev| of the law")
+    a_sig.set(yscale="log")
+    a_mu.set(xlabel="target G (uS)", ylabel="dG per sqrt(ln(t/t0)) (uS)",
+             title=f"relaxation: {fit.relaxation_model} (chosen)")
+    a_sig.set(xlabel="target G (uS)", ylabel="spread (uS per sqrt(ln), log)", title="relaxation spread")
+    _legend(a_mu)
+    _legend(a_sig)
+
+
 def _plot_drift(a_mu, a_sig, fit: LongFit, g, tgt) -> None:
+    if fit.relaxation_model != "power" and fit.relax_sigma is not None:
+        _plot_log_relaxation(a_mu, a_sig, fit, g, tgt)
+        return
     nu = fit.raw["cell_nu"]
     okn = np.isfinite(nu)
     if okn.any() and fit.drift_mu_nu is not None:

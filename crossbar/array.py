@@ -15,11 +15,12 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 
   then a fraction of cells stuck at g_min, a fraction stuck at g_max (independent per
   cell), and per-cell drift exponents ``nu = |mu_nu(G_target) + sigma_nu(G_target) N(0, 1)|``
-  (stuck cells: nu = 0), and per-cell relaxation offsets ``relax_sigma(G_target) N(0, 1)``.
+  (stuck cells: nu = 0), and per-cell relaxation offsets ``relax_mu(G_target) + relax_sigma(G_target) N(0, 1)``.
 * Drift at time ``t_s`` after programming (physical time ``t = t0 + t_s``, aihwkit's
   convention: the first read is at t0)::
 
-      G(t) = clip(G_prog (t / t0)^(-nu) + relax_sigma(G_target) z sqrt(ln(t / t0)), g_min, g_max)
+      G(t) = clip(G_prog (t / t0)^(-nu) + (relax_mu(G_target) + relax_sigma(G_target) z) sqrt(ln(t / t0)),
+                  g_min, g_max)
 
   (the clip only when there is relaxation).
 
@@ -246,7 +247,7 @@ class ProgrammedArray:
         self._weights = weights          # digital path only: (out, in), float32 or float64
         self._g_pos, self._g_neg = g_pos, g_neg
         self._nu_pos, self._nu_neg = nu_pos, nu_neg
-        self._relax_pos, self._relax_neg = relax_pos, relax_neg  # relax_sigma(G_target) z per cell, uS
+        self._relax_pos, self._relax_neg = relax_pos, relax_neg  # relax_mu(G_t) + relax_sigma(G_t) z per cell, uS
         self._scales = scales            # (n_row_tiles, out) float64
         self._read_noise_seed = read_noise_seed  # read_noise_draw "per_time": seed of the frozen draws
         self._rng = as_generator(None) if seed_state is None else seed_state
@@ -317,7 +318,7 @@ class ProgrammedArray:
     # ------------------------------------------------------------------ physics
     def _drifted(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Conductances at ``t``: drift ``G (t/t0)^-nu``, then relaxation
-        ``+ relax_sigma(G) z sqrt(ln(t/t0))`` clipped to the device range (t = t0 + t_s)."""
+        ``+ (relax_mu(G) + relax_sigma(G) z) sqrt(ln(t/t0))`` clipped to the device range (t = t0 + t_s)."""
         dev = self.config.device
         if (self._nu_pos is None and self._relax_pos is None) or t == 0.0:
             return self._g_pos, self._g_neg
@@ -1119,10 +1120,15 @@ def _program_normalised(wn: np.ndarray, scales: np.ndarray, shape, config: Array
             nu_p[stuck_p] = 0.0
             nu_m[stuck_m] = 0.0
     rx_p = rx_m = None
-    if dev.relax_sigma is not None:
+    if dev.relax_sigma is not None or dev.relax_mu is not None:
         kw = dict(g_max_us=dev.g_max_us)
-        rx_p = dev.relax_sigma(gp_t, **kw) * rng.standard_normal(gp_t.shape)
-        rx_m = dev.relax_sigma(gm_t, **kw) * rng.standard_normal(gm_t.shape)
+        rx_p, rx_m = np.zeros(gp_t.shape), np.zeros(gm_t.shape)
+        if dev.relax_sigma is not None:
+            rx_p = dev.relax_sigma(gp_t, **kw) * rng.standard_normal(gp_t.shape)
+            rx_m = dev.relax_sigma(gm_t, **kw) * rng.standard_normal(gm_t.shape)
+        if dev.relax_mu is not None:  # deterministic mean, draws nothing
+            rx_p = rx_p + dev.relax_mu(gp_t, **kw)
+            rx_m = rx_m + dev.relax_mu(gm_t, **kw)
         if stuck_p is not None:
             rx_p[stuck_p] = 0.0
             rx_m[stuck_m] = 0.0

@@ -72,7 +72,8 @@ __all__ = [
 ]
 
 _LAW_KINDS = ("poly", "pcm_read", "sat_exp", "gauss")
-_LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu", "relax_sigma")
+_LAW_FIELDS = ("prog_offset", "prog_sigma", "read_sigma", "drift_mu_nu", "drift_sigma_nu", "relax_sigma",
+               "relax_mu")
 _LAW_X = ("g_us", "g_norm", "ln_g_norm")
 _READ_NOISE_DRAWS = ("per_read", "per_time")
 _G_NORM_FLOOR = 1e-6  # g/g_max floor before a logarithm (aihwkit clips at a tiny value too)
@@ -359,6 +360,11 @@ class DeviceConfig(_Config):
     relax_sigma: Law | None = None
     """conductance relaxation vs target G, uS per sqrt(ln(t / t0)): a cell moves by
     relax_sigma(G) sqrt(ln(t / t0)) z, z ~ N(0, 1) drawn once per cell (None: none)."""
+    relax_mu: Law | None = None
+    """mean conductance relaxation vs target G, uS per sqrt(ln(t / t0)): with relax_sigma a
+    cell moves by (relax_mu(G) + relax_sigma(G) z) sqrt(ln(t / t0)), clipped to the range;
+    deterministic, draws nothing (None: 0). Written by calibration when its log-time
+    relaxation model wins."""
     t0_s: float = 20.0
     """reference time of the first read after programming (drift starts here), s."""
     t_read_s: float = 250e-9
@@ -390,7 +396,7 @@ class DeviceConfig(_Config):
         """True when the device adds nothing: no noise, no levels, no drift, no faults."""
         return (self.n_levels is None and self.prog_offset is None and self.prog_sigma is None
                 and self.read_sigma is None and self.drift_mu_nu is None and self.drift_sigma_nu is None
-                and self.relax_sigma is None and self.stuck_min_fraction == 0.0 and self.stuck_max_fraction == 0.0)
+                and self.relax_sigma is None and self.relax_mu is None and self.stuck_min_fraction == 0.0 and self.stuck_max_fraction == 0.0)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
