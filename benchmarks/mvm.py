@@ -50,16 +50,9 @@ from xbarsim.files import atomic_write_text
 
 
 def _interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds of each function, timed round robin (one call of each per round)."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for rep in range(warmup + repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t0
-            if rep >= warmup:
-                times[name].append(dt)
-    return {name: statistics.median(v) for name, v in times.items()}
+    """Median wall seconds of each function, timed round robin (one call of each per round)."""
+    timed = _interleaved_wall_cpu(list(fns.values()), repeat, warmup)
+    return {name: wall for name, (wall, _) in zip(fns, timed)}
 
 
 def _median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
@@ -363,7 +356,7 @@ def run_variants(work: Workload, variants: list[Variant] = VARIANTS) -> list[dic
     return records
 
 
-def _interleaved_medians(fns: list[Callable[[], object]], repeat: int, warmup: int = 3) -> list[tuple[float, float]]:
+def _interleaved_wall_cpu(fns: list[Callable[[], object]], repeat: int, warmup: int = 3) -> list[tuple[float, float]]:
     """(median wall seconds, median CPU seconds) of each call, the calls alternating (a, b, a,
     b, ...) so that load drifts hit all alike; CPU time (``time.process_time``) is what a
     one-thread call costs even when other processes share the cores."""
@@ -403,7 +396,7 @@ def ir_records(work: Workload, records: list[dict]) -> list[dict]:
                 seconds_per_tile=pre / n_tiles, wire_ohm=args.wire_ohm,
                 note=f"one-time, {n_tiles} tile(s) x 2 arrays, {cpu:.1f} s CPU")]
     blas_s = records[0]["seconds_median"]
-    (fast_s, fast_cpu), (sec, cpu) = _interleaved_medians(
+    (fast_s, fast_cpu), (sec, cpu) = _interleaved_wall_cpu(
         [lambda: work.arr.mvm(x32, t_s=args.t_s), lambda: arr.mvm(x32, t_s=args.t_s)], args.repeat)
     out.append(dict(name="fast_ir", shape=shape, seconds_median=sec, gflops=work.flops / sec / 1e9,
                     time_ratio_to_blas=sec / blas_s, time_ratio_to_fast=sec / fast_s, cpu_seconds_median=cpu,
