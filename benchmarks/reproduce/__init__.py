@@ -29,7 +29,8 @@ flight; run the same command again to resume. Wall time per stage and run, and e
 command, are logged to ``stages.json``.
 
 Profiles: ``full`` (the study, sized for a 2-core machine) and ``tiny`` (digits, one seed,
-two levels; seconds; the tests run it).
+two levels, deployment on pcm only; seconds; the tests run it).
+
 Modules: :mod:`.profiles` (sizes, stage names), :mod:`.runner` (commands through study's
 executor, ``stages.json``), :mod:`.stages` (what each stage runs), :mod:`.claims` (the
 statistics), :mod:`.report` (claims.md, plots, the doc block), :mod:`.cli` (``main``).

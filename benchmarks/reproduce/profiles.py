@@ -33,7 +33,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                   "batch_size": 64, "lr": 1e-2, "optimizer": "adam", "sigma_train": "0,0.2", "sigma_val": "0,0.2",
                   "seeds": "0", "draws": 2, "convention": "relative"},
         "clean": {"n_test": None},
-        "deploy": {"presets": "pcm,rram", "times": "1,31536000", "instances": 2, "draws": 1, "n_test": 50,
+        "deploy": {"presets": "pcm", "times": "1,31536000", "instances": 2, "draws": 1, "n_test": 50,
                    "seeds": "0", "seed": 0},
         "device": {"preset": "pcm", "sigma_train": "0,0.2", "sigma_val": "0", "seeds": "0", "draws": 2},
         "speech": {"data": "digits", "n_train": 200, "n_test": 50, "archs": "lstm", "hidden": 4, "epochs": 1,
