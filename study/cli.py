@@ -15,6 +15,8 @@ from pathlib import Path
 
 from xbarsim.cliargs import float_list, nonneg_float, nonneg_int, positive_float, positive_int
 
+from .names import ARCHS
+
 __all__ = ["train_main", "sweep_main", "deploy_main", "main", "train_parser", "sweep_parser", "deploy_parser", "arch_list"]
 
 _DEFAULT_TIMES = "1,3600,86400,2592000,31536000"
@@ -40,7 +42,7 @@ def _int_list(text: str) -> list[int]:
 def arch_list(text: str) -> list[str]:
     """An argparse type: a comma list of rnn, lstm, gru (lower-cased; order and duplicates kept)."""
     from_text = [a.strip().lower() for a in text.split(",") if a.strip()]
-    bad = [a for a in from_text if a not in ("rnn", "lstm", "gru")]
+    bad = [a for a in from_text if a not in ARCHS]
     if not from_text or bad:
         raise argparse.ArgumentTypeError(f"architectures must be a comma list of rnn, lstm, gru; got {text!r}")
     return from_text

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .data import SequenceData
+from .names import ARCHS, CONVENTIONS
 
 __all__ = [
     "ARCHS",
@@ -48,8 +49,6 @@ __all__ = [
     "calibrate_ranges",
 ]
 
-ARCHS = ("rnn", "lstm", "gru")
-CONVENTIONS = ("relative", "absolute", "snr_db")
 _TORCH_RNN = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 

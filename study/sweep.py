@@ -27,6 +27,7 @@ import numpy as np
 
 from xbarsim.files import atomic_write_bytes
 
+from .names import ARCHS, CONVENTIONS
 from .results import level_text, write_json
 
 __all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome"]
@@ -66,8 +67,6 @@ class SweepSpec:
     """which reads share one noise draw (models.functional)."""
 
     def __post_init__(self) -> None:
-        from .experiment import ARCHS, CONVENTIONS
-
         object.__setattr__(self, "archs", tuple(self.archs))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "sigma_train", tuple(float(s) for s in self.sigma_train))

@@ -22,8 +22,8 @@ from study.results import SUMMARY_COLUMNS
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("repro")
     out, doc = root / "out", root / "REPRODUCTION.md"
-    doc.write_text("# Reproduction\n\nHand-written text above.\n\n" + reproduce._MARK_BEGIN + "\nold\n"
-                   + reproduce._MARK_END + "\n\nHand-written text below.\n", encoding="utf-8")
+    doc.write_text("# Reproduction\n\nHand-written text above.\n\n" + reproduce.MARK_BEGIN + "\nold\n"
+                   + reproduce.MARK_END + "\n\nHand-written text below.\n", encoding="utf-8")
     rc = reproduce.main(["--profile", "tiny", "--out", str(out), "--doc", str(doc), "--workers", "0"])
     assert rc == 0
     return out, doc
@@ -44,7 +44,7 @@ def test_layout(run):
     with h5py.File(out / "mnist" / "results.h5") as f:
         assert f["accuracy"].shape == (2, 2, 1, 2, 2)
         assert f.attrs["noise_convention"] == "relative"
-    for preset in ("pcm", "rram"):
+    for preset in ("pcm",):  # the tiny profile deploys on pcm only (the full study: pcm and rram)
         for arch in ("lstm", "rnn"):
             for kind in ("conventional", "dni_paper", "dni_device", "dni_device_paper"):
                 d = out / "deploy" / preset / f"{arch}_{kind}_seed0"
@@ -70,7 +70,7 @@ def test_claims_computed(run):
     assert claims["mnist"]["clean_n_test"] == 450  # the clean stage uses the whole digits test split
     assert set(claims["deploy"]["choice"]["best_sigma_train"]) == {"lstm", "rnn"}
     kinds = {(r["preset"], r["model"]) for r in claims["deploy"]["rows"]}
-    assert kinds == {(p, k) for p in ("pcm", "rram")
+    assert kinds == {(p, k) for p in ("pcm",)
                      for k in ("conventional", "dni_paper", "dni_device", "dni_device_paper")}
     assert {(c["a"], c["b"]) for c in claims["deploy"]["comparisons"]} == {
         (a, b) for a in ("dni_device", "dni_device_paper") for b in ("dni_paper", "conventional")} | {
@@ -80,7 +80,7 @@ def test_claims_computed(run):
     assert text.startswith("# Reproduction\n\nHand-written text above.")
     assert text.rstrip().endswith("Hand-written text below.")
     assert "old\n" not in text and "Claim 3" in text and "xbarsim sweep" in text
-    assert text.count(reproduce._MARK_BEGIN) == 1
+    assert text.count(reproduce.MARK_BEGIN) == 1
 
 
 def test_resume_skips_finished_work(run, capsys):
@@ -149,7 +149,7 @@ def test_glance_names_the_better_dni_flavour(run):
                     time_s=1.0)
 
     def cells(comparisons):
-        table = reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": comparisons})
+        table = reproduce.deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": comparisons})
         assert len(table) == 3
         header = [c.strip() for c in table[0].strip("|").split("|")]
         return dict(zip(header, (c.strip() for c in table[2].strip("|").split("|"))))
@@ -159,14 +159,14 @@ def test_glance_names_the_better_dni_flavour(run):
     assert c["conventional"] == "50.00 [49.00, 51.00]" and c["DNI, device + paper noise"].startswith("55.00")
     assert c["device vs paper noise (pp)"].startswith("+10.00 [") and c["paper-noise DNI vs conventional"].startswith(
         "+2.33 [")
-    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
+    row = [x.strip() for x in reproduce.deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
         cmp("dni_device", "dni_paper", [0.09, 0.10, 0.11]),
         cmp("dni_device_paper", "dni_paper", [-0.04, -0.05, -0.06])]})[2].strip("|").split("|")]
     assert row[9] == "**device noise**" and row[11] == "**paper noise**", row
-    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
+    row = [x.strip() for x in reproduce.deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": [
         cmp("dni_device", "dni_paper", [-0.09, 0.10, 0.01]),
         cmp("dni_device_paper", "dni_paper", [0.04, 0.05, 0.06])]})[2].strip("|").split("|")]
     assert row[9] == "no resolved difference" and row[11] == "**device + paper noise**", row
-    row = [x.strip() for x in reproduce._deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": []})[2]
+    row = [x.strip() for x in reproduce.deploy_verdicts({"times_s": [1.0], "rows": rows, "comparisons": []})[2]
            .strip("|").split("|")]
     assert row[9] == row[11] == "n/a" and row[8] == "-", row

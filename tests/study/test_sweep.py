@@ -21,12 +21,15 @@ from study.sweep import SweepSpec, finished_jobs, make_jobs, run_sweep
 
 SPEC = SweepSpec(data="digits", n_train=200, n_test=100, archs=("rnn", "lstm"), hidden=8, epochs=2,
                  sigma_train=(0.0, 0.2), sigma_val=(0.0, 0.1, 0.4), seeds=(0,), draws=3)
+#: SPEC's RNN half: its two jobs are SPEC's first two (a job's numbers depend only on its own settings)
+RNN_SPEC = SweepSpec(**{**SPEC.to_dict(), "archs": ("rnn",)})
 
 
 @pytest.fixture(scope="module")
-def pool_run(tmp_path_factory):
+def pool_run(tmp_path_factory, pool):
+    """The reference sweep, on the session's process pool (2 workers); most tests compare with it."""
     out = tmp_path_factory.mktemp("pool")
-    outcome = run_sweep(SPEC, out, workers=2)
+    outcome = run_sweep(SPEC, out, executor=pool)
     return out, outcome
 
 
@@ -87,39 +90,33 @@ def test_result_files_have_the_documented_layout(pool_run):
         assert (r["n_seeds"], r["n_draws"]) == (1, 3)
 
 
-def test_dask_cluster_gives_the_same_numbers_and_survives_a_killed_worker(pool_run, tmp_path):
-    pytest.importorskip("distributed")
-    from study.executor import DaskExecutor
-
+def test_dask_cluster_gives_the_same_numbers_and_survives_a_killed_worker(pool_run, dask_local, tmp_path):
+    """One sweep on the session's Dask LocalCluster, a worker killed while it runs a job: Dask reruns the job,
+    and the numbers equal the process pool's."""
     ref = _acc(pool_run[0])
-    with DaskExecutor("local", workers=2) as ex:
-        outcome = run_sweep(SPEC, tmp_path / "dask", executor=ex)
-        assert outcome.complete
-        assert np.array_equal(_acc(tmp_path / "dask"), ref)
+    ex = dask_local
+    killed = {}
 
-        # Second sweep: kill a worker process while it runs a job; Dask reruns the job.
-        killed = {}
+    def killer():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            busy = [w for w, tasks in ex.client.processing().items() if tasks]
+            if busy:
+                pids = ex.client.run(os.getpid, workers=[busy[0]])
+                pid = pids.get(busy[0])
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+                    killed["pid"] = pid
+                    return
+            time.sleep(0.05)
 
-        def killer():
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not killed:
-                busy = [w for w, tasks in ex.client.processing().items() if tasks]
-                if busy:
-                    pids = ex.client.run(os.getpid, workers=[busy[0]])
-                    pid = pids.get(busy[0])
-                    if pid:
-                        os.kill(pid, signal.SIGKILL)
-                        killed["pid"] = pid
-                        return
-                time.sleep(0.05)
-
-        thread = threading.Thread(target=killer)
-        thread.start()
-        outcome = run_sweep(SPEC, tmp_path / "killed", executor=ex)
-        thread.join()
+    thread = threading.Thread(target=killer)
+    thread.start()
+    outcome = run_sweep(RNN_SPEC, tmp_path / "killed", executor=ex)
+    thread.join()
     assert killed, "no worker was busy to kill"
-    assert outcome.complete and outcome.n_run == 4
-    assert np.array_equal(_acc(tmp_path / "killed"), ref)
+    assert outcome.complete and outcome.n_run == 2
+    assert np.array_equal(_acc(tmp_path / "killed"), ref[:1])
 
 
 def test_resume_runs_only_missing_jobs(pool_run, tmp_path):
@@ -142,11 +139,12 @@ def test_resume_runs_only_missing_jobs(pool_run, tmp_path):
     assert finished_jobs(out, make_jobs(fewer_draws)) == {}
 
 
-def test_killed_sweep_process_resumes(pool_run, tmp_path):
-    """SIGKILL the whole `python -m study sweep` process after its first finished job, then rerun it."""
+def test_killed_sweep_process_resumes(pool_run, tmp_path, capsys):
+    """SIGKILL the whole `python -m study sweep` process after its first finished job, then rerun the same
+    command (in this process: the resume, not the start-up, is under test) (RNN_SPEC)."""
     out = tmp_path / "killed_cli"
     args = [sys.executable, "-m", "study", "sweep", "--data", "digits", "--n-train", "200", "--n-test", "100",
-            "--arch", "rnn,lstm", "--hidden", "8", "--epochs", "2", "--sigma-train", "0,0.2",
+            "--arch", "rnn", "--hidden", "8", "--epochs", "2", "--sigma-train", "0,0.2",
             "--sigma-val", "0,0.1,0.4", "--seeds", "0", "--draws", "3", "--workers", "0", "--quiet", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL,
@@ -159,9 +157,11 @@ def test_killed_sweep_process_resumes(pool_run, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n_done = len(list((out / "jobs").glob("*.json")))
-    assert 1 <= n_done < 4
+    assert n_done == 1
     assert not list((out / "jobs").glob(".*.tmp"))  # no half-written job files
-    rc = subprocess.run(args, cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True)
-    assert rc.returncode == 0, rc.stderr
-    assert f"{4 - n_done} job(s) run, {n_done} resumed" in rc.stdout
-    assert np.array_equal(_acc(out), _acc(pool_run[0]))
+    from study.cli import sweep_main
+
+    assert args[1:4] == ["-m", "study", "sweep"]
+    assert sweep_main(args[4:]) == 0
+    assert "1 job(s) run, 1 resumed" in capsys.readouterr().out
+    assert np.array_equal(_acc(out), _acc(pool_run[0])[:1])
