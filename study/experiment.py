@@ -349,7 +349,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, 
     """Write a self-describing checkpoint atomically (loadable with ``torch.load(weights_only=True)``).
 
     Holds the state_dict (torch's parameter names, so it also loads into the digital model),
-    the ModelSpec, the crossbar config it was trained with (as a dict) and ``meta``.
+    the ModelSpec, the crossbar config it was trained with (as a dict), ``meta``, and
+    ``sha256`` over all of these (:func:`models.checkpoint.state_digest`), which
+    :func:`load_checkpoint` verifies.
     """
     from xbarsim.files import atomic_write_bytes
 
@@ -362,6 +364,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
     import io
     import json
 
+    from models.checkpoint import state_digest
     from models.ranges import input_ranges
 
     from .results import json_default
@@ -376,6 +379,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
         "meta": json.dumps(meta or {}, default=json_default),
         "input_ranges": json.dumps(ranges),
     }
+    payload["sha256"] = state_digest(payload["state_dict"], _covered(payload))
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -394,16 +398,33 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
         analog model's layers)).
 
     Raises:
-        ValueError: the file is not such a checkpoint (names the file).
+        ValueError: naming the file: missing, empty, truncated or not a torch file; not such
+            a checkpoint; its sha256 (over the tensors, spec, config and meta) differs from
+            the one recorded when it was written (changed or damaged); non-finite weights.
     """
-    import json
+    from models.checkpoint import check_state, read_torch_file
 
-    try:
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: cannot read checkpoint: {exc}") from exc
+    payload = read_torch_file(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != "xbarsim.models.experiment/1":
         raise ValueError(f"{path}: not an xbarsim checkpoint (written by `xbarsim train` or `xbarsim sweep`)")
+    missing = [k for k in ("state_dict", "spec", "config", "noise_draw", "meta") if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    check_state(payload["state_dict"], path, payload.get("sha256"), _covered(payload))
+    try:
+        return _rebuild(payload, config, digital)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # spec, config or shapes do not fit
+        raise ValueError(f"{path}: checkpoint content is inconsistent: {type(exc).__name__}: {exc}") from exc
+
+
+def _covered(payload: dict) -> dict:
+    """What a checkpoint's sha256 covers besides the tensors."""
+    return {k: payload.get(k) for k in ("format", "spec", "config", "noise_draw", "meta", "input_ranges")}
+
+
+def _rebuild(payload: dict, config, digital: bool) -> tuple[nn.Module, dict]:
+    import json
+
     spec = ModelSpec(**payload["spec"])
     trained_config = None
     if payload["config"] is not None:
@@ -421,7 +442,7 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
         try:
             set_input_ranges(model, ranges)
         except ValueError as exc:
-            raise ValueError(f"{path}: input_ranges: {exc}") from exc
+            raise ValueError(f"input_ranges: {exc}") from exc
     model.eval()
     info = {"spec": spec, "config": trained_config, "noise_draw": payload["noise_draw"],
             "meta": json.loads(payload["meta"]), "input_ranges": ranges}
