@@ -100,8 +100,8 @@ def _checkpoint_data_args(meta: dict) -> dict:
 def _add_data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default,
-                   help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (needs aeon), "
-                        "or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
+                   help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (bundled, UCI, "
+                        "CC BY 4.0), or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
     g.add_argument("--data-path", default=None, help="where the MNIST files are: an mnist.npz or a folder of IDX files")
     g.add_argument("--n-train", type=positive_int, default=None, help="use a seeded subset of this many training examples")
     g.add_argument("--n-test", type=positive_int, default=None, help="use a seeded subset of this many test examples")
