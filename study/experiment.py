@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -273,7 +274,8 @@ def evaluate_draws(model: nn.Module, data: SequenceData, draws: int, seed: int =
 
 def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch_size: int = 64, lr: float = 1e-2,
                 optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = 1.0, seed: int = 0,
-                progress: bool = False, desc: str = "train") -> dict[str, list[float]]:
+                progress: bool = False, desc: str = "train",
+                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, list[float]]:
     """Train ``model`` with cross-entropy; any analog noise of its config is injected in the forward pass.
 
     Args:
@@ -282,6 +284,8 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         grad_clip: clip the global gradient norm to this (None: no clipping).
         seed: seeds the batch order and every noise draw during training.
         progress: show a tqdm bar over epochs.
+        on_epoch: called after each epoch with (epoch, {"train_loss", "train_accuracy",
+            "test_accuracy"}): how a sweep job reports its progress.
 
     Returns:
         Per-epoch history: ``epoch``, ``train_loss``, ``train_accuracy`` (noisy, running over the
@@ -337,6 +341,8 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", test=f"{test_acc:.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch, {k: history[k][-1] for k in ("train_loss", "train_accuracy", "test_accuracy")})
     if bar is not None:
         bar.close()
     model.eval()
