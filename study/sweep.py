@@ -8,7 +8,8 @@ its checkpoint and then its ``jobs/<job_id>.json`` atomically; a job counts as d
 that JSON exists and records the same job settings, so a killed or partial sweep resumes
 where it stopped. A job counts as done only when its checkpoint is there and intact too (its
 SHA-256 is recorded in the job file); a damaged or malformed job file is named on stderr and
-the job rerun.
+the job rerun. Checkpoints removed on purpose (to save space) are declared by a file
+``checkpoints.pruned`` in the sweep folder; then a missing one is not a reason to rerun.
 
 One sweep at a time per folder: :func:`run_sweep` holds ``<out>/.lock`` (an ``fcntl`` lock,
 released by the kernel when the process ends, however it ends; the file records the pid), and
@@ -256,6 +257,10 @@ def write_job(out: Path, key: str, result: dict) -> None:
     write_json(out / "jobs" / f"{key}.json", result)
 
 
+#: a file in a sweep folder saying its checkpoints were removed on purpose (its text: why)
+PRUNED = "checkpoints.pruned"
+
+
 def check_job(out: Path, key: str, payload: dict) -> tuple[dict | None, str | None]:
     """Is job ``key`` finished in ``out`` with these settings?
 
@@ -263,7 +268,8 @@ def check_job(out: Path, key: str, payload: dict) -> tuple[dict | None, str | No
         (result, None) when it is; (None, None) when it has not run (or ran with other
         settings); (None, reason) when its files are there but damaged: a job file that is
         not JSON or lacks fields or has the wrong shapes, a missing checkpoint, or one whose
-        SHA-256 differs from the one the job file records.
+        SHA-256 differs from the one the job file records. A missing checkpoint is accepted
+        only where ``out/checkpoints.pruned`` says the checkpoints were removed on purpose.
     """
     path = out / "jobs" / f"{key}.json"
     if not path.exists():
@@ -291,6 +297,8 @@ def check_job(out: Path, key: str, payload: dict) -> tuple[dict | None, str | No
     if ckpt is not None:
         cpath = out / ckpt
         if not cpath.is_file():
+            if (out / PRUNED).is_file():
+                return res, None
             return None, f"{cpath}: checkpoint of finished job {key} is missing"
         want = res.get("checkpoint_sha256")
         if want is not None:

@@ -101,6 +101,15 @@ def test_resume_reruns_jobs_whose_files_are_damaged_and_names_them(tiny, tmp_pat
     assert "rnn_st0.2_seed0.json: not a readable JSON job file; rerunning that job" in err
 
 
+def test_checkpoints_removed_on_purpose_are_declared_not_rerun(tiny, tmp_path, capsys):
+    out = _copy(tiny, tmp_path / "pruned")
+    for ckpt in (out / "checkpoints").glob("*.pt"):
+        ckpt.unlink()
+    (out / "checkpoints.pruned").write_text("removed to save space\n")
+    outcome = run_sweep(TINY, out, workers=0)
+    assert (outcome.n_run, outcome.n_resumed) == (0, 2) and capsys.readouterr().err == ""
+
+
 # ----------------------------------------------------------------------------- progress per job
 def test_sweep_shows_epochs_and_evaluation_per_job(tmp_path, capsys):
     run_sweep(SweepSpec(**{**TINY.to_dict(), "epochs": 2, "sigma_train": (0.0,)}), tmp_path / "p", workers=0,
