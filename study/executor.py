@@ -88,9 +88,26 @@ def report(message: dict) -> None:
             channel(message)
 
 
-def _init_worker(n_threads: int, queue=None) -> None:
-    """Pool worker initializer: pin threads; send progress to ``queue``."""
+def _die_with(parent_pid: int) -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies (even by SIGKILL).
+
+    Without it, pool workers of a SIGKILLed sweep stay alive and idle forever.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(n_threads: int, queue=None, parent_pid: int | None = None) -> None:
+    """Pool worker initializer: exit with the parent; pin threads; send progress to ``queue``."""
     global _CHANNEL
+    if parent_pid is not None:
+        _die_with(parent_pid)
     limit_threads(n_threads)
     if queue is not None:
         _CHANNEL = queue.put
@@ -229,7 +246,7 @@ class PoolExecutor(BaseExecutor):
         self._drain = threading.Thread(target=drain, name="xbarsim-progress", daemon=True)
         self._drain.start()
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(1, queue))
+                                   initargs=(1, queue, os.getpid()))
 
     def _stop_drain(self) -> None:
         if self._drain is not None:

@@ -247,3 +247,29 @@ def test_stopped_sweep_stops_its_workers_keeps_jobs_and_says_one_line(tmp_path, 
     time.sleep(0.5)
     assert _alive(workers) == []
     assert not list((out / "jobs").glob(".*.tmp")) and not list((out / "checkpoints").glob(".*.tmp"))
+
+
+_KILLED_PARENT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import _jobs
+from study.executor import PoolExecutor
+ex = PoolExecutor(workers=2)
+for msg in ex.run_unordered(_jobs.sleep_long, {{"a": 300, "b": 300}}, on_progress=lambda m: print(m["pid"], flush=True)):
+    pass
+"""
+
+
+@pytest.mark.slow  # ~10-20 s on the loaded machine (two spawned workers)
+def test_pool_workers_exit_when_the_sweep_is_sigkilled(tmp_path):
+    code = _KILLED_PARENT.format(tests=os.path.dirname(__file__))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
+    assert set(pids) <= set(_children(proc.pid))   # (the other child is multiprocessing's resource tracker)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive(pids) == []
