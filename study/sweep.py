@@ -539,6 +539,7 @@ class _Bars:
         self._lock = threading.Lock()
         self.total = tqdm(total=n_jobs, initial=n_done, desc="sweep", unit="job", position=0)
         self._bars: dict[str, Any] = {}
+        self._done: set[str] = set()
         self._free: list[int] = []
         self._next = 1
 
@@ -548,6 +549,8 @@ class _Bars:
         if not isinstance(key, str):
             return
         with self._lock:
+            if key in self._done:  # a late message (Dask events can trail the result)
+                return
             bar = self._bars.get(key)
             if bar is None:
                 pos = self._free.pop(0) if self._free else self._next
@@ -561,6 +564,7 @@ class _Bars:
 
     def finished(self, key: str, note: str) -> None:
         with self._lock:
+            self._done.add(key)
             bar = self._bars.pop(key, None)
             if bar is not None:
                 self._free.append(bar.pos if isinstance(bar.pos, int) else abs(int(bar.pos)))
