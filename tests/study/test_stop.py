@@ -118,6 +118,19 @@ def test_sweep_shows_epochs_and_evaluation_per_job(tmp_path, capsys):
     assert "rnn_st0.0_seed0" in err and "epoch 2/2 loss" in err and "evaluating sigma_val 0 (1/1, 1 draws)" in err
 
 
+def test_progress_bars_one_per_running_job_and_late_messages_ignored(capsys):
+    from study.sweep import _Bars
+
+    bars = _Bars(n_jobs=2, n_done=0)
+    bars.job({"job": "a", "stage": "train", "done": 1, "total": 3, "note": "epoch 1/2"})
+    bars.job({"job": "b", "stage": "train", "done": 0, "total": 3})
+    assert sorted(bars._bars) == ["a", "b"]
+    bars.finished("a", "a: clean 0.9")
+    bars.job({"job": "a", "stage": "eval", "done": 2, "total": 3})   # late: must not reopen a bar
+    assert sorted(bars._bars) == ["b"] and bars.total.n == 1
+    bars.close()
+
+
 def test_job_progress_reaches_the_sweep_process_and_abort_kills_busy_workers():
     got = []
     with SerialExecutor() as ex:
