@@ -168,6 +168,7 @@ class _Config:
             elif f.name in data and isinstance(data[f.name], dict) and f.name in _LAW_FIELDS:
                 missing += [f"{where}{f.name}.{k}" for k in ("kind", "coeffs", "x", "lo", "hi")
                             if k not in data[f.name]]
+        missing = [k for k in missing if k not in _ADDED_FIELDS]
         if missing:
             raise _Missing(missing, cls.__name__)
 
@@ -203,6 +204,14 @@ class _Config:
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
             raise ValueError(f"{cls.__name__}.from_json: malformed JSON: {exc}") from exc
         return cls.from_dict(data, complete=complete)
+
+
+#: Fields added after device-model files were first written (2026-11-30), whose default is what
+#: a file written before them meant (no relaxation, one weight slice, no input slicing, fixed
+#: ADC ranges). A complete file may omit exactly these; every other key must be present. Add a
+#: new field here only when its default reproduces the behaviour from before it existed.
+_ADDED_FIELDS = frozenset({"device.relax_sigma", "mapping.weight_slices", "mapping.weight_slice_bits",
+                           "dac.slice_bits", "adc.range_mode"})
 
 
 class _Missing(ValueError):

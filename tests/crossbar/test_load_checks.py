@@ -111,6 +111,10 @@ def test_device_file_missing_key_is_an_error_partial_form_works(tmp_path):
     path.write_text(json.dumps(law))
     with pytest.raises(ValueError, match=r"missing key\(s\) \['device\.prog_sigma\.hi'\]"):
         crossbar.preset(path)
+    older = crossbar.preset("pcm").to_dict()   # a file from before a field existed whose default keeps its meaning
+    del older["adc"]["range_mode"], older["device"]["relax_sigma"]
+    path.write_text(json.dumps({"array_config": older}))
+    assert crossbar.preset(path) == crossbar.preset("pcm", adc_range_mode="fixed")   # fixed: as before the field
     partial = tmp_path / "mine.json"
     partial.write_text(json.dumps({"base": "pcm", "overrides": {"adc_bits": 6, "tile_rows": 128}}))
     assert crossbar.preset(partial) == crossbar.preset("pcm", adc_bits=6, tile_rows=128)
