@@ -234,7 +234,10 @@ class PoolExecutor(BaseExecutor):
 
         def drain():
             while True:
-                msg = queue.get()
+                try:
+                    msg = queue.get()
+                except Exception:  # noqa: BLE001 - the queue is gone: stop forwarding
+                    return
                 if msg is None:
                     return
                 callback = self._on_progress
@@ -248,8 +251,11 @@ class PoolExecutor(BaseExecutor):
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
                                    initargs=(1, queue, os.getpid()))
 
-    def _stop_drain(self) -> None:
-        if self._drain is not None:
+    def _stop_drain(self, graceful: bool = True) -> None:
+        """Stop forwarding progress. ``graceful=False`` after workers were killed: one may have
+        died holding the queue's write lock, so putting the stop marker could block forever;
+        the (daemon) drain thread is left waiting instead."""
+        if self._drain is not None and graceful:
             with contextlib.suppress(Exception):
                 self._queue.put(None)
             self._drain.join(5)
@@ -305,7 +311,7 @@ class PoolExecutor(BaseExecutor):
                 # A worker died: every unfinished job of this round counts one attempt, then reruns.
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
-                self._stop_drain()
+                self._stop_drain(graceful=False)
                 for key in todo:
                     attempts[key] += 1
                 over = [k for k in todo if attempts[k] > self.retries]
@@ -322,7 +328,7 @@ class PoolExecutor(BaseExecutor):
     def abort(self):
         pool, self._pool = self._pool, None
         if pool is None:
-            self._stop_drain()
+            self._stop_drain(graceful=False)
             return
         # Python 3.11's ProcessPoolExecutor cannot kill busy workers (3.14 adds terminate_workers):
         # take its process table before shutdown clears it.
@@ -334,7 +340,7 @@ class PoolExecutor(BaseExecutor):
         for proc in procs:
             with contextlib.suppress(Exception):
                 proc.join(5)
-        self._stop_drain()
+        self._stop_drain(graceful=False)
 
 
 class DaskExecutor(BaseExecutor):
