@@ -208,11 +208,13 @@ class _Config:
 
 #: Fields added after device-model files were first written (2026-11-30), whose default is what
 #: a file written before them meant (read noise fresh per read, no relaxation, one weight slice,
-#: no input slicing, fixed ADC ranges). A complete file may omit exactly these; every other key
-#: must be present. Add a new field here only when its default reproduces the behaviour from
-#: before it existed.
-_ADDED_FIELDS = frozenset({"device.read_noise_draw", "device.relax_sigma", "mapping.weight_slices",
-                           "mapping.weight_slice_bits", "dac.slice_bits", "adc.range_mode"})
+#: no input slicing, fixed ADC ranges, ideal wires). A complete file may omit exactly these;
+#: every other key must be present. Add a new field here only when its default reproduces the
+#: behaviour from before it existed.
+_ADDED_FIELDS = frozenset({"device.read_noise_draw", "device.relax_sigma", "device.relax_mu",
+                           "mapping.weight_slices", "mapping.weight_slice_bits", "dac.slice_bits",
+                           "adc.range_mode", "wires", "wires.row_ohm", "wires.col_ohm", "wires.driver_ohm",
+                           "wires.sense_ohm", "wires.noise_tolerance", "wires.noise_policy"})
 
 
 class _Missing(ValueError):
