@@ -153,8 +153,38 @@ class _Config:
             raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        """Build from :meth:`to_dict` output; unknown keys raise ValueError listing the valid ones."""
+    def _check_complete(cls, data: Any, where: str = "") -> None:
+        """Raise ValueError unless ``data`` (a to_dict-shaped dict) has every field, recursively."""
+        cls._check_keys(data)
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [where + n for n in names if n not in data]
+        for f in dataclasses.fields(cls):
+            sub = _SUB_TYPES.get(f.name) if cls is ArrayConfig else None
+            if f.name in data and sub is not None and isinstance(data[f.name], dict):
+                try:
+                    sub._check_complete(data[f.name], f"{where}{f.name}.")
+                except _Missing as exc:
+                    missing += exc.keys
+            elif f.name in data and isinstance(data[f.name], dict) and f.name in _LAW_FIELDS:
+                missing += [f"{where}{f.name}.{k}" for k in ("kind", "coeffs", "x", "lo", "hi")
+                            if k not in data[f.name]]
+        missing = [k for k in missing if k not in _ADDED_FIELDS]
+        if missing:
+            raise _Missing(missing, cls.__name__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, complete: bool = False):
+        """Build from :meth:`to_dict` output; unknown keys raise ValueError listing the valid ones.
+
+        Args:
+            data: the dict.
+            complete: every field (of nested configs and laws too) must be present, as
+                :meth:`to_dict` writes them; a missing key raises ValueError naming it. Use
+                this for files the code wrote, where a missing key means a damaged file,
+                not "take the default".
+        """
+        if complete:
+            cls._check_complete(data)
         cls._check_keys(data)
         return cls(**data)
 
@@ -163,9 +193,37 @@ class _Config:
         return json.dumps(self.to_dict(), **kw)
 
     @classmethod
-    def from_json(cls, text: str):
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes, *, complete: bool = False):
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            ValueError: malformed JSON (with line and column), or what :meth:`from_dict` raises.
+        """
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as exc:
+            raise ValueError(f"{cls.__name__}.from_json: malformed JSON: {exc}") from exc
+        return cls.from_dict(data, complete=complete)
+
+
+#: Fields added after device-model files were first written (2026-11-30), whose default is what
+#: a file written before them meant (read noise fresh per read, no relaxation, one weight slice,
+#: no input slicing, fixed ADC ranges, ideal wires). A complete file may omit exactly these;
+#: every other key must be present. Add a new field here only when its default reproduces the
+#: behaviour from before it existed.
+_ADDED_FIELDS = frozenset({"device.read_noise_draw", "device.relax_sigma", "device.relax_mu",
+                           "mapping.weight_slices", "mapping.weight_slice_bits", "dac.slice_bits",
+                           "adc.range_mode", "wires", "wires.row_ohm", "wires.col_ohm", "wires.driver_ohm",
+                           "wires.sense_ohm", "wires.noise_tolerance", "wires.noise_policy"})
+
+
+class _Missing(ValueError):
+    """A config dict that must be complete lacks keys (``keys``: dotted names)."""
+
+    def __init__(self, keys: list[str], owner: str):
+        self.keys = list(keys)
+        super().__init__(f"{owner}: missing key(s) {self.keys} (a saved config lists every field, "
+                         "as to_dict() writes it)")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -236,10 +294,12 @@ class Law(_Config):
             raise ValueError(f"Law.lo must be <= Law.hi, got lo={self.lo}, hi={self.hi}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Law":
-        """Build from :meth:`to_dict` output; unknown keys raise ValueError."""
+    def from_dict(cls, data: dict[str, Any], *, complete: bool = False) -> "Law":
+        """Build from :meth:`to_dict` output; unknown keys (and with ``complete``, missing ones) raise."""
         if isinstance(data, Law):
             return data
+        if complete:
+            cls._check_complete(data)
         cls._check_keys(data)
         return cls(**data)
 
@@ -739,8 +799,15 @@ class ArrayConfig(_Config):
         return dataclasses.replace(self, **top)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArrayConfig":
-        """Build from :meth:`to_dict` output (missing keys take defaults); unknown keys raise."""
+    def from_dict(cls, data: dict[str, Any], *, complete: bool = False) -> "ArrayConfig":
+        """Build from :meth:`to_dict` output; unknown keys raise.
+
+        ``complete=False``: missing keys take the defaults (for configs written by hand in
+        code). ``complete=True``: every key of every nested config and law must be present
+        (files the code wrote: saved models, programmed arrays, device models).
+        """
+        if complete:
+            cls._check_complete(data)
         cls._check_keys(data)
         return cls(**data)
 
@@ -798,17 +865,29 @@ PRESETS: dict[str, ArrayConfig] = {
 def preset(name_or_path: str | os.PathLike = "ideal", **overrides) -> ArrayConfig:
     """A named preset or a device-model JSON file, with flat overrides applied.
 
+    A device-model file takes one of two forms:
+
+    - complete: ``{"array_config": {...}, ...}`` (as ``xbarsim calibrate`` writes it; other
+      top-level keys such as "calibration" are ignored) or a bare ArrayConfig dict. Every
+      field of every nested config and law must be present, exactly as
+      :meth:`ArrayConfig.to_dict` writes them: a missing key is an error naming it, never a
+      silent default (a PCM file without ``read_sigma`` would otherwise have no read noise).
+    - partial override, for hand-written files: ``{"base": "pcm", "overrides": {"adc_bits": 6,
+      "tile_rows": 256}}``: a named preset (or another device-model file, relative to this
+      one) with flat keys as in :meth:`ArrayConfig.replace`; everything not listed comes
+      from the named base.
+
     Args:
         name_or_path: one of :data:`PRESETS` ("ideal", "paper", "pcm", "rram", "sonos"), or
-            the path of a JSON file holding a bare ArrayConfig dict or
-            ``{"array_config": {...}, ...}`` (other top-level keys, e.g. "calibration", ignored).
+            the path of a device-model JSON file (see above).
         **overrides: flat keys as in :meth:`ArrayConfig.replace` (``adc_bits=6``, ...).
 
     Returns:
         The ArrayConfig.
 
     Raises:
-        ValueError: unknown preset name, unreadable file, unknown keys or invalid values.
+        ValueError: unknown preset name, unreadable or malformed file, unknown or missing keys,
+            or invalid values (a file's messages start with its path).
 
     Example:
         >>> preset("pcm", adc_bits=6, tile_rows=256).adc.bits
@@ -820,17 +899,50 @@ def preset(name_or_path: str | os.PathLike = "ideal", **overrides) -> ArrayConfi
     if key in PRESETS:
         cfg = PRESETS[key]
     elif os.path.isfile(key):
-        try:
-            with open(key, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{key}: cannot read a JSON device model: {exc}") from exc
-        if isinstance(data, dict) and "array_config" in data:
-            data = data["array_config"]
-        try:
-            cfg = ArrayConfig.from_dict(data)
-        except ValueError as exc:
-            raise ValueError(f"{key}: {exc}") from exc
+        cfg = _device_file(key, depth=0)
     else:
         raise ValueError(f"preset: expected one of {sorted(PRESETS)} or an existing JSON file, got {key!r}")
     return cfg.replace(**overrides) if overrides else cfg
+
+
+_PARTIAL_HINT = ('for a hand-written partial config use {"base": "<preset name>", "overrides": {"adc_bits": 6, ...}}')
+
+
+def _device_file(path: str, depth: int) -> ArrayConfig:
+    """Read a device-model JSON file in either documented form (see :func:`preset`)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read a JSON device model: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON device model: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a device model must be a JSON object, got {type(data).__name__}")
+    try:
+        if "base" in data or "overrides" in data:
+            extra = sorted(set(data) - {"base", "overrides", "description"})
+            if extra:
+                raise ValueError(f"a partial-override file has keys base, overrides (and an optional "
+                                 f"description); unknown key(s) {extra}")
+            base, changes = data.get("base"), data.get("overrides", {})
+            if not isinstance(base, str) or not isinstance(changes, dict):
+                raise ValueError(f"'base' must be a preset name or a file path and 'overrides' an object of flat "
+                                 f"keys, got base={base!r}, overrides of type {type(changes).__name__}")
+            if base in PRESETS:
+                cfg = PRESETS[base]
+            else:
+                other = os.path.join(os.path.dirname(path), base)
+                if depth >= 8 or not os.path.isfile(other):
+                    raise ValueError(f"'base' must be one of {sorted(PRESETS)} or an existing device-model file, "
+                                     f"got {base!r}")
+                cfg = _device_file(other, depth + 1)
+            return cfg.replace(**changes)
+        body = data["array_config"] if "array_config" in data else data
+        return ArrayConfig.from_dict(body, complete=True)
+    except _Missing as exc:
+        raise ValueError(f"{path}: {exc}; {_PARTIAL_HINT}") from exc
+    except ValueError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise ValueError(f"{path}: {exc}") from exc

@@ -2,13 +2,16 @@
 
 Each entry point parses its own arguments, writes machine-readable results (JSON, CSV,
 HDF5, PNG) under ``--out`` and prints a human table to the terminal. Exit status: 0 on
-success, 2 for bad arguments, 1 for errors while running (bad data file, failed job).
+success, 2 for bad arguments (an ``--out`` that is a file or cannot be written included,
+checked before any work), 1 for errors while running (bad data file, failed job), 130 after
+Ctrl-C and 143 after SIGTERM (a sweep stops its workers first and keeps every finished job).
 Nothing heavy is imported at module import time. See docs/MAIN_JOB.md.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -102,8 +105,8 @@ def _checkpoint_data_args(meta: dict) -> dict:
 def _add_data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=default,
-                   help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (needs aeon), "
-                        "or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
+                   help="digits (embedded), mnist (row by row, needs --data-path), japanese_vowels (bundled, UCI, "
+                        "CC BY 4.0), or the path of a .npz/.h5 sequence file (see docs/MAIN_JOB.md)")
     g.add_argument("--data-path", default=None, help="where the MNIST files are: an mnist.npz or a folder of IDX files")
     g.add_argument("--n-train", type=positive_int, default=None, help="use a seeded subset of this many training examples")
     g.add_argument("--n-test", type=positive_int, default=None, help="use a seeded subset of this many test examples")
@@ -147,6 +150,41 @@ def _parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace | int:
 def _fail(prog: str, exc: BaseException) -> int:
     print(f"{prog}: error: {exc}", file=sys.stderr)
     return 1
+
+
+def _out_problem(path: str) -> str | None:
+    """Why ``--out path`` cannot take the results (None: it can); creates the folder."""
+    import tempfile
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return f"--out {p} is an existing file; give a folder (it is created if missing)"
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--out {p}: cannot create the folder: {exc.strerror or exc}"
+    try:
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        return f"--out {p}: cannot write in this folder: {exc.strerror or exc}"
+    return None
+
+
+def _bad_out(prog: str, path: str) -> int | None:
+    problem = _out_problem(path)
+    if problem is None:
+        return None
+    print(f"{prog}: error: {problem}", file=sys.stderr)
+    return 2
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (raised in the main thread by the handler :func:`_on_sigterm` installs)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
 
 
 def _limit_threads() -> None:
@@ -203,6 +241,9 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"xbarsim train: error: --sigma-train must be finite and >= 0 for --convention {args.convention}, "
               f"got {args.sigma_train}", file=sys.stderr)
         return 2
+    bad = _bad_out("xbarsim train", args.out)
+    if bad is not None:
+        return bad
     _limit_threads()
     from .data import DataError, load_dataset
     from .experiment import (ModelSpec, build_model, calibrate_ranges, evaluate_draws, noise_config,
@@ -216,7 +257,6 @@ def train_main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError) as exc:
         return _fail("xbarsim train", exc)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec(arch=args.arch, input_size=data.n_features, hidden_size=args.hidden,
                      num_classes=data.n_classes, num_layers=args.layers)
     model = build_model(spec, cfg, noise_draw=args.noise_draw, seed=args.seed)
@@ -238,16 +278,19 @@ def train_main(argv: list[str] | None = None) -> int:
               "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
               "data": data.describe(), "data_args": data_args, "versions": versions(),
               "input_ranges": ranges, "range_statistic": args.range_statistic}
-    save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
-    write_json(out / "config.json", config)
-    write_history(out / "history.csv", history)
-    if history["epoch"]:
-        plot_history(out / "curves.png", history, title=f"{args.arch.upper()} on {data.name}, "
-                                                        f"sigma_train={args.sigma_train:g} ({args.convention})")
     metrics = {"accuracy_at_sigma_train": {"mean": float(acc.mean()), "std": float(acc.std()), "draws": acc.tolist()},
                "accuracy_noiseless": clean, "seconds": time.perf_counter() - t0, "seed": args.seed,
                "noise_convention": args.convention, "device_preset": cfg.name}
-    write_json(out / "metrics.json", metrics)
+    try:
+        save_checkpoint(out / "model.pt", model, spec, cfg, noise_draw=args.noise_draw, meta=config)
+        write_json(out / "config.json", config)
+        write_history(out / "history.csv", history)
+        if history["epoch"]:
+            plot_history(out / "curves.png", history, title=f"{args.arch.upper()} on {data.name}, "
+                                                            f"sigma_train={args.sigma_train:g} ({args.convention})")
+        write_json(out / "metrics.json", metrics)
+    except OSError as exc:
+        return _fail("xbarsim train", f"cannot write the results in {out}: {exc}")
     every = max(1, len(history["epoch"]) // 10)
     rows = [{k: history[k][i] for k in history} for i in range(0, len(history["epoch"]), every)]
     if rows and rows[-1]["epoch"] != history["epoch"][-1]:
@@ -326,16 +369,26 @@ def sweep_main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"xbarsim sweep: error: {exc}", file=sys.stderr)
         return 2
+    bad = _bad_out("xbarsim sweep", args.out)
+    if bad is not None:
+        return bad
     _limit_threads()
     from .data import DataError
     from .executor import JobError
-    from .sweep import run_sweep
+    from .sweep import SweepBusy, run_sweep
 
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         outcome = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.fresh,
                             max_jobs=args.max_jobs, progress=not args.quiet)
-    except (DataError, JobError, ValueError, ImportError, OSError) as exc:
+    except (DataError, JobError, ValueError, ImportError, OSError, SweepBusy) as exc:
         return _fail("xbarsim sweep", exc)
+    except KeyboardInterrupt:
+        return _interrupted(spec, args.out, "Ctrl-C", 130)
+    except _Terminated:
+        return _interrupted(spec, args.out, "SIGTERM", 143)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     print()
     for arch in spec.archs:
         print(f"{arch.upper()}: test accuracy (mean ± 95% CI half-width), rows sigma_train, columns sigma_val "
@@ -349,6 +402,21 @@ def sweep_main(argv: list[str] | None = None) -> int:
     for name, path in outcome.files.items():
         print(f"  {name:<12} {path}")
     return 0
+
+
+def _interrupted(spec, out: str, what: str, code: int) -> int:
+    """The one line after a stopped sweep; the exit status 128 + signal number."""
+    from .sweep import finished_jobs, make_jobs
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the count
+    try:
+        jobs = make_jobs(spec)
+        n = len(finished_jobs(Path(out), jobs))
+        print(f"xbarsim sweep: stopped by {what}; workers stopped; {n} of {len(jobs)} job(s) finished and kept in "
+              f"{out}/jobs; run the same command again to resume", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return code
 
 
 # --------------------------------------------------------------------------- deploy
@@ -407,6 +475,9 @@ def deploy_main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"xbarsim deploy: error: --times must be finite and >= 0, got {args.times}", file=sys.stderr)
         return 2
+    bad = _bad_out("xbarsim deploy", args.out)
+    if bad is not None:
+        return bad
     _limit_threads()
     from .data import DataError, load_dataset
     from .experiment import deploy_model, load_checkpoint, noise_config, versions
@@ -463,11 +534,14 @@ def deploy_main(argv: list[str] | None = None) -> int:
              "trained_with": info["meta"].get("train_config") or info["meta"].get("job", {}),
              "input_ranges": details["input_ranges"], "input_ranges_source": details["ranges_source"],
              "clip_warn": args.clip_warn}
-    rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs,
-                        clips=details["clips"], matrices=details["matrices"])
-    write_json(out / "deploy.json", {**attrs, "rows": rows})
-    plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} instances x "
-                                                f"{args.draws} draws", reference=digital)
+    try:
+        rows = write_deploy(out, times_s=args.times, compensation=comps, acc=acc, attrs=attrs,
+                            clips=details["clips"], matrices=details["matrices"])
+        write_json(out / "deploy.json", {**attrs, "rows": rows})
+        plot_deploy(out / "deploy.png", rows, title=f"{spec.arch.upper()} on {base.name}: {args.instances} "
+                                                    f"instances x {args.draws} draws", reference=digital)
+    except OSError as exc:
+        return _fail("xbarsim deploy", f"cannot write the results in {out}: {exc}")
     show = [{"time": _TIME_NAMES.get(r["time_s"], f"{r['time_s']:g} s"),
              "drift_comp": "on" if r["drift_compensation"] else "off", "accuracy_mean": r["accuracy_mean"],
              "accuracy_std": r["accuracy_std"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],

@@ -12,8 +12,8 @@ Sources (see docs/MAIN_JOB.md for the file schemas):
   ``x_train, y_train, x_test, y_test`` or a folder with the four standard IDX files.
 - a path to a user ``.npz`` or HDF5 file: ``X (N, T, F)``, ``y (N,)``, optional ``lengths``,
   optional ``X_test``/``y_test``/``lengths_test``.
-- ``"japanese_vowels"``: the UCI JapaneseVowels speech features from aeon or sktime when
-  installed (``pip install xbarsim[speech]``).
+- ``"japanese_vowels"``: the UCI JapaneseVowels speech features (CC BY 4.0), bundled with
+  the package (``datasets/japanese_vowels.npz``; ``data_path`` may name another copy).
 
 A file that does not match its schema raises :class:`DataError` naming the file and the
 problem.
@@ -125,54 +125,87 @@ class SequenceData:
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_split(src: str, x, y, lengths, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Validate one split; return (float32 x, int64 y, int64 lengths or None)."""
+_SPLIT_NAMES = {split: (f"{split} inputs", f"{split} labels", f"{split} lengths") for split in ("train", "test")}
+
+
+def _check_split(src: str, x, y, lengths, names: tuple[str, str, str]) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray | None]:
+    """Validate one split; return (float32 x, int64 y, int64 lengths or None).
+
+    ``names`` say what the messages call the inputs, labels and lengths (e.g. ``"array 'X'"``).
+    """
+    xn, yn, ln = names
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim != 3:
-        raise DataError(f"{src}: {which} inputs must have shape (N, T, F), got shape {x.shape}")
+        raise DataError(f"{src}: {xn} must have shape (N, T, F), got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
-        raise DataError(f"{src}: {which} inputs must be non-empty, got shape {x.shape}")
+        raise DataError(f"{src}: {xn} must be non-empty, got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise DataError(f"{src}: {which} inputs must be numeric, got dtype {x.dtype}")
+        raise DataError(f"{src}: {xn} must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
-        raise DataError(f"{src}: {which} inputs contain NaN or Inf")
+        raise DataError(f"{src}: {xn} contain(s) NaN or Inf (or values beyond float32)")
     if y.ndim != 1:
-        raise DataError(f"{src}: {which} labels must have shape (N,), got shape {y.shape}")
+        raise DataError(f"{src}: {yn} must have shape (N,), got shape {y.shape}")
     if y.shape[0] != x.shape[0]:
-        raise DataError(f"{src}: {which} labels have {y.shape[0]} entries but the inputs have N={x.shape[0]}")
+        raise DataError(f"{src}: {yn} has {y.shape[0]} entries but {xn} has N={x.shape[0]}")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise DataError(f"{src}: {which} labels must be integers, got dtype {y.dtype}")
+            raise DataError(f"{src}: {yn} must be integers, got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False)
     if y.min() < 0:
-        raise DataError(f"{src}: {which} labels must be >= 0, got minimum {int(y.min())}")
+        raise DataError(f"{src}: {yn} must be >= 0, got minimum {int(y.min())}")
     if lengths is not None:
         lengths = np.asarray(lengths)
         if lengths.shape != (x.shape[0],):
-            raise DataError(f"{src}: {which} lengths must have shape ({x.shape[0]},), got {lengths.shape}")
+            raise DataError(f"{src}: {ln} must have shape ({x.shape[0]},), got {lengths.shape}")
         if not np.issubdtype(lengths.dtype, np.integer):
-            raise DataError(f"{src}: {which} lengths must be integers, got dtype {lengths.dtype}")
+            raise DataError(f"{src}: {ln} must be integers, got dtype {lengths.dtype}")
         lengths = lengths.astype(np.int64)
         if lengths.min() < 1 or lengths.max() > x.shape[1]:
             raise DataError(
-                f"{src}: {which} lengths must lie in [1, T={x.shape[1]}], got range "
+                f"{src}: {ln} must lie in [1, T={x.shape[1]}], got range "
                 f"[{int(lengths.min())}, {int(lengths.max())}]"
             )
     return x, y, lengths
 
 
-def _finish(name, src, x_tr, y_tr, l_tr, x_te, y_te, l_te, info=None) -> SequenceData:
-    x_tr, y_tr, l_tr = _check_split(src, x_tr, y_tr, l_tr, "train")
-    x_te, y_te, l_te = _check_split(src, x_te, y_te, l_te, "test")
+def _few(values) -> str:
+    values = sorted(int(v) for v in values)
+    return ", ".join(map(str, values[:5])) + (f", ... ({len(values)} in all)" if len(values) > 5 else "")
+
+
+def _check_classes(src: str, y_tr: np.ndarray, y_te: np.ndarray) -> int:
+    """Number of classes K; the labels must be 0..K-1, each seen in training, at least two."""
+    seen = np.unique(y_tr)
+    if seen.size < 2:
+        raise DataError(f"{src}: the training labels hold only one class ({int(seen[0])}); a classifier needs "
+                        "at least 2 (every accuracy would be 1.0)")
+    unseen = np.setdiff1d(np.unique(y_te), seen)
+    if unseen.size:
+        raise DataError(f"{src}: test label(s) {_few(unseen)} never occur in the training labels; the model could "
+                        "not learn them (fix the split or the labels)")
+    k = int(seen.max()) + 1
+    if seen.size != k:
+        missing = np.setdiff1d(np.arange(k), seen)
+        raise DataError(f"{src}: labels must be the class indices 0..K-1 with every class present in training; the "
+                        f"largest label is {k - 1} but {missing.size} class(es) below it never occur (e.g. "
+                        f"{_few(missing)}); relabel the {seen.size} classes as 0..{seen.size - 1}")
+    return k
+
+
+def _finish(name, src, x_tr, y_tr, l_tr, x_te, y_te, l_te, info=None, names=None) -> SequenceData:
+    names = names or _SPLIT_NAMES
+    x_tr, y_tr, l_tr = _check_split(src, x_tr, y_tr, l_tr, names["train"])
+    x_te, y_te, l_te = _check_split(src, x_te, y_te, l_te, names["test"])
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise DataError(
             f"{src}: train and test inputs must share (T, F), got {x_tr.shape[1:]} and {x_te.shape[1:]}"
         )
-    n_classes = int(max(y_tr.max(), y_te.max())) + 1
+    n_classes = _check_classes(src, y_tr, y_te)
     return SequenceData(name, x_tr, y_tr, x_te, y_te, n_classes, l_tr, l_te, src, dict(info or {}))
 
 
@@ -296,6 +329,11 @@ def load_mnist(path: str | os.PathLike, n_train: int | None = None, n_test: int 
 
 # --------------------------------------------------------------------------- user files
 def _read_npz(p: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    import zipfile
+
+    if p.is_file() and not zipfile.is_zipfile(p):
+        raise DataError(f"{p}: not a .npz file (an .npz is a zip archive of arrays, as written by numpy.savez); "
+                        f"{'the file is empty' if p.stat().st_size == 0 else 'this file is not a zip archive'}")
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -312,7 +350,16 @@ def _read_h5(p: Path) -> dict[str, np.ndarray]:
 
     try:
         with h5py.File(p, "r") as f:
-            return {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+            arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+            if not ("X" in arrays and "y" in arrays):
+                found = []
+                f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset)
+                             and name.rsplit("/", 1)[-1] in ("X", "y") and "/" in name else None)
+                if found:
+                    raise DataError(f"{p}: the arrays must be top-level datasets (f['X'], f['y']); found "
+                                    f"{', '.join(sorted(found)[:4])} inside group(s): move them to the root or "
+                                    "write the file with X and y at the top level")
+            return arrays
     except OSError as exc:
         raise DataError(f"{p}: cannot read as HDF5: {exc}") from exc
 
@@ -355,12 +402,14 @@ def load_sequence_file(path: str | os.PathLike, test_fraction: float = 0.25, see
     if "lengths_test" in arrays and "X_test" not in arrays:
         raise DataError(f"{p}: lengths_test given without X_test")
     src = str(p)
-    x, y, lengths = _check_split(src, arrays["X"], arrays["y"], arrays.get("lengths"), "X/y")
+    file_names = {"train": ("array 'X'", "array 'y'", "array 'lengths'"),
+                  "test": ("array 'X_test'", "array 'y_test'", "array 'lengths_test'")}
+    x, y, lengths = _check_split(src, arrays["X"], arrays["y"], arrays.get("lengths"), file_names["train"])
     if all(has_test):
         if ("lengths" in arrays) and ("lengths_test" not in arrays):
             raise DataError(f"{p}: lengths given for X but lengths_test missing for X_test")
         return _finish(p.stem, src, x, y, lengths, arrays["X_test"], arrays["y_test"], arrays.get("lengths_test"),
-                       {"split": "file"})
+                       {"split": "file"}, names=file_names)
     tr, te = _split(len(y), y, test_fraction, seed)
     lt = None if lengths is None else lengths[tr]
     le = None if lengths is None else lengths[te]
@@ -383,21 +432,6 @@ def pad_ragged(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
-def _panel_to_list(X) -> list[np.ndarray]:
-    """aeon/sktime panels -> list of (T, F): a (N, C, T) array, a list of (C, T_i), or a nested DataFrame."""
-    if isinstance(X, np.ndarray) and X.ndim == 3:
-        return [np.asarray(x, dtype=np.float32).T for x in X]
-    if isinstance(X, (list, tuple)):
-        return [np.asarray(x, dtype=np.float32).T for x in X]
-    if hasattr(X, "iloc"):  # sktime nested_univ DataFrame: rows = cases, columns = channels of pd.Series
-        out = []
-        for i in range(len(X)):
-            row = X.iloc[i]
-            out.append(np.stack([np.asarray(row.iloc[c], dtype=np.float32) for c in range(len(row))], axis=1))
-        return out
-    raise TypeError(f"unsupported panel type {type(X).__name__}")
-
-
 def _labels_to_int(y_tr, y_te) -> tuple[np.ndarray, np.ndarray, list[str]]:
     classes = sorted({str(v) for v in np.concatenate([np.asarray(y_tr), np.asarray(y_te)])}, key=lambda s: (len(s), s))
     index = {c: i for i, c in enumerate(classes)}
@@ -405,42 +439,53 @@ def _labels_to_int(y_tr, y_te) -> tuple[np.ndarray, np.ndarray, list[str]]:
             np.array([index[str(v)] for v in y_te], dtype=np.int64), classes)
 
 
-def load_japanese_vowels() -> SequenceData:
-    """UCI JapaneseVowels (9 speakers, 12 LPC features, 7-29 steps) as bundled with aeon or sktime.
+#: the bundled JapaneseVowels file and its SHA-256 (see datasets/README.md: source, licence, conversion)
+JAPANESE_VOWELS = Path(__file__).parent / "datasets" / "japanese_vowels.npz"
+_JAPANESE_VOWELS_SHA256 = "1dff95e305fe07f6b323ee73c90ec6f555dcf6c040ad39385ebf590b45348c2a"
+JAPANESE_VOWELS_LICENCE = ("UCI Machine Learning Repository, Japanese Vowels (M. Kudo, J. Toyama, M. Shimbo, 1999), "
+                           "CC BY 4.0, https://doi.org/10.24432/C5NS47")
+
+
+def load_japanese_vowels(path: str | os.PathLike | None = None) -> SequenceData:
+    """UCI JapaneseVowels: 9 speakers, 12 LPC cepstrum features, 7-29 frames; 270 train / 370 test.
+
+    The data ship with xbarsim (``datasets/japanese_vowels.npz``, 0.44 MB, CC BY 4.0; see
+    ``datasets/README.md`` for the source, the licence and how the file was made). Sequences
+    are zero-padded to 29 steps with their lengths; labels are the speakers 1..9 as 0..8.
+
+    Args:
+        path: another file of the same layout (``x_train`` (sum of lengths, 12) float32,
+            ``lengths_train``, ``y_train`` and the same for ``test``); None: the bundled one,
+            whose SHA-256 is checked.
 
     Raises:
-        DataError: when neither aeon nor sktime is installed (``pip install xbarsim[speech]``).
+        DataError: the file is missing, damaged (checksum) or does not match the layout.
     """
-    loaders = []
-    try:
-        from aeon.datasets import load_japanese_vowels as _aeon  # type: ignore
+    import hashlib
 
-        loaders.append(("aeon", _aeon))
-    except ImportError:
-        pass
-    try:
-        from sktime.datasets import load_japanese_vowels as _sktime  # type: ignore
-
-        loaders.append(("sktime", _sktime))
-    except ImportError:
-        pass
-    if not loaders:
-        raise DataError(
-            "japanese_vowels: needs aeon (or sktime), which is not installed; "
-            "install it with `pip install xbarsim[speech]`"
-        )
-    lib, fn = loaders[0]
-    try:
-        x_tr, y_tr = fn(split="train", return_X_y=True) if lib == "sktime" else fn(split="train")
-        x_te, y_te = fn(split="test", return_X_y=True) if lib == "sktime" else fn(split="test")
-    except Exception as exc:  # noqa: BLE001 - third-party loader: report what it said
-        raise DataError(f"japanese_vowels: the {lib} loader failed: {exc}") from exc
-    s_tr, s_te = _panel_to_list(x_tr), _panel_to_list(x_te)
-    xa, la = pad_ragged(s_tr + s_te)
-    n = len(s_tr)
-    ya, yb, classes = _labels_to_int(y_tr, y_te)
-    return _finish("japanese_vowels", f"{lib}.datasets.load_japanese_vowels", xa[:n], ya, la[:n], xa[n:], yb, la[n:],
-                   {"classes": classes})
+    p = JAPANESE_VOWELS if path is None else Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: JapaneseVowels file does not exist"
+                        + (" (the package data is missing: reinstall xbarsim)" if path is None else ""))
+    if path is None:
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        if digest != _JAPANESE_VOWELS_SHA256:
+            raise DataError(f"{p}: checksum mismatch (sha256 {digest[:12]}..., expected "
+                            f"{_JAPANESE_VOWELS_SHA256[:12]}...): the bundled data are damaged; reinstall xbarsim")
+    arrays = _read_npz(p, required=tuple(f"{k}_{s}" for s in ("train", "test") for k in ("x", "lengths", "y")))
+    series, labels = {}, {}
+    for split in ("train", "test"):
+        x, lengths = arrays[f"x_{split}"], np.asarray(arrays[f"lengths_{split}"], dtype=np.int64)
+        if x.ndim != 2 or lengths.ndim != 1 or lengths.min(initial=1) < 1 or lengths.sum() != x.shape[0]:
+            raise DataError(f"{p}: x_{split} must be (sum of lengths_{split}, F) with lengths >= 1, got x_{split} "
+                            f"{x.shape} and lengths summing to {int(lengths.sum())}")
+        series[split] = np.split(np.asarray(x, dtype=np.float32), np.cumsum(lengths)[:-1])
+        labels[split] = arrays[f"y_{split}"]
+    xa, la = pad_ragged(series["train"] + series["test"])
+    n = len(series["train"])
+    ya, yb, classes = _labels_to_int(labels["train"], labels["test"])
+    return _finish("japanese_vowels", str(p) if path is not None else "UCI JapaneseVowels (bundled with xbarsim)",
+                   xa[:n], ya, la[:n], xa[n:], yb, la[n:], {"classes": classes, "licence": JAPANESE_VOWELS_LICENCE})
 
 
 # --------------------------------------------------------------------------- dispatcher
@@ -450,7 +495,8 @@ def load_dataset(name: str, data_path: str | os.PathLike | None = None, *, seed:
 
     Args:
         name: "digits", "mnist", "japanese_vowels", or the path of a ``.npz``/``.h5`` sequence file.
-        data_path: where the MNIST files are (an ``.npz`` or a folder); required for "mnist".
+        data_path: where the MNIST files are (an ``.npz`` or a folder); required for "mnist". For
+            "japanese_vowels": another copy of the bundled file (None: the bundled one).
         seed: seed of random splits and subsets.
         test_fraction: held-out share where the source has no test split.
         n_train, n_test: keep a seeded random subset of at most this many examples.
@@ -467,7 +513,7 @@ def load_dataset(name: str, data_path: str | os.PathLike | None = None, *, seed:
             raise DataError("mnist: give the MNIST location with --data-path (an mnist.npz or a folder of IDX files)")
         return load_mnist(data_path, n_train, n_test, seed)
     elif low in ("japanese_vowels", "japanesevowels"):
-        data = load_japanese_vowels()
+        data = load_japanese_vowels(data_path)
     else:
         p = Path(key).expanduser()
         if p.suffix.lower() in (".npz", ".h5", ".hdf5", ".hdf") or p.exists():

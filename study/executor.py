@@ -16,6 +16,14 @@ asks: parallelism comes from processes.
   With a remote scheduler the workers must have xbarsim installed; results travel back to
   this process, so no shared file system is needed.
 
+Stopping: worker processes are started with SIGINT ignored, so a Ctrl-C in the terminal
+reaches only the sweep's own process, which then calls :meth:`BaseExecutor.abort` (kill
+the workers, cancel what is queued) instead of every process printing a traceback.
+
+Progress: a job may call :func:`report` (``{"job": key, "stage": ..., "done": i, "total": n}``);
+with ``run_unordered(..., on_progress=callback)`` the messages reach ``callback`` in this
+process (a queue for the pool, Dask's event topics for a cluster, a direct call in serial).
+
 Example:
     >>> with make_executor(workers=2) as ex:                       # doctest: +SKIP
     ...     for key, value in ex.run_unordered(pow2, {"a": 3, "b": 4}):
@@ -23,13 +31,17 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["BaseExecutor", "SerialExecutor", "PoolExecutor", "DaskExecutor", "make_executor", "limit_threads",
-           "JobError"]
+           "JobError", "report"]
 
 _LIMITED = False
 
@@ -61,10 +73,82 @@ def limit_threads(n: int = 1) -> None:
     _LIMITED = True
 
 
+#: where :func:`report` sends progress messages in this process (None: nowhere)
+_CHANNEL: Callable[[dict], None] | None = None
+
+
+def report(message: dict) -> None:
+    """Send a progress message from inside a job to the process running the executor.
+
+    A no-op when nobody listens; never raises (progress must not fail a job).
+    """
+    channel = _CHANNEL
+    if channel is not None:
+        with contextlib.suppress(Exception):
+            channel(message)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Linux: have the kernel send this process SIGTERM when its parent dies (even by SIGKILL).
+
+    Without it, pool workers of a SIGKILLed sweep stay alive and idle forever.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(n_threads: int, queue=None, parent_pid: int | None = None) -> None:
+    """Pool worker initializer: exit with the parent; pin threads; send progress to ``queue``."""
+    global _CHANNEL
+    if parent_pid is not None:
+        _die_with(parent_pid)
+    limit_threads(n_threads)
+    if queue is not None:
+        _CHANNEL = queue.put
+
+
 def _call(fn: Callable[[Any], Any], payload: Any) -> Any:
     """Worker-side wrapper: pin threads, then run the job."""
     limit_threads(1)
     return fn(payload)
+
+
+def _call_dask(fn: Callable[[Any], Any], payload: Any, topic: str | None) -> Any:
+    """Dask worker-side wrapper: progress goes to the client as events on ``topic``."""
+    global _CHANNEL
+    if topic is not None:
+        from distributed import get_worker
+
+        worker = get_worker()
+        _CHANNEL = lambda msg: worker.log_event(topic, msg)  # noqa: E731
+    try:
+        return _call(fn, payload)
+    finally:
+        _CHANNEL = None
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while child processes start, so they inherit "ignored".
+
+    A Ctrl-C then reaches only this process (the whole foreground process group gets it),
+    which stops the children itself. Only the main thread can change signal handlers;
+    elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class BaseExecutor:
@@ -73,8 +157,13 @@ class BaseExecutor:
     kind = "base"
     workers = 1
 
-    def run_unordered(self, fn: Callable[[Any], Any], payloads: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    def run_unordered(self, fn: Callable[[Any], Any], payloads: dict[str, Any], *,
+                      on_progress: Callable[[dict], None] | None = None) -> Iterator[tuple[str, Any]]:
         """Run ``fn(payload)`` for every item; yield ``(key, result)`` in completion order.
+
+        Args:
+            on_progress: called in this process with every message a job sends with
+                :func:`report` (from a helper thread for the pool and Dask).
 
         Raises:
             JobError: a job raised (after any retries the backend does).
@@ -86,7 +175,11 @@ class BaseExecutor:
         return {"kind": self.kind, "workers": self.workers}
 
     def close(self) -> None:
-        """Release processes and clusters."""
+        """Release processes and clusters (waits for running jobs)."""
+
+    def abort(self) -> None:
+        """Stop now: kill worker processes, drop queued jobs (for Ctrl-C and SIGTERM)."""
+        self.close()
 
     def __enter__(self):
         return self
@@ -100,12 +193,16 @@ class SerialExecutor(BaseExecutor):
 
     kind = "serial"
 
-    def run_unordered(self, fn, payloads):
+    def run_unordered(self, fn, payloads, *, on_progress=None):
+        global _CHANNEL
         for key, payload in payloads.items():
+            _CHANNEL = on_progress
             try:
                 result = _call(fn, payload)
             except Exception as exc:  # noqa: BLE001 - re-raised with the job key
                 raise JobError(f"job {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                _CHANNEL = None
             yield key, result
 
 
@@ -125,16 +222,54 @@ class PoolExecutor(BaseExecutor):
         self.workers = int(workers)
         self.retries = int(retries)
         self._pool = None
+        self._queue = self._drain = self._on_progress = None
 
     def _new_pool(self):
+        """A pool whose workers send progress into one queue, drained by a thread of this process."""
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=limit_threads, initargs=(1,))
+        ctx = mp.get_context("spawn")
+        queue = ctx.SimpleQueue()
 
-    def run_unordered(self, fn, payloads):
-        from concurrent.futures import FIRST_COMPLETED, wait
+        def drain():
+            while True:
+                try:
+                    msg = queue.get()
+                except Exception:  # noqa: BLE001 - the queue is gone: stop forwarding
+                    return
+                if msg is None:
+                    return
+                callback = self._on_progress
+                if callback is not None:
+                    with contextlib.suppress(Exception):
+                        callback(msg)
+
+        self._queue = queue
+        self._drain = threading.Thread(target=drain, name="xbarsim-progress", daemon=True)
+        self._drain.start()
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(1, queue, os.getpid()))
+
+    def _stop_drain(self, graceful: bool = True) -> None:
+        """Stop forwarding progress. ``graceful=False`` after workers were killed: one may have
+        died holding the queue's write lock, so putting the stop marker could block forever;
+        the (daemon) drain thread is left waiting instead."""
+        if self._drain is not None and graceful:
+            with contextlib.suppress(Exception):
+                self._queue.put(None)
+            self._drain.join(5)
+        self._drain = self._queue = None
+
+    def run_unordered(self, fn, payloads, *, on_progress=None):
+        self._on_progress = on_progress
+        try:
+            yield from self._run(fn, payloads)
+        finally:
+            self._on_progress = None
+
+    def _run(self, fn, payloads):
+        from concurrent.futures import FIRST_COMPLETED, CancelledError, wait
         from concurrent.futures.process import BrokenProcessPool
 
         todo = dict(payloads)
@@ -142,7 +277,8 @@ class PoolExecutor(BaseExecutor):
         while todo:
             if self._pool is None:
                 self._pool = self._new_pool()
-            futures = {self._pool.submit(_call, fn, payload): key for key, payload in todo.items()}
+            with sigint_ignored():  # the pool starts its workers on submit: they inherit SIGINT ignored
+                futures = {self._pool.submit(_call, fn, payload): key for key, payload in todo.items()}
             broken = False
             pending = set(futures)
             while pending:
@@ -152,10 +288,14 @@ class PoolExecutor(BaseExecutor):
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
+                        if self._pool is None:  # aborted from another thread: stop quietly
+                            return
                         broken = True
                         continue
+                    except CancelledError:  # aborted: the queued jobs were dropped
+                        return
                     except Exception as exc:  # noqa: BLE001 - re-raised with the job key
-                        self.close()
+                        self.abort()  # stop the other workers now; the sweep fails anyway
                         raise JobError(f"job {key!r} failed: {type(exc).__name__}: {exc}") from exc
                     todo.pop(key, None)
                     yield key, result
@@ -171,6 +311,7 @@ class PoolExecutor(BaseExecutor):
                 # A worker died: every unfinished job of this round counts one attempt, then reruns.
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+                self._stop_drain(graceful=False)
                 for key in todo:
                     attempts[key] += 1
                 over = [k for k in todo if attempts[k] > self.retries]
@@ -182,6 +323,24 @@ class PoolExecutor(BaseExecutor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._stop_drain()
+
+    def abort(self):
+        pool, self._pool = self._pool, None
+        if pool is None:
+            self._stop_drain(graceful=False)
+            return
+        # Python 3.11's ProcessPoolExecutor cannot kill busy workers (3.14 adds terminate_workers):
+        # take its process table before shutdown clears it.
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(5)
+        self._stop_drain(graceful=False)
 
 
 class DaskExecutor(BaseExecutor):
@@ -197,6 +356,9 @@ class DaskExecutor(BaseExecutor):
 
     kind = "dask"
 
+    #: seconds between "waiting for workers" messages while no worker is connected
+    wait_report_s = 30.0
+
     def __init__(self, scheduler: str = "local", workers: int = 2, retries: int = 0):
         try:
             from distributed import Client, LocalCluster
@@ -209,8 +371,9 @@ class DaskExecutor(BaseExecutor):
             if int(workers) < 1:
                 raise ValueError(f"workers must be >= 1 for a local Dask cluster, got {workers}")
             self.workers = int(workers)
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=40)
+            with sigint_ignored():  # nannies and workers inherit SIGINT ignored: Ctrl-C reaches only us
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=40)
             self.client = Client(self._cluster)
         else:
             if "://" not in self.scheduler:
@@ -221,29 +384,68 @@ class DaskExecutor(BaseExecutor):
     def describe(self) -> dict:
         return {"kind": self.kind, "workers": self.workers, "scheduler": self.scheduler}
 
-    def run_unordered(self, fn, payloads):
+    def _n_workers(self) -> int | None:
+        try:
+            return len(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - scheduler unreachable: unknown
+            return None
+
+    def _say_waiting(self, n_pending: int, n_workers: int | None) -> None:
+        where = "the local cluster" if self.scheduler == "local" else self.scheduler
+        why = ("no worker is connected to " + where if n_workers == 0
+               else f"the scheduler {where} does not answer")
+        hint = "" if self.scheduler == "local" else f"; start workers with `dask worker {self.scheduler}`"
+        print(f"xbarsim: waiting: {why}; {n_pending} job(s) not finished{hint} (Ctrl-C stops; finished jobs "
+              "are kept)", file=sys.stderr, flush=True)
+
+    def run_unordered(self, fn, payloads, *, on_progress=None):
+        import asyncio
         import uuid
 
-        from distributed import as_completed
+        from distributed import wait
 
         tag = uuid.uuid4().hex[:8]
+        topic = None
+        if on_progress is not None:
+            topic = f"xbarsim-progress-{tag}"
+            self.client.subscribe_topic(topic, lambda event: on_progress(event[1]))
         futures = {}
         for key, payload in payloads.items():
-            fut = self.client.submit(_call, fn, payload, key=f"xbarsim-{tag}-{key}", pure=False, retries=self.retries)
+            fut = self.client.submit(_call_dask, fn, payload, topic, key=f"xbarsim-{tag}-{key}", pure=False,
+                                     retries=self.retries)
             futures[fut] = key
+        pending = set(futures)
         try:
-            for fut in as_completed(list(futures)):
-                key = futures[fut]
+            last_ok = time.monotonic()
+            while pending:
                 try:
-                    result = fut.result()
-                except Exception as exc:  # noqa: BLE001 - re-raised with the job key
-                    raise JobError(f"job {key!r} failed: {type(exc).__name__}: {exc}") from exc
-                fut.release()
-                yield key, result
+                    done, pending = wait(pending, timeout=min(5.0, self.wait_report_s), return_when="FIRST_COMPLETED")
+                    done, pending = set(done), set(pending)
+                except (TimeoutError, asyncio.TimeoutError):  # distributed.wait raises when nothing finished
+                    done = set()
+                if not done:
+                    n_workers = self._n_workers()
+                    if n_workers:
+                        last_ok = time.monotonic()
+                    elif time.monotonic() - last_ok >= self.wait_report_s:
+                        self._say_waiting(len(pending), n_workers)
+                        last_ok = time.monotonic()
+                    continue
+                for fut in done:
+                    key = futures[fut]
+                    try:
+                        result = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - re-raised with the job key
+                        raise JobError(f"job {key!r} failed: {type(exc).__name__}: {exc}") from exc
+                    fut.release()
+                    yield key, result
         finally:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()
+            if topic is not None:
+                with contextlib.suppress(Exception):
+                    self.client.unsubscribe_topic(topic)
 
     def close(self):
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -272,7 +273,8 @@ def evaluate_draws(model: nn.Module, data: SequenceData, draws: int, seed: int =
 
 def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch_size: int = 64, lr: float = 1e-2,
                 optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = 1.0, seed: int = 0,
-                progress: bool = False, desc: str = "train") -> dict[str, list[float]]:
+                progress: bool = False, desc: str = "train",
+                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, list[float]]:
     """Train ``model`` with cross-entropy; any analog noise of its config is injected in the forward pass.
 
     Args:
@@ -281,6 +283,8 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         grad_clip: clip the global gradient norm to this (None: no clipping).
         seed: seeds the batch order and every noise draw during training.
         progress: show a tqdm bar over epochs.
+        on_epoch: called after each epoch with (epoch, {"train_loss", "train_accuracy",
+            "test_accuracy"}): how a sweep job reports its progress.
 
     Returns:
         Per-epoch history: ``epoch``, ``train_loss``, ``train_accuracy`` (noisy, running over the
@@ -336,6 +340,8 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", test=f"{test_acc:.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch, {k: history[k][-1] for k in ("train_loss", "train_accuracy", "test_accuracy")})
     if bar is not None:
         bar.close()
     model.eval()
@@ -348,7 +354,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: ModelSpec, 
     """Write a self-describing checkpoint atomically (loadable with ``torch.load(weights_only=True)``).
 
     Holds the state_dict (torch's parameter names, so it also loads into the digital model),
-    the ModelSpec, the crossbar config it was trained with (as a dict) and ``meta``.
+    the ModelSpec, the crossbar config it was trained with (as a dict), ``meta``, and
+    ``sha256`` over all of these (:func:`models.checkpoint.state_digest`), which
+    :func:`load_checkpoint` verifies.
     """
     from xbarsim.files import atomic_write_bytes
 
@@ -361,6 +369,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
     import io
     import json
 
+    from models.checkpoint import state_digest
     from models.ranges import input_ranges
 
     from .results import json_default
@@ -375,6 +384,7 @@ def checkpoint_bytes(model: nn.Module, spec: ModelSpec, config=None, *, noise_dr
         "meta": json.dumps(meta or {}, default=json_default),
         "input_ranges": json.dumps(ranges),
     }
+    payload["sha256"] = state_digest(payload["state_dict"], _covered(payload))
     buf = io.BytesIO()
     torch.save(payload, buf)
     return buf.getvalue()
@@ -393,16 +403,33 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
         analog model's layers)).
 
     Raises:
-        ValueError: the file is not such a checkpoint (names the file).
+        ValueError: naming the file: missing, empty, truncated or not a torch file; not such
+            a checkpoint; its sha256 (over the tensors, spec, config and meta) differs from
+            the one recorded when it was written (changed or damaged); non-finite weights.
     """
-    import json
+    from models.checkpoint import check_state, read_torch_file
 
-    try:
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: cannot read checkpoint: {exc}") from exc
+    payload = read_torch_file(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != "xbarsim.models.experiment/1":
         raise ValueError(f"{path}: not an xbarsim checkpoint (written by `xbarsim train` or `xbarsim sweep`)")
+    missing = [k for k in ("state_dict", "spec", "config", "noise_draw", "meta") if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    check_state(payload["state_dict"], path, payload.get("sha256"), _covered(payload))
+    try:
+        return _rebuild(payload, config, digital)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # spec, config or shapes do not fit
+        raise ValueError(f"{path}: checkpoint content is inconsistent: {type(exc).__name__}: {exc}") from exc
+
+
+def _covered(payload: dict) -> dict:
+    """What a checkpoint's sha256 covers besides the tensors."""
+    return {k: payload.get(k) for k in ("format", "spec", "config", "noise_draw", "meta", "input_ranges")}
+
+
+def _rebuild(payload: dict, config, digital: bool) -> tuple[nn.Module, dict]:
+    import json
+
     spec = ModelSpec(**payload["spec"])
     trained_config = None
     if payload["config"] is not None:
@@ -420,7 +447,7 @@ def load_checkpoint(path: str | os.PathLike, config=None, *, digital: bool = Fal
         try:
             set_input_ranges(model, ranges)
         except ValueError as exc:
-            raise ValueError(f"{path}: input_ranges: {exc}") from exc
+            raise ValueError(f"input_ranges: {exc}") from exc
     model.eval()
     info = {"spec": spec, "config": trained_config, "noise_draw": payload["noise_draw"],
             "meta": json.loads(payload["meta"]), "input_ranges": ranges}

@@ -6,7 +6,16 @@ then measure its test accuracy at every sigma_val over ``draws`` independent noi
 run through an executor (:mod:`study.executor`). As each job finishes, this process writes
 its checkpoint and then its ``jobs/<job_id>.json`` atomically; a job counts as done when
 that JSON exists and records the same job settings, so a killed or partial sweep resumes
-where it stopped, and a changed setting reruns only the jobs it affects.
+where it stopped. A job counts as done only when its checkpoint is there and intact too (its
+SHA-256 is recorded in the job file); a damaged or malformed job file is named on stderr and
+the job rerun. Checkpoints removed on purpose (to save space) are declared by a file
+``checkpoints.pruned`` in the sweep folder; then a missing one is not a reason to rerun.
+
+One sweep at a time per folder: :func:`run_sweep` holds ``<out>/.lock`` (an ``fcntl`` lock,
+released by the kernel when the process ends, however it ends; the file records the pid), and
+refuses a folder whose ``sweep.json`` records different common settings (everything except
+the grid axes archs, sigma_train and seeds, which may grow or shrink: new grid points run,
+finished ones are kept). Stale temp files of killed writers are removed under the lock.
 
 Example:
     >>> spec = SweepSpec(archs=("rnn",), sigma_train=(0.0, 0.1), sigma_val=(0.0, 0.2), epochs=2)  # doctest: +SKIP
@@ -14,10 +23,13 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,12 +37,24 @@ from typing import Any
 
 import numpy as np
 
-from xbarsim.files import atomic_write_bytes
+from xbarsim.files import atomic_write_bytes, remove_stale_temps
 
 from .names import ARCHS, CONVENTIONS
 from .results import level_text, write_json
 
-__all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome"]
+__all__ = ["SweepSpec", "job_id", "make_jobs", "run_job", "run_sweep", "collect", "SweepOutcome", "SweepBusy",
+           "SweepMismatch", "check_job"]
+
+#: SweepSpec fields that name grid points (one job each); every other field is common to all jobs
+GRID_FIELDS = ("archs", "sigma_train", "seeds")
+
+
+class SweepBusy(RuntimeError):
+    """Another process is running a sweep into the same folder."""
+
+
+class SweepMismatch(ValueError):
+    """The folder holds a sweep with different common settings."""
 
 
 @dataclass(frozen=True)
@@ -146,17 +170,29 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from .experiment import (ModelSpec, build_model, calibrate_ranges, checkpoint_bytes, evaluate_draws,
                              noise_config, set_noise, train_model, versions)
 
+    from .executor import report
+
+    key = job_id(job["arch"], job["sigma_train"], job["seed"])
     t0 = time.perf_counter()
     data = _data(job["data"], job["data_path"], job["data_seed"], job["n_train"], job["n_test"])
+    n_val = len(job["sigma_val"])
+    report({"job": key, "stage": "train", "done": 0, "total": int(job["epochs"]) + n_val + 1})
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        report({"job": key, "stage": "train", "done": epoch, "total": int(job["epochs"]) + n_val + 1,
+                "note": f"epoch {epoch}/{job['epochs']} loss {row['train_loss']:.3f} test {row['test_accuracy']:.3f}"})
+
     spec = ModelSpec(arch=job["arch"], input_size=data.n_features, hidden_size=int(job["hidden"]),
                      num_classes=data.n_classes, num_layers=int(job["num_layers"]))
     train_cfg = noise_config(job["sigma_train"], job["convention"], job["preset"])
     model = build_model(spec, train_cfg, noise_draw=job["noise_draw"], seed=job["seed"])
     history = train_model(model, data, epochs=int(job["epochs"]), batch_size=int(job["batch_size"]),
-                          lr=float(job["lr"]), optimizer=job["optimizer"], seed=job["seed"])
+                          lr=float(job["lr"]), optimizer=job["optimizer"], seed=job["seed"], on_epoch=on_epoch)
     t_train = time.perf_counter() - t0
     acc = np.empty((len(job["sigma_val"]), int(job["draws"])))
     for j, sv in enumerate(job["sigma_val"]):
+        report({"job": key, "stage": "eval", "done": int(job["epochs"]) + j, "total": int(job["epochs"]) + n_val + 1,
+                "note": f"evaluating sigma_val {sv:g} ({j + 1}/{n_val}, {job['draws']} draws)"})
         cfg = noise_config(sv, job["convention"], job["preset"])
         set_noise(model, cfg)
         deterministic = cfg.is_digital and not cfg.output_noise.active
@@ -198,7 +234,7 @@ def _read_job(path: Path) -> dict | None:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
@@ -207,23 +243,133 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def write_job(out: Path, key: str, result: dict) -> None:
-    """Checkpoint first, then the job JSON (its presence marks the job done), both atomic."""
+    """Checkpoint first, then the job JSON (its presence marks the job done), both atomic.
+
+    The job JSON records the checkpoint's SHA-256 (``checkpoint_sha256``), checked on resume.
+    """
     result = dict(result)
     ckpt = result.pop("checkpoint", None)
     if ckpt is not None:
         atomic_write_bytes(out / "checkpoints" / f"{key}.pt", ckpt)
         result["checkpoint"] = f"checkpoints/{key}.pt"
+        result["checkpoint_sha256"] = hashlib.sha256(ckpt).hexdigest()
     write_json(out / "jobs" / f"{key}.json", result)
 
 
-def finished_jobs(out: Path, jobs: dict[str, dict]) -> dict[str, dict]:
-    """The jobs of ``jobs`` whose result file exists and records the same settings."""
+#: a file in a sweep folder saying its checkpoints were removed on purpose (its text: why)
+PRUNED = "checkpoints.pruned"
+
+
+def check_job(out: Path, key: str, payload: dict) -> tuple[dict | None, str | None]:
+    """Is job ``key`` finished in ``out`` with these settings?
+
+    Returns:
+        (result, None) when it is; (None, None) when it has not run (or ran with other
+        settings); (None, reason) when its files are there but damaged: a job file that is
+        not JSON or lacks fields or has the wrong shapes, a missing checkpoint, or one whose
+        SHA-256 differs from the one the job file records. A missing checkpoint is accepted
+        only where ``out/checkpoints.pruned`` says the checkpoints were removed on purpose.
+    """
+    path = out / "jobs" / f"{key}.json"
+    if not path.exists():
+        return None, None
+    res = _read_job(path)
+    if not isinstance(res, dict):
+        return None, f"{path}: not a readable JSON job file"
+    if not _same(res.get("job", {}), payload):
+        return None, None
+    n_val, draws, epochs = len(payload["sigma_val"]), int(payload["draws"]), int(payload["epochs"])
+    try:
+        acc = np.asarray(res["accuracy"], dtype=float)
+        clean = float(res["accuracy_noiseless"])
+        hist = {h: np.asarray(res["history"][h], dtype=float)
+                for h in ("train_loss", "train_accuracy", "test_accuracy")}
+    except (KeyError, TypeError, ValueError) as exc:
+        return None, f"{path}: malformed job file ({type(exc).__name__}: {exc})"
+    if acc.shape != (n_val, draws):
+        return None, f"{path}: malformed job file: 'accuracy' has shape {acc.shape}, expected ({n_val}, {draws})"
+    if any(h.shape != (epochs,) for h in hist.values()):
+        return None, f"{path}: malformed job file: 'history' must hold {epochs} epoch(s)"
+    if not (np.all((acc >= 0) & (acc <= 1)) and 0 <= clean <= 1):
+        return None, f"{path}: malformed job file: accuracies must lie in [0, 1]"
+    ckpt = res.get("checkpoint")
+    if ckpt is not None:
+        cpath = out / ckpt
+        if not cpath.is_file():
+            if (out / PRUNED).is_file():
+                return res, None
+            return None, f"{cpath}: checkpoint of finished job {key} is missing"
+        want = res.get("checkpoint_sha256")
+        if want is not None:
+            got = hashlib.sha256(cpath.read_bytes()).hexdigest()
+            if got != want:
+                return None, f"{cpath}: checkpoint of job {key} is damaged (sha256 differs from {path.name})"
+        else:  # a job file from before checkpoint digests: load it (checks its own digest, finiteness)
+            from .experiment import load_checkpoint
+
+            try:
+                load_checkpoint(cpath, digital=True)
+            except ValueError as exc:
+                return None, str(exc)
+    return res, None
+
+
+def finished_jobs(out: Path, jobs: dict[str, dict], problems: list[str] | None = None) -> dict[str, dict]:
+    """The jobs of ``jobs`` that are finished in ``out`` with the same settings (see :func:`check_job`).
+
+    Args:
+        problems: if given, gets one line per job whose files are damaged (those jobs rerun).
+    """
+    out = Path(out)
     done = {}
     for key, payload in jobs.items():
-        res = _read_job(out / "jobs" / f"{key}.json")
-        if res is not None and _same(res.get("job", {}), payload):
+        res, problem = check_job(out, key, payload)
+        if res is not None:
             done[key] = res
+        elif problem is not None and problems is not None:
+            problems.append(problem)
     return done
+
+
+@contextlib.contextmanager
+def sweep_lock(out: Path):
+    """Hold ``out/.lock`` (fcntl, non-blocking) for one sweep; raise :class:`SweepBusy` if held.
+
+    The kernel drops the lock when the holder exits, even on SIGKILL, so a stale lock file
+    never blocks a later run. The file keeps the holder's pid and start time, for the message.
+    """
+    import fcntl
+
+    path = out / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise SweepBusy(f"{out}: another sweep is running into this folder ({holder}); wait for it to finish, "
+                            f"or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _check_same_sweep(out: Path, spec: "SweepSpec") -> None:
+    """Refuse ``out`` if its sweep.json records different common (non-grid) settings."""
+    path = out / "sweep.json"
+    if not path.exists():
+        return
+    old = _read_job(path)
+    if not isinstance(old, dict) or not isinstance(old.get("spec"), dict):
+        raise SweepMismatch(f"{path}: not a readable sweep record; move it away (or use another --out) to go on")
+    new = spec.to_dict()
+    diff = [k for k in new if k not in GRID_FIELDS and json.dumps(old["spec"].get(k)) != json.dumps(new[k])]
+    if diff:
+        shown = ", ".join(f"{k} {old['spec'].get(k)!r} there, {new[k]!r} now" for k in diff[:4])
+        raise SweepMismatch(f"{out} holds a sweep with other settings ({shown}); to go on, use another --out, "
+                            "or --fresh to rerun every job here with the new settings (the old results are replaced)")
 
 
 @dataclass
@@ -304,9 +450,10 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
         out: output folder (created).
         workers, scheduler: see :func:`study.executor.make_executor` (ignored if ``executor`` is given).
         executor: an executor to use (left open).
-        resume: skip jobs already finished in ``out`` with the same settings (False: rerun all).
+        resume: skip jobs already finished in ``out`` with the same settings (False: rerun all,
+            and accept a folder whose sweep.json records other settings).
         max_jobs: run at most this many new jobs now (the rest on a later run); None: all.
-        progress: a tqdm bar over jobs.
+        progress: tqdm bars: one over jobs, and one per running job (epochs, then evaluation).
 
     Returns:
         SweepOutcome; ``complete`` says whether every job is finished.
@@ -314,19 +461,38 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
     Raises:
         study.data.DataError: the data set cannot be loaded (checked here before any job starts).
         study.executor.JobError: a job failed.
+        SweepBusy: another sweep holds the folder's lock.
+        SweepMismatch: ``out`` holds a sweep with other common settings (and ``resume``).
+        KeyboardInterrupt: on Ctrl-C; the workers are stopped first (an executor this function
+            made is aborted), every finished job is already on disk.
     """
-    from .executor import make_executor
-
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(out):
+        for folder in (out, out / "jobs", out / "checkpoints"):
+            for stale in remove_stale_temps(folder):
+                print(f"xbarsim sweep: removed {stale} (a temp file of an interrupted write)", file=sys.stderr)
+        if resume:
+            _check_same_sweep(out, spec)
+        outcome = _run_locked(spec, out, workers, scheduler, executor, resume, max_jobs, progress)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _run_locked(spec, out, workers, scheduler, executor, resume, max_jobs, progress) -> SweepOutcome:
+    from .executor import make_executor
+
     # Fail fast, in this process, on bad data or a bad preset before starting workers.
     data = _data(spec.data, spec.data_path, spec.data_seed, spec.n_train, spec.n_test)
     from .experiment import noise_config
 
     noise_config(spec.sigma_train[0], spec.convention, spec.preset)
     jobs = make_jobs(spec)
-    done = finished_jobs(out, jobs) if resume else {}
+    problems: list[str] = []
+    done = finished_jobs(out, jobs, problems) if resume else {}
+    for line in problems:
+        print(f"xbarsim sweep: {line}; rerunning that job", file=sys.stderr)
     todo = {k: v for k, v in jobs.items() if k not in done}
     if max_jobs is not None:
         todo = dict(list(todo.items())[:max(0, int(max_jobs))])
@@ -334,28 +500,80 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, *, workers: int | None = 
     ex = make_executor(workers, scheduler) if (own and todo) else executor
     info = ex.describe() if ex is not None else {"kind": "none (all jobs already finished)"}
     write_json(out / "sweep.json", {"spec": spec.to_dict(), "data": data.describe(), "executor": info,
-                                           "jobs": list(jobs)})
+                                    "jobs": list(jobs)})
     results = dict(done)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs), initial=len(done), desc="sweep", unit="job")
+    bars = _Bars(len(jobs), len(done)) if progress else None
+    ok = False
     try:
         if todo:
-            for key, result in ex.run_unordered(run_job, todo):
+            for key, result in ex.run_unordered(run_job, todo, on_progress=bars.job if bars else None):
                 write_job(out, key, result)
                 results[key] = _read_job(out / "jobs" / f"{key}.json")
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(f"{key}: clean {result['accuracy_noiseless']:.3f}")
+                if bars is not None:
+                    bars.finished(key, f"{key}: clean {result['accuracy_noiseless']:.3f}")
+        ok = True
     finally:
-        if bar is not None:
-            bar.close()
+        if bars is not None:
+            bars.close()
         if own and ex is not None:
-            ex.close()
+            if ok:
+                ex.close()
+            else:  # Ctrl-C, SIGTERM, a failed job: stop the workers now, do not wait for them
+                ex.abort()
     outcome = collect(spec, out, results, info)
     outcome.n_run = len(todo)
     outcome.n_resumed = len(done)
-    outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+class _Bars:
+    """tqdm bars in the sweep's process: one over jobs, one per running job (fed by executor.report)."""
+
+    def __init__(self, n_jobs: int, n_done: int):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._lock = threading.Lock()
+        self.total = tqdm(total=n_jobs, initial=n_done, desc="sweep", unit="job", position=0)
+        self._bars: dict[str, Any] = {}
+        self._done: set[str] = set()
+        self._free: list[int] = []
+        self._next = 1
+
+    def job(self, msg: dict) -> None:
+        """A progress message from a running job."""
+        key = msg.get("job")
+        if not isinstance(key, str):
+            return
+        with self._lock:
+            if key in self._done:  # a late message (Dask events can trail the result)
+                return
+            bar = self._bars.get(key)
+            if bar is None:
+                pos = self._free.pop(0) if self._free else self._next
+                self._next = max(self._next, pos + 1)
+                bar = self._tqdm(total=int(msg.get("total", 1)), desc=key, unit="step", position=pos, leave=False)
+                self._bars[key] = bar
+            bar.n = int(msg.get("done", 0))
+            if msg.get("note"):
+                bar.set_postfix_str(str(msg["note"]), refresh=False)
+            bar.refresh()
+
+    def finished(self, key: str, note: str) -> None:
+        with self._lock:
+            self._done.add(key)
+            bar = self._bars.pop(key, None)
+            if bar is not None:
+                self._free.append(bar.pos if isinstance(bar.pos, int) else abs(int(bar.pos)))
+                bar.close()
+            self.total.update(1)
+            self.total.set_postfix_str(note)
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+            self.total.close()

@@ -59,6 +59,7 @@ def run(entry: Callable[[list[str]], int | None], argv: list[str] | None = None,
 
     The setup (:func:`xbarsim.threads.init_from_env`) gives numpy's BLAS
     ``XBARSIM_BLAS_THREADS`` threads (default 1); a bad value is a one-line error, exit 2.
+    A Ctrl-C the command does not handle itself ends in one line and exit status 130.
 
     Args:
         entry: the command's main function.
@@ -72,7 +73,11 @@ def run(entry: Callable[[list[str]], int | None], argv: list[str] | None = None,
     except ValueError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    return int(entry(list(sys.argv[1:] if argv is None else argv)) or 0)
+    try:
+        return int(entry(list(sys.argv[1:] if argv is None else argv)) or 0)
+    except KeyboardInterrupt:  # a command that does not handle Ctrl-C itself: one line, not a traceback
+        print(f"{prog}: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

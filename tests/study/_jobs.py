@@ -28,3 +28,23 @@ def die_once(payload):
 def fail(payload):
     """Always raises."""
     raise ValueError(f"bad payload {payload}")
+
+
+def reporting(payload):
+    """Send two progress messages, then return the payload."""
+    from study.executor import report
+
+    report({"job": str(payload), "stage": "train", "done": 1, "total": 2})
+    report({"job": str(payload), "stage": "eval", "done": 2, "total": 2})
+    return payload
+
+
+def sleep_long(payload):
+    """Sleep (a busy worker for abort tests); report the pid first."""
+    import time
+
+    from study.executor import report
+
+    report({"job": "sleeper", "pid": os.getpid()})
+    time.sleep(float(payload))
+    return payload

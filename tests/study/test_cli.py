@@ -154,10 +154,10 @@ def _bad_npz(tmp_path: Path) -> Path:
         (["train", "--arch", "tcn"], 2, "invalid choice: 'tcn'"),
         (["deploy"], 2, "the following arguments are required: --checkpoint"),
         (["sweep", "--data", "{tmp}/missing.npz", "--workers", "0"], 1, "missing.npz: data file does not exist"),
-        (["train", "--data", "{bad}"], 1, "bad.npz: X/y inputs must have shape (N, T, F), got shape (10, 4)"),
+        (["train", "--data", "{bad}"], 1, "bad.npz: array 'X' must have shape (N, T, F), got shape (10, 4)"),
         (["sweep", "--data", "mnist", "--workers", "0"], 1, "give the MNIST location with --data-path"),
         (["train", "--preset", "nosuch"], 1, "preset: expected one of"),
-        (["deploy", "--checkpoint", "{bad}"], 1, "bad.npz: cannot read checkpoint"),
+        (["deploy", "--checkpoint", "{bad}"], 1, "bad.npz: checkpoint is damaged or truncated"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_clear_message(tmp_path, capsys, argv, code, message):

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from study.data import DataError, load_dataset, load_mnist, load_sequence_file, pad_ragged, _panel_to_list
+from study.data import DataError, load_dataset, load_mnist, load_sequence_file, pad_ragged
 
 MNIST = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mnist" / "mnist.npz"
 
@@ -56,6 +56,7 @@ def _write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> None:
 def test_mnist_idx_folder(tmp_path, rng):
     xs = {s: rng.integers(0, 256, (n, 28, 28)).astype(np.uint8) for s, n in (("train", 30), ("t10k", 12))}
     ys = {s: rng.integers(0, 10, xs[s].shape[0]).astype(np.uint8) for s in xs}
+    ys["train"] = (np.arange(30) % 10).astype(np.uint8)  # every class in training (unseen test labels are refused)
     _write_idx(tmp_path / "train-images-idx3-ubyte", xs["train"])
     _write_idx(tmp_path / "train-labels-idx1-ubyte", ys["train"])
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", xs["t10k"], gz=True)
@@ -125,15 +126,15 @@ def test_user_file_with_and_without_test_split(tmp_path, rng, fmt):
     "change, message",
     [
         (lambda a: a.pop("y"), r"missing required array 'y'"),
-        (lambda a: a.update(X=a["X"][:, :, 0]), r"X/y inputs must have shape \(N, T, F\), got shape \(40, 6\)"),
-        (lambda a: a.update(y=a["y"][:-1]), r"X/y labels have 39 entries but the inputs have N=40"),
-        (lambda a: a.update(y=a["y"] - 1), r"labels must be >= 0, got minimum -1"),
-        (lambda a: a.update(y=a["y"] + 0.5), r"labels must be integers, got dtype float64"),
-        (lambda a: a.update(lengths=np.full(40, 7)), r"lengths must lie in \[1, T=6\], got range \[7, 7\]"),
+        (lambda a: a.update(X=a["X"][:, :, 0]), r"array 'X' must have shape \(N, T, F\), got shape \(40, 6\)"),
+        (lambda a: a.update(y=a["y"][:-1]), r"array 'y' has 39 entries but array 'X' has N=40"),
+        (lambda a: a.update(y=a["y"] - 1), r"array 'y' must be >= 0, got minimum -1"),
+        (lambda a: a.update(y=a["y"] + 0.5), r"array 'y' must be integers, got dtype float64"),
+        (lambda a: a.update(lengths=np.full(40, 7)), r"array 'lengths' must lie in \[1, T=6\], got range \[7, 7\]"),
         (lambda a: a.update(extra=np.zeros(3)), r"unknown array\(s\) extra; valid names are"),
         (lambda a: a.update(X_test=a["X"][:3]), r"give both X_test and y_test or neither"),
         (lambda a: a.update(X_test=a["X"][:3, :, :2], y_test=a["y"][:3]), r"train and test inputs must share"),
-        (lambda a: a["X"].__setitem__((0, 0, 0), np.nan), r"contain NaN or Inf"),
+        (lambda a: a["X"].__setitem__((0, 0, 0), np.nan), r"array 'X' contain\(s\) NaN or Inf"),
     ],
 )
 def test_malformed_user_files_name_the_file_and_problem(tmp_path, rng, change, message):
@@ -149,7 +150,7 @@ def test_malformed_user_files_name_the_file_and_problem(tmp_path, rng, change, m
 def test_unreadable_and_unknown_sources(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(DataError, match=r"junk\.npz: cannot read as \.npz"):
+    with pytest.raises(DataError, match=r"junk\.npz: not a \.npz file \(an \.npz is a zip archive"):
         load_dataset(str(junk))
     junk_h5 = tmp_path / "junk.h5"
     junk_h5.write_bytes(b"not hdf5")
@@ -161,22 +162,68 @@ def test_unreadable_and_unknown_sources(tmp_path):
         load_dataset("cifar")
 
 
-def test_japanese_vowels_without_aeon_says_how_to_install():
-    try:
-        import aeon  # noqa: F401
-    except ImportError:
-        with pytest.raises(DataError, match=r"pip install xbarsim\[speech\]"):
-            load_dataset("japanese_vowels")
-    else:  # pragma: no cover - only where aeon is installed
-        d = load_dataset("japanese_vowels")
-        assert d.n_features == 12 and d.n_classes == 9 and d.lengths_train is not None
+def test_japanese_vowels_is_bundled_with_its_licence():
+    d = load_dataset("japanese_vowels")
+    assert (d.x_train.shape, d.x_test.shape) == ((270, 29, 12), (370, 29, 12))
+    assert d.n_classes == 9 and np.bincount(d.y_train).tolist() == [30] * 9
+    assert (d.lengths_train.min(), d.lengths_test.max()) == (7, 29)
+    assert np.all(d.x_train[np.arange(d.seq_len) >= d.lengths_train[:, None]] == 0)   # zero padding
+    assert d.x_train[0, 0, 0] == np.float32(1.860936)   # first value of the UCI training file
+    assert "CC BY 4.0" in d.describe()["licence"]
 
 
-def test_ragged_panels_are_padded_with_lengths():
-    a = np.arange(6, dtype=np.float32).reshape(2, 3)  # (channels=2, T=3) as aeon gives unequal series
-    b = np.arange(10, dtype=np.float32).reshape(2, 5)
-    x, lengths = pad_ragged(_panel_to_list([a, b]))
+def test_japanese_vowels_damaged_copy_is_refused(tmp_path):
+    from study.data import JAPANESE_VOWELS
+
+    raw = bytearray(JAPANESE_VOWELS.read_bytes())
+    copy = tmp_path / "jv.npz"
+    copy.write_bytes(bytes(raw))
+    assert load_dataset("japanese_vowels", str(copy)).n_classes == 9   # another copy by path
+    copy.write_bytes(bytes(raw[:1000]))
+    with pytest.raises(DataError, match=r"jv\.npz: (cannot read as \.npz|not a \.npz)"):
+        load_dataset("japanese_vowels", str(copy))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (lambda y: np.zeros_like(y), r"the training labels hold only one class \(0\); a classifier needs at least 2"),
+    (lambda y: np.where(y == 3, 1_000_000, y), r"labels must be the class indices 0\.\.K-1 .*the largest label is 1000000 but 999997 class\(es\) below it never "
+                                                r"occur \(e\.g\. 3, 4, 5, 6, 7, \.\.\. \(999997 in all\)\); relabel the 4 "
+                                                r"classes as 0\.\.3"),
+])
+def test_degenerate_labels_are_refused(tmp_path, rng, labels, message):
+    arrays = _user_arrays(rng)
+    arrays["y"] = labels(arrays["y"])
+    path = tmp_path / "lab.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=r"lab\.npz: " + message):
+        load_dataset(str(path))
+
+
+def test_test_label_unseen_in_training_is_refused(tmp_path, rng):
+    arrays = _user_arrays(rng)
+    arrays.update(X_test=arrays["X"][:3], y_test=np.array([0, 1, 7]))
+    path = tmp_path / "split.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=r"split\.npz: test label\(s\) 7 never occur in the training labels"):
+        load_dataset(str(path))
+
+
+def test_arrays_inside_an_hdf5_group_get_a_hint(tmp_path, rng):
+    arrays = _user_arrays(rng)
+    path = tmp_path / "grouped.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("data")
+        g["X"], g["y"] = arrays["X"], arrays["y"]
+    with pytest.raises(DataError, match=r"grouped\.h5: the arrays must be top-level datasets .*found data/X, data/y "
+                                        r"inside group"):
+        load_dataset(str(path))
+
+
+def test_ragged_series_are_padded_with_lengths():
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)  # (T=3, F=2)
+    b = np.arange(10, dtype=np.float32).reshape(5, 2)
+    x, lengths = pad_ragged([a, b])
     assert x.shape == (2, 5, 2) and list(lengths) == [3, 5]
-    assert np.array_equal(x[0, :3], a.T) and np.all(x[0, 3:] == 0)
+    assert np.array_equal(x[0, :3], a) and np.all(x[0, 3:] == 0)
     with pytest.raises(ValueError, match="same number of features"):
         pad_ragged([np.zeros((3, 2)), np.zeros((3, 4))])

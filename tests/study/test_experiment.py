@@ -121,7 +121,7 @@ def test_checkpoint_round_trip(tmp_path, digits):
     assert heldout_accuracy(digital, digits) == heldout_accuracy(model, digits)
     torch.load(tmp_path / "m.pt", weights_only=True)  # a plain weights-only checkpoint
     (tmp_path / "bad.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match=r"bad\.pt: cannot read checkpoint"):
+    with pytest.raises(ValueError, match=r"bad\.pt: checkpoint is damaged or truncated"):
         load_checkpoint(tmp_path / "bad.pt")
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"other\.pt: not an xbarsim checkpoint"):
