@@ -223,7 +223,8 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         # only gi + gh is used (not the GRU): one noise draw for both, exact in distribution
         summed = SummedNoise.of(read_ih, read_hh) if self.mode != "GRU" else None
         gi_all = analog_mvm(x, w_ih, read_ih)
-        fused = FAST_RECURRENCE and mask is None
+        # learned input ranges clip every read inside autograd: the step path (analog_mvm per step)
+        fused = FAST_RECURRENCE and mask is None and getattr(read_hh, "clip_input", None) is None
         if fused and self.mode == "LSTM":
             # the whole recurrence as one node (one weight-gradient matmul)
             return lstm_sequence(gi_all, w_hh, h, c, read_hh, reverse=d == 1,
