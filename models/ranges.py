@@ -378,10 +378,19 @@ class _ClippingReader:
     step, :meth:`models.rnn._AnalogRNNBase._run_direction`), so every recurrent read is
     clipped inside autograd too; everything else is the wrapped reader's."""
 
+    _OWN = ("_reader", "_learned", "_training")
+
     def __init__(self, reader: Any, learned: _LearnedRange, training: bool):
-        self._reader = reader
-        self._learned = learned
-        self._training = training
+        object.__setattr__(self, "_reader", reader)
+        object.__setattr__(self, "_learned", learned)
+        object.__setattr__(self, "_training", training)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # state set from outside (noise_draw, merge_noise's partner.defer) belongs to the reader
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._reader, name, value)
 
     def clip_input(self, x: Tensor) -> Tensor:
         return self._learned.clip(x, self._training)

@@ -131,3 +131,22 @@ def test_learner_rejects_bad_options_and_models():
         LearnedInputRanges(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="decay"):
         LearnedInputRanges(_Head(crossbar.preset("ideal")), decay=-1.0)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU"])
+def test_wide_learned_ranges_change_nothing_with_output_noise(mode):
+    """Ranges far outside the data clip nothing: the noisy forward (paper preset, merged
+    input/recurrent noise draws) equals the plain one for the same seed."""
+    cls = {"RNN": models.AnalogRNN, "GRU": models.AnalogGRU}[mode]
+    cfg = crossbar.preset("paper", out_noise_sigma=0.2)
+    torch.manual_seed(0)
+    plain = cls(3, 6, config=cfg, seed=5)
+    learned = copy.deepcopy(plain)
+    learner = LearnedInputRanges(learned, init_value=1e3, init_batches=0)
+    x = torch.randn(7, 4, 3, generator=torch.Generator().manual_seed(2))
+    plain.train()
+    learned.train()
+    y0 = plain(x)[0]
+    y1 = learned(x)[0]
+    assert torch.equal(y0, y1)
+    learner.detach()
