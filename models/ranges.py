@@ -392,6 +392,11 @@ class _ClippingReader:
         else:
             setattr(self._reader, name, value)
 
+    @property
+    def wrapped(self) -> Any:
+        """The reader this one clips for (its noise bookkeeping, e.g. ``SummedNoise``, is that reader's)."""
+        return self._reader
+
     def clip_input(self, x: Tensor) -> Tensor:
         return self._learned.clip(x, self._training)
 
