@@ -62,5 +62,12 @@ class AnalogMVM(torch.autograd.Function):
 
 
 def analog_mvm(x: Tensor, weight: Tensor, read: Callable[..., Tensor], t0: int = 0) -> Tensor:
-    """Apply :class:`AnalogMVM`; ``x`` of shape (S, B, in) holds steps ``t0 .. t0+S-1``."""
+    """Apply :class:`AnalogMVM`; ``x`` of shape (S, B, in) holds steps ``t0 .. t0+S-1``.
+
+    A reader with a ``clip_input`` method (a learned input range,
+    :class:`models.ranges.LearnedInputRanges`) clips ``x`` with it first, inside autograd.
+    """
+    clip = getattr(read, "clip_input", None)
+    if clip is not None:
+        x = clip(x)
     return AnalogMVM.apply(x, weight, read, t0)

@@ -84,6 +84,7 @@ class AnalogLayerMixin:
         self._cache: dict[str, tuple[tuple, Any]] = {}   # training: deterministic programs
         self.input_ranges: dict[str, float] = {}
         self._range_observer: dict[str, Any] | None = None  # calibration: name -> statistic
+        self._range_learner: dict[str, Any] | None = None   # learned ranges: name -> _LearnedRange
 
     # -- seeds ---------------------------------------------------------------------------
     def reseed(self, seed: int | None = None) -> None:
@@ -245,6 +246,8 @@ class AnalogLayerMixin:
                                   self.t_s if self._programmed is not None else None, w.shape[0])
         if self._range_observer is not None:
             return _ObservedReader(reader, self._range_observer[name])
+        if self._range_learner is not None and name in self._range_learner:
+            return self._range_learner[name].reader(reader, self.training)
         return reader
 
     def _analog_extra_repr(self) -> str:
@@ -257,11 +260,13 @@ class AnalogLayerMixin:
         state = self.__dict__.copy()
         state["_cache"] = {}
         state["_range_observer"] = None
+        state["_range_learner"] = None
         return state
 
     def __setstate__(self, state):  # layers pickled before input ranges existed
         state.setdefault("input_ranges", {})
         state.setdefault("_range_observer", None)
+        state.setdefault("_range_learner", None)
         super().__setstate__(state)
 
 

@@ -29,7 +29,7 @@ import crossbar
 
 from .convert import analog_layers, set_config
 
-__all__ = ["DEFAULT_STATISTIC", "calibrate_input_ranges", "record_inputs", "calibrate_adc_ranges", "input_ranges", "set_input_ranges", "clip_counts",
+__all__ = ["DEFAULT_STATISTIC", "LearnedInputRanges", "InputRangeClip", "clip_to_range", "calibrate_input_ranges", "record_inputs", "calibrate_adc_ranges", "input_ranges", "set_input_ranges", "clip_counts",
            "clip_fractions", "fractions", "reset_clip_counts", "matrix_name", "check_statistic"]
 
 #: statistic of |x| a DAC range is set from unless told otherwise
@@ -275,3 +275,227 @@ def reset_clip_counts(model: nn.Module) -> None:
     """Zero the saturation counters of every programmed array of ``model``."""
     for _, layer in analog_layers(model):
         layer.reset_clip_counts()
+
+
+# ----------------------------------------------------------------------------------------
+# Learned input ranges (straight-through, as aihwkit's InputRangeParameter)
+# ----------------------------------------------------------------------------------------
+
+
+class InputRangeClip(torch.autograd.Function):
+    r"""``y = clamp(x, -r, r)`` with a learnable range ``r`` and aihwkit's range gradient.
+
+    Forward clips ``x`` to the DAC range ``[-r, r]``. Backward, for ``x``: the gradient
+    passes where ``|x| < r`` and is zero where ``x`` clipped (the exact derivative of
+    the clamp). For ``r``, with ``g = dL/dy``, ``U = {x >= r}`` and ``L = {x <= -r}``:
+
+    * ``one_sided=False``: the exact derivative of the clamp,
+      :math:`\sum_U g - \sum_L g`;
+    * ``one_sided=True`` (aihwkit): only the part that widens the range,
+      :math:`\sum_U \min(g, 0) - \sum_L \max(g, 0)`;
+
+    then times ``r * gradient_scale`` when ``relative`` (aihwkit's ``gradient_relative``),
+    and, when more than ``input_min_percentage`` of the inputs lie strictly inside the range,
+    plus ``decay * r`` (aihwkit's decay: gradient descent shrinks the range toward the
+    data until about ``1 - input_min_percentage`` of the inputs clip). With
+    ``one_sided=False, relative=False, decay=0`` the backward is the exact gradient of the
+    forward (tested with ``torch.autograd.gradcheck`` in float64).
+
+    Args (forward):
+        x: inputs, any shape.
+        r: 0-d tensor, the range (> 0, input units).
+        decay, input_min_percentage, one_sided, relative, gradient_scale: see above.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, r: Tensor, decay: float, input_min_percentage: float,  # type: ignore[override]
+                one_sided: bool, relative: bool, gradient_scale: float) -> Tensor:
+        rv = r.to(x.dtype)
+        ctx.save_for_backward(x)
+        ctx.r = r.detach().clone()  # the value used here (the data initialisation may update r in place later)
+        ctx.opts = (decay, input_min_percentage, one_sided, relative, gradient_scale)
+        return torch.maximum(torch.minimum(x, rv), -rv)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        r = ctx.r
+        decay, min_pct, one_sided, relative, scale = ctx.opts
+        rv = r.to(x.dtype)
+        upper = x >= rv
+        lower = x <= -rv
+        grad_x = grad_r = None
+        if ctx.needs_input_grad[0]:
+            grad_x = g * ~(upper | lower)
+        if ctx.needs_input_grad[1]:
+            if one_sided:
+                gr = (g.clamp(max=0.0) * upper).sum() - (g.clamp(min=0.0) * lower).sum()
+            else:
+                gr = (g * upper).sum() - (g * lower).sum()
+            if relative:
+                gr = gr * rv * scale
+            if decay > 0 and float((x.abs() < rv).to(torch.float64).mean()) > min_pct:
+                gr = gr + decay * rv
+            grad_r = gr.to(r.dtype).reshape(r.shape)
+        return grad_x, grad_r, None, None, None, None, None
+
+
+def clip_to_range(x: Tensor, r: Tensor, *, decay: float = 0.0, input_min_percentage: float = 0.95,
+                  one_sided: bool = False, relative: bool = False, gradient_scale: float = 1.0) -> Tensor:
+    """:class:`InputRangeClip` as a function (defaults: the exact gradient)."""
+    return InputRangeClip.apply(x, r, float(decay), float(input_min_percentage), bool(one_sided), bool(relative),
+                                float(gradient_scale))
+
+
+class _LearnedRange:
+    """One matrix's learnable range and its data initialisation (running mean of
+    ``init_std_alpha * std(x)`` over the first ``init_batches`` training reads, as aihwkit's
+    ``init_from_data``)."""
+
+    def __init__(self, value: float, learner: "LearnedInputRanges"):
+        self.param = nn.Parameter(torch.tensor(float(value), dtype=torch.float32))
+        self.learner = learner
+        self.seen = 0
+
+    def clip(self, x: Tensor, training: bool) -> Tensor:
+        opts = self.learner
+        if training and self.seen < opts.init_batches:
+            std = float(x.detach().double().std()) if x.numel() > 1 else 0.0
+            if std > 0:
+                with torch.no_grad():
+                    self.param.copy_((self.param * self.seen + opts.init_std_alpha * std) / (self.seen + 1))
+                self.seen += 1
+        return clip_to_range(x, self.param, decay=opts.decay, input_min_percentage=opts.input_min_percentage,
+                             one_sided=opts.one_sided, relative=opts.relative, gradient_scale=opts.gradient_scale)
+
+    def reader(self, reader: Any, training: bool) -> "_ClippingReader":
+        return _ClippingReader(reader, self, training)
+
+
+class _ClippingReader:
+    """A reader whose inputs :func:`models.functional.analog_mvm` clips with a learned range
+    first. A recurrent layer that sees one runs its step-by-step path (``analog_mvm`` per
+    step, :meth:`models.rnn._AnalogRNNBase._run_direction`), so every recurrent read is
+    clipped inside autograd too; everything else is the wrapped reader's."""
+
+    _OWN = ("_reader", "_learned", "_training")
+
+    def __init__(self, reader: Any, learned: _LearnedRange, training: bool):
+        object.__setattr__(self, "_reader", reader)
+        object.__setattr__(self, "_learned", learned)
+        object.__setattr__(self, "_training", training)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # state set from outside (noise_draw, merge_noise's partner.defer) belongs to the reader
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._reader, name, value)
+
+    @property
+    def wrapped(self) -> Any:
+        """The reader this one clips for (its noise bookkeeping, e.g. ``SummedNoise``, is that reader's)."""
+        return self._reader
+
+    def clip_input(self, x: Tensor) -> Tensor:
+        return self._learned.clip(x, self._training)
+
+    def __call__(self, x: Tensor, t0: int = 0) -> Tensor:
+        return self._reader(x, t0)
+
+    def digital_weight(self, dtype: torch.dtype) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
+class LearnedInputRanges:
+    """Learn the DAC input range of every analog weight matrix during training.
+
+    As aihwkit's ``InputRangeParameter`` (``enable``, ``learn_input_range``; aihwkit
+    ``simulator/parameters/pre_post.py`` and ``InputRangeForward`` in
+    ``simulator/tiles/inference_torch.py``): each matrix's inputs are clipped to
+    ``[-r, r]`` in the forward pass of training (:class:`InputRangeClip`), ``r`` starts from
+    the data (running mean of ``init_std_alpha * std(x)`` over the first ``init_batches``
+    training reads of that matrix; a recurrent matrix reads once per time step), then is
+    learned by the same optimizer as the weights: a one-sided straight-through gradient
+    through the clip widens it where clipping hurts the loss, relative to ``r``, and a
+    decay ``decay * r`` shrinks it while more than ``input_min_percentage`` of the inputs
+    lie inside. The learned values are stored exactly as calibrated ones
+    (``layer.input_ranges``, :func:`input_ranges`; saved with checkpoints) by :meth:`sync`,
+    which :func:`study.experiment.train_model` calls after every optimizer step, so the DAC
+    of a non-digital training config uses the range of the step before. :meth:`detach`
+    ends learning (the layers read as before; the stored ranges stay).
+
+    Args:
+        model: a model with analog layers.
+        init_value: starting range before the data initialisation (aihwkit: 3.0).
+        init_batches: training reads per matrix that initialise from data (0: off; aihwkit 100).
+        init_std_alpha: the data initialisation's multiple of ``std(x)`` (aihwkit 3.0).
+        decay: aihwkit's decay (0.001).
+        input_min_percentage: aihwkit's threshold for the decay (0.95).
+        one_sided: aihwkit's one-sided range gradient (True) or the exact clamp gradient.
+        relative, gradient_scale: aihwkit's ``gradient_relative`` (True) and ``gradient_scale`` (1.0).
+
+    Raises:
+        ValueError: no analog layers, or a bad option.
+
+    Example:
+        >>> learner = LearnedInputRanges(net)
+        >>> opt = torch.optim.Adam(list(net.parameters()) + learner.parameters())
+        >>> ...; opt.step(); learner.sync()
+        >>> learner.detach(); models.input_ranges(net)
+    """
+
+    def __init__(self, model: nn.Module, *, init_value: float = 3.0, init_batches: int = 100,
+                 init_std_alpha: float = 3.0, decay: float = 0.001, input_min_percentage: float = 0.95,
+                 one_sided: bool = True, relative: bool = True, gradient_scale: float = 1.0):
+        for name, v in (("init_value", init_value), ("init_std_alpha", init_std_alpha)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if not (isinstance(init_batches, int) and init_batches >= 0):
+            raise ValueError(f"init_batches must be an int >= 0, got {init_batches!r}")
+        if not (math.isfinite(decay) and decay >= 0):
+            raise ValueError(f"decay must be a finite number >= 0, got {decay!r}")
+        if not 0 <= input_min_percentage <= 1:
+            raise ValueError(f"input_min_percentage must be in [0, 1], got {input_min_percentage!r}")
+        if not (math.isfinite(gradient_scale) and gradient_scale > 0):
+            raise ValueError(f"gradient_scale must be a finite number > 0, got {gradient_scale!r}")
+        self.init_batches, self.init_std_alpha = init_batches, float(init_std_alpha)
+        self.decay, self.input_min_percentage = float(decay), float(input_min_percentage)
+        self.one_sided, self.relative, self.gradient_scale = bool(one_sided), bool(relative), float(gradient_scale)
+        self._layers = list(analog_layers(model))
+        if not self._layers:
+            raise ValueError("model has no analog layers; convert it first (models.convert(model, config))")
+        self.ranges: dict[str, _LearnedRange] = {}
+        for name, layer in self._layers:
+            per = {w: _LearnedRange(init_value, self) for w in layer.analog_weights}
+            layer._range_learner = per
+            self.ranges.update({matrix_name(name, w): lr for w, lr in per.items()})
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The learnable ranges (0-d tensors), to hand to the optimizer."""
+        return [lr.param for lr in self.ranges.values()]
+
+    def values(self) -> dict[str, float]:
+        """Current ranges ``{"<layer>.<weight>": r}``."""
+        return {k: abs(float(lr.param.detach())) for k, lr in self.ranges.items()}
+
+    def sync(self) -> dict[str, float]:
+        """Keep every range positive (``|r|``, at least 1e-6, as aihwkit takes ``abs``) and store
+        the current values in the layers (``layer.input_ranges``); returns them."""
+        with torch.no_grad():
+            for lr in self.ranges.values():
+                lr.param.abs_().clamp_(min=1e-6)
+        for name, layer in self._layers:
+            layer.set_input_ranges({w: abs(float(lr.param.detach())) for w, lr in layer._range_learner.items()}
+                                   if layer._range_learner is not None else layer.input_ranges)
+        return self.values()
+
+    def detach(self) -> dict[str, float]:
+        """:meth:`sync`, then stop clipping in the layers; returns the stored ranges."""
+        values = self.sync()
+        for _, layer in self._layers:
+            layer._range_learner = None
+        return values

@@ -221,9 +221,12 @@ class _AnalogRNNBase(AnalogLayerMixin, nn.Module):
         read_ih = self._reader(f"weight_ih_l{layer}{sfx}", steps, batch)
         read_hh = self._reader(f"weight_hh_l{layer}{sfx}", steps, batch)
         # only gi + gh is used (not the GRU): one noise draw for both, exact in distribution
-        summed = SummedNoise.of(read_ih, read_hh) if self.mode != "GRU" else None
+        # (a clipping reader of learned ranges merges the noise of the reader it wraps)
+        summed = SummedNoise.of(getattr(read_ih, "wrapped", read_ih), getattr(read_hh, "wrapped", read_hh)) \
+            if self.mode != "GRU" else None
         gi_all = analog_mvm(x, w_ih, read_ih)
-        fused = FAST_RECURRENCE and mask is None
+        # learned input ranges clip every read inside autograd: the step path (analog_mvm per step)
+        fused = FAST_RECURRENCE and mask is None and getattr(read_hh, "clip_input", None) is None
         if fused and self.mode == "LSTM":
             # the whole recurrence as one node (one weight-gradient matmul)
             return lstm_sequence(gi_all, w_hh, h, c, read_hh, reverse=d == 1,

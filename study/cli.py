@@ -225,6 +225,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--range-statistic", type=_statistic, default="max",
                    help="DAC input ranges, calibrated on the training data after training: 'max' of |x| per "
                         "analog matrix or a percentile (e.g. 99.99); stored in the checkpoint")
+    p.add_argument("--learn-input-ranges", action="store_true",
+                   help="learn each analog matrix's DAC input range during training instead (clip in the "
+                        "forward pass, straight-through range gradient and decay as aihwkit's "
+                        "InputRangeParameter); stored in the checkpoint like calibrated ones")
     _add_run_args(p, "runs/train")
     return p
 
@@ -263,7 +267,7 @@ def train_main(argv: list[str] | None = None) -> int:
     try:
         history = train_model(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               optimizer=args.optimizer, seed=args.seed, progress=not args.quiet,
-                              desc=f"train {args.arch}")
+                              desc=f"train {args.arch}", learn_input_ranges=args.learn_input_ranges)
     except FloatingPointError as exc:
         return _fail("xbarsim train", exc)
     acc = evaluate_draws(model, data, args.draws, seed=args.seed, stream=1,
@@ -272,12 +276,17 @@ def train_main(argv: list[str] | None = None) -> int:
     set_noise(model, clean_cfg)
     clean = float(evaluate_draws(model, data, 1, seed=args.seed, stream=2)[0])
     set_noise(model, cfg)
-    ranges = calibrate_ranges(model, data, statistic=args.range_statistic)
+    if args.learn_input_ranges:
+        from models.ranges import input_ranges
+
+        ranges, statistic = input_ranges(model), "learned"
+    else:
+        ranges, statistic = calibrate_ranges(model, data, statistic=args.range_statistic), args.range_statistic
     data_args = _resolved_data_args(args.data, args.data_path, args.data_seed, args.n_train, args.n_test)
     config = {"command": "train", "args": vars(args), "model": spec.to_dict(), "train_config": cfg.to_dict(),
               "device_preset": cfg.name, "noise_convention": args.convention, "seed": args.seed,
               "data": data.describe(), "data_args": data_args, "versions": versions(),
-              "input_ranges": ranges, "range_statistic": args.range_statistic}
+              "input_ranges": ranges, "range_statistic": statistic}
     metrics = {"accuracy_at_sigma_train": {"mean": float(acc.mean()), "std": float(acc.std()), "draws": acc.tolist()},
                "accuracy_noiseless": clean, "seconds": time.perf_counter() - t0, "seed": args.seed,
                "noise_convention": args.convention, "device_preset": cfg.name}
@@ -300,8 +309,9 @@ def train_main(argv: list[str] | None = None) -> int:
           f"sigma_train={args.sigma_train:g} {args.convention}, preset {cfg.name}, seed {args.seed}")
     print(f"test accuracy at sigma_train over {args.draws} draws: {acc.mean():.4f} ± {acc.std():.4f}; "
           f"without output noise: {clean:.4f}")
-    print("DAC input ranges (" + ("max" if args.range_statistic == "max" else f"{args.range_statistic:g}th percentile")
-          + " of |x| on the training data): " + ", ".join(f"{k} {v:.3g}" for k, v in ranges.items()))
+    how = ("learned during training" if statistic == "learned" else
+           ("max" if statistic == "max" else f"{statistic:g}th percentile") + " of |x| on the training data")
+    print(f"DAC input ranges ({how}): " + ", ".join(f"{k} {v:.3g}" for k, v in ranges.items()))
     print(f"wrote {out / 'model.pt'}, config.json, history.csv, metrics.json"
           f"{', curves.png' if history['epoch'] else ''} in {out}  ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -338,6 +348,9 @@ def sweep_parser() -> argparse.ArgumentParser:
                    help="comma list of inference noise levels (--convention units)")
     p.add_argument("--seeds", type=_int_list, default=join(d.seeds), help="comma list of training seeds")
     p.add_argument("--draws", type=positive_int, default=d.draws, help="noise draws (test passes) per sigma_val")
+    p.add_argument("--learn-input-ranges", action="store_true",
+                   help="learn each analog matrix's DAC input range during training (as xbarsim train "
+                        "--learn-input-ranges) instead of calibrating it after")
     g = p.add_argument_group("execution")
     g.add_argument("--workers", type=nonneg_int, default=None,
                    help="worker processes (one thread each; 0 = in this process); default min(2, CPUs)")
@@ -364,7 +377,7 @@ def sweep_main(argv: list[str] | None = None) -> int:
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                          seeds=tuple(args.seeds), sigma_train=tuple(args.sigma_train),
                          sigma_val=tuple(args.sigma_val), convention=args.convention, preset=args.preset,
-                         draws=args.draws, noise_draw=args.noise_draw)
+                         draws=args.draws, noise_draw=args.noise_draw, learn_input_ranges=args.learn_input_ranges)
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"xbarsim sweep: error: {exc}", file=sys.stderr)

@@ -274,7 +274,8 @@ def evaluate_draws(model: nn.Module, data: SequenceData, draws: int, seed: int =
 def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch_size: int = 64, lr: float = 1e-2,
                 optimizer: str = "adam", weight_decay: float = 0.0, grad_clip: float | None = 1.0, seed: int = 0,
                 progress: bool = False, desc: str = "train",
-                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, list[float]]:
+                 on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 learn_input_ranges: bool | dict = False) -> dict[str, list[float]]:
     """Train ``model`` with cross-entropy; any analog noise of its config is injected in the forward pass.
 
     Args:
@@ -285,6 +286,10 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         progress: show a tqdm bar over epochs.
         on_epoch: called after each epoch with (epoch, {"train_loss", "train_accuracy",
             "test_accuracy"}): how a sweep job reports its progress.
+        learn_input_ranges: learn every analog matrix's DAC input range during training
+            (:class:`models.ranges.LearnedInputRanges`, aihwkit's defaults; a dict gives its
+            options), with the same optimizer; the learned ranges are stored in the layers
+            (as calibrated ones) when training ends.
 
     Returns:
         Per-epoch history: ``epoch``, ``train_loss``, ``train_accuracy`` (noisy, running over the
@@ -296,13 +301,21 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    else:
+    if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    learner = None
+    if learn_input_ranges:
+        from models.ranges import LearnedInputRanges
+
+        learner = LearnedInputRanges(model, **(learn_input_ranges if isinstance(learn_input_ranges, dict) else {}))
+    # the ranges learn with the weights' optimizer and learning rate, without weight decay and
+    # outside the gradient-norm clipping (their gradient is a sum over every clipped input)
+    groups = [{"params": params}] + ([{"params": learner.parameters(), "weight_decay": 0.0}] if learner else [])
+    if optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
     x = torch.as_tensor(data.x_train, dtype=torch.float32)
     y = torch.as_tensor(data.y_train, dtype=torch.long)
     lt = _lengths_tensor(data.lengths_train)
@@ -314,6 +327,21 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
+    try:
+        _train_epochs(model, data, opt, params, learner, x, y, lt, order_gen, loss_fn, history, bar, epochs=epochs,
+                      batch_size=batch_size, grad_clip=grad_clip, seed=seed, on_epoch=on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+        if learner is not None:
+            learner.detach()
+    model.eval()
+    return history
+
+
+def _train_epochs(model, data, opt, params, learner, x, y, lt, order_gen, loss_fn, history, bar, *, epochs,
+                  batch_size, grad_clip, seed, on_epoch=None) -> None:
+    """The epochs of :func:`train_model` (appends to ``history``)."""
     for epoch in range(1, epochs + 1):
         model.train()
         reseed_noise(model, draw_seed(seed, epoch, stream=8))  # fixes every training noise draw
@@ -328,6 +356,8 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
+            if learner is not None:
+                learner.sync()
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == y[idx]).sum())
             seen += len(idx)
@@ -342,10 +372,6 @@ def train_model(model: nn.Module, data: SequenceData, *, epochs: int = 10, batch
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", test=f"{test_acc:.3f}")
         if on_epoch is not None:
             on_epoch(epoch, {k: history[k][-1] for k in ("train_loss", "train_accuracy", "test_accuracy")})
-    if bar is not None:
-        bar.close()
-    model.eval()
-    return history
 
 
 # --------------------------------------------------------------------------- checkpoints

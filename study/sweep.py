@@ -89,6 +89,9 @@ class SweepSpec:
     """noise draws (full test passes) per sigma_val."""
     noise_draw: str = "mvm"
     """which reads share one noise draw (models.functional)."""
+    learn_input_ranges: bool = False
+    """learn the DAC input ranges during training (models.ranges.LearnedInputRanges) instead of
+    calibrating them after; only in a job's settings when True, so older sweeps resume."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archs", tuple(self.archs))
@@ -145,6 +148,8 @@ def make_jobs(spec: SweepSpec) -> dict[str, dict[str, Any]]:
     common = spec.to_dict()
     for k in ("archs", "seeds", "sigma_train"):
         common.pop(k)
+    if not common["learn_input_ranges"]:
+        common.pop("learn_input_ranges")
     jobs = {}
     for arch in spec.archs:
         for st in spec.sigma_train:
@@ -187,7 +192,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     train_cfg = noise_config(job["sigma_train"], job["convention"], job["preset"])
     model = build_model(spec, train_cfg, noise_draw=job["noise_draw"], seed=job["seed"])
     history = train_model(model, data, epochs=int(job["epochs"]), batch_size=int(job["batch_size"]),
-                          lr=float(job["lr"]), optimizer=job["optimizer"], seed=job["seed"], on_epoch=on_epoch)
+                          lr=float(job["lr"]), optimizer=job["optimizer"], seed=job["seed"], on_epoch=on_epoch,
+                          learn_input_ranges=bool(job.get("learn_input_ranges", False)))
     t_train = time.perf_counter() - t0
     acc = np.empty((len(job["sigma_val"]), int(job["draws"])))
     for j, sv in enumerate(job["sigma_val"]):
@@ -204,7 +210,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     set_noise(model, train_cfg)
     from .data import BUILTIN
 
-    ranges = calibrate_ranges(model, data)  # DAC input ranges: max |x| per matrix on the training data
+    if job.get("learn_input_ranges"):
+        from models.ranges import input_ranges
+
+        ranges = input_ranges(model)  # learned during training, stored in the layers
+    else:
+        ranges = calibrate_ranges(model, data)  # DAC input ranges: max |x| per matrix on the training data
     data_args = {k: job[k] for k in ("data", "data_path", "data_seed", "n_train", "n_test")}
     for k in ("data", "data_path"):  # stored resolved: a deploy from another folder still finds the data
         builtin = k == "data" and str(data_args[k]).strip().lower().replace("-", "_") in BUILTIN

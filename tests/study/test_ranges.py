@@ -216,3 +216,46 @@ def test_sweep_checkpoint_has_ranges_and_deploys_on_its_own_data(scaled, tmp_pat
     assert rc == 0
     meta = json.loads((tmp_path / "d" / "deploy.json").read_text())
     assert meta["data"]["name"] == "digits_m3_1", meta["data"]
+
+
+def test_learned_ranges_train_store_and_deploy(scaled, tmp_path, capsys):
+    """train --learn-input-ranges: the ranges are learned (not the calibrated max), stored like
+    calibrated ones, and deploy uses them; sweep --learn-input-ranges does the same per job."""
+    import json
+
+    out = tmp_path / "train"
+    rc = xbarsim.main(["train", "--arch", "lstm", "--preset", "ideal", "--sigma-train", "0", "--epochs", "1",
+                       "--hidden", "8", "--draws", "1", "--data", str(scaled / "digits_m3_1.npz"),
+                       "--learn-input-ranges", "--out", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "DAC input ranges (learned during training)" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["range_statistic"] == "learned"
+    model, info = load_checkpoint(out / "model.pt")
+    ranges = info["input_ranges"]
+    assert set(ranges) == {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "head.weight"}
+    assert ranges == pytest.approx(config["input_ranges"]) and ranges == pytest.approx(models.input_ranges(model))
+    assert ranges["rnn.weight_ih_l0"] != pytest.approx(3.0, abs=1e-3)  # not the calibrated max |x|
+    assert all(layer._range_learner is None for _, layer in models.analog_layers(model))
+    rc = cli.deploy_main(["--checkpoint", str(out / "model.pt"), "--preset", "pcm", "--times", "1", "--instances",
+                          "1", "--draws", "1", "--compensation", "off", "--out", str(tmp_path / "d"), "--quiet"])
+    assert rc == 0
+    assert "DAC input ranges from the checkpoint" in capsys.readouterr().out
+    rc = cli.sweep_main(["--arch", "lstm", "--sigma-train", "0", "--sigma-val", "0", "--seeds", "0", "--draws", "1",
+                         "--workers", "0", "--epochs", "1", "--hidden", "8", "--data", str(scaled / "digits_m3_1.npz"),
+                         "--learn-input-ranges", "--out", str(tmp_path / "sweep"), "--quiet"])
+    assert rc == 0
+    (job,) = (tmp_path / "sweep" / "jobs").glob("*.json")
+    res = json.loads(job.read_text())
+    assert res["job"]["learn_input_ranges"] is True
+    assert res["input_ranges"]["rnn.weight_ih_l0"] != pytest.approx(3.0, abs=1e-3)
+
+
+def test_sweep_jobs_without_learned_ranges_keep_their_settings():
+    """Older sweeps resume: the job settings carry learn_input_ranges only when it is on."""
+    from study.sweep import SweepSpec, make_jobs
+
+    assert all("learn_input_ranges" not in j for j in make_jobs(SweepSpec(archs=("lstm",), seeds=(0,))).values())
+    assert all(j["learn_input_ranges"] for j in make_jobs(SweepSpec(archs=("lstm",), seeds=(0,),
+                                                                    learn_input_ranges=True)).values())
