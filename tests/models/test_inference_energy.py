@@ -109,3 +109,18 @@ def test_report_files(tmp_path):
     assert float(rows[-1]["energy_j"]) == pytest.approx(rep.total.energy_j)
     assert (tmp_path / "energy.png").stat().st_size > 1000
     assert rep.to_dict()["counts"]["rnn.weight_hh_l0"]["vectors"] == 6
+
+
+@pytest.mark.parametrize("arch", ["gru", "rnn"])
+@pytest.mark.parametrize("preset", ["ideal", "pcm"])
+def test_gru_and_rnn_of_two_steps_count_every_read(arch, preset):
+    # the fused recurrences read W_hh inlined on a digital config and through the reader otherwise
+    model = _deployed(crossbar.preset(preset), arch=arch)
+    rep = measure_sequences(model, torch.randn(4, 2, 3), CHIPS["hermes"])
+    assert rep.counters["rnn.weight_ih_l0"].vectors == 4 * 2
+    assert rep.counters["rnn.weight_hh_l0"].vectors == 4 * 2
+    assert rep.counters["head.weight"].vectors == 4
+    step = cell_ops(arch, 4)
+    costs = CHIPS["hermes"].costs
+    assert rep.layers[0]["estimate"].energy["rnn_digital"] == pytest.approx(
+        estimate_digital_ops(step.scaled(8), costs).energy_j / 4)
