@@ -952,13 +952,17 @@ class ProgrammedArray:
     def _circuit_parts(self, xn: np.ndarray, st: _ReadState, t: float, rng: np.random.Generator,
                        parts: np.ndarray) -> None:
         """Partial sums by :func:`crossbar.irdrop.mna_read` (reference): every physical tile's
-        circuit solved for every input row, per-cell read noise drawn before the solve; in
-        the units of the fast path's products (scales folded without an ADC, stored ADC
+        circuit solved for every input row, per-cell read noise drawn before the solve (with
+        ``read_noise_draw="per_time"``: the frozen draw of this time setting, solved exactly);
+        in the units of the fast path's products (scales folded without an ADC, stored ADC
         ranges divided out)."""
         cfg = self.config
         dg = cfg.device.g_max_us - cfg.device.g_min_us
         gp, gm = self._drifted(t)
         sp, sm = self._read_sigmas(t, gp, gm)
+        if sp is not None and cfg.device.read_noise_draw == "per_time":
+            gp, gm = self._frozen_read(t, gp, gm, sp, sm)
+            sp = sm = None  # nothing fresh per read
         res = cfg.wires.resistances()
         folded = not cfg.adc.active  # no ADC: one state tile, the scales folded into the read
         ranges = self._adc_ranges if cfg.adc.active else None

@@ -310,3 +310,19 @@ def test_calibrated_adc_ranges_see_the_wires():
     ref = crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=1)
     ref.calibrate_adc(x, t_s=1.0)
     assert np.mean(np.abs(arr.mvm(x, t_s=1.0) - ref.mvm(x, t_s=1.0)) > 1e-9) < 0.02
+
+
+def test_frozen_read_noise_through_the_wires():
+    """read_noise_draw="per_time": the circuit reference solves the frozen draw exactly (the
+    same read every call); the fast path carries the frozen offsets through the attenuation
+    (first order), within the stated noise bound times the offsets' share of the read."""
+    rng = np.random.default_rng(12)
+    w = rng.normal(size=(6, 9))
+    x = rng.uniform(-1, 1, (4, 9))
+    cfg = crossbar.preset("pcm", adc_bits=None, dac_bits=None, tile_rows=None, tile_cols=None,
+                          read_noise_draw="per_time", wire_row_ohm=5.0, wire_col_ohm=5.0, wire_noise_policy="ignore")
+    ref = crossbar.program(w, cfg.replace(read_noise_path="per_cell"), seed=3)
+    y1, y2 = ref.mvm(x, t_s=60.0, seed=1), ref.mvm(x, t_s=60.0, seed=2)
+    assert np.array_equal(y1, y2)
+    fast = crossbar.program(w, cfg, seed=3).mvm(x, t_s=60.0)
+    assert _rel_err(fast, y1) < 1e-3
