@@ -262,11 +262,10 @@ class PoolExecutor(BaseExecutor):
         self._drain = self._queue = None
 
     def run_unordered(self, fn, payloads, *, on_progress=None):
+        # Kept after the run: a job's last messages travel on another pipe than its result and
+        # may be read after it (the sweep's bars ignore messages of finished jobs).
         self._on_progress = on_progress
-        try:
-            yield from self._run(fn, payloads)
-        finally:
-            self._on_progress = None
+        yield from self._run(fn, payloads)
 
     def _run(self, fn, payloads):
         from concurrent.futures import FIRST_COMPLETED, CancelledError, wait

@@ -139,6 +139,9 @@ def test_job_progress_reaches_the_sweep_process_and_abort_kills_busy_workers():
     got.clear()
     ex = PoolExecutor(workers=1)
     assert dict(ex.run_unordered(_jobs.reporting, {"b": "b"}, on_progress=got.append)) == {"b": "b"}
+    deadline = time.monotonic() + 10   # progress and result travel on different pipes: either may come first
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [(m["job"], m["stage"], m["done"]) for m in got] == [("b", "train", 1), ("b", "eval", 2)]
     # a busy worker (a 60 s job) is killed by abort, at once; close() would wait for it
     it = ex.run_unordered(_jobs.sleep_long, {"s": 60}, on_progress=got.append)
