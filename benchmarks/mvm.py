@@ -76,7 +76,7 @@ def _torch_variant(arr, x32: np.ndarray, t_s: float, threads: int):
         return f"torch not importable ({exc})"
     torch.set_num_threads(threads)
     cfg = arr.config
-    st = arr._state(t_s, np.dtype(np.float32))
+    st = arr.read_state(t_s, np.float32)
     gn = torch.from_numpy(st.gn)
     var = None if st.var is None else torch.from_numpy(st.var)
     scale = torch.from_numpy(st.scale)
@@ -281,7 +281,7 @@ def make_workload(args: argparse.Namespace, cfg) -> Workload:
         work.uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
     if not work.arr.is_digital and cfg.dac.bits is not None and cfg.dac.bits % 8 == 0:
         work.serial_arr = crossbar.program(w, cfg.replace(dac_slice_bits=cfg.dac.bits // 8), seed=args.seed)
-        st = work.serial_arr._state(args.t_s, np.dtype(np.float32))
+        st = work.serial_arr.read_state(args.t_s, np.float32)
         work.serial_matmuls = 8 * (2 if st.var is not None and st.var_col is None else 1)
     return work
 

@@ -515,6 +515,21 @@ class ProgrammedArray:
         alpha = self._alpha(t) if self.config.drift_compensation else 1.0
         return np.ascontiguousarray(self._weights_at(t)) * alpha
 
+    def read_state(self, t_s: float | None = None, dtype=np.float32) -> _ReadState:
+        """What the fast read at ``t_s`` works from (cached): ``gn`` (in, out) normalised
+        conductance differences, ``var`` (in, out) read-noise variances or None, ``var_col``,
+        ``scale`` (n_row_tiles, out), ``tiles`` (row bounds) and ``alpha`` (drift compensation).
+
+        For tools that mirror the read outside crossbar (the benchmarks' torch twin): treat the
+        arrays as read-only. Raises ``ValueError`` on a digital or weight-sliced array.
+        """
+        if self._digital or self._slices is not None:
+            raise ValueError("read_state: a digital or weight-sliced array has no single read state")
+        dt = np.dtype(dtype)
+        if dt not in _FLOATS:
+            raise ValueError(f"dtype must be float32 or float64, got {dt}")
+        return self._state(_check_time(t_s), dt)
+
     def prepare(self, t_s: float | None = None, dtype=np.float32) -> "ProgrammedArray":
         """Build (and cache) what reads at ``t_s`` need, so the first :meth:`mvm` does not pay
         for it: drifted conductances, noise variances and, with wires, every tile's transfer
