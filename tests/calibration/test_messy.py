@@ -275,6 +275,7 @@ def test_sampler_follows_crossbar_relaxation():
         assert abs(s.std() - ref.std()) <= 5 * se_std
 
 
+@pytest.mark.slow  # 7 s: two full messy fits
 def test_read_noise_time_dependence_states_the_laws_validity():
     """Read noise doubled at the second time (deviations from each cell's mean scaled by 2):
     the report says it changes with time (max/min near 2; the per-time core fits have a few

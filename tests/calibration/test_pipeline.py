@@ -168,6 +168,7 @@ def test_shipped_gong_normalised_ramps_fit(tmp_path):
     assert 10 <= row["g_min_us"]["value"] < row["g_max_us"]["value"] <= 100
 
 
+@pytest.mark.slow  # a full calibrate in a fresh interpreter; tests/test_layering.py checks the imports statically
 def test_calibrate_never_imports_torch(tmp_path):
     import subprocess
     import sys

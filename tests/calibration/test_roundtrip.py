@@ -53,7 +53,7 @@ TRUE_DEGREES = {"prog_offset": 1, "prog_sigma": 1, "read_sigma": 1, "drift_mu_nu
 
 
 @pytest.mark.parametrize("cells_per_level,seed,select", [(60, 11, False), (250, 12, False), (1000, 13, False),
-                                                         (1000, 14, True)])
+                                                         pytest.param(1000, 14, True, marks=pytest.mark.slow)])
 def test_long_round_trip_recovers_every_parameter(cells_per_level, seed, select):
     """Standard errors are conditional on the degree: the small sizes fit at the true
     degrees; the largest one also has to choose them itself on held-out cells."""
@@ -87,6 +87,7 @@ def test_long_round_trip_recovers_every_parameter(cells_per_level, seed, select)
     assert fit.t0_s == TRUE.t0_s
 
 
+@pytest.mark.slow  # 8 s: fits at four sizes; the default run keeps the round trips above
 def test_standard_errors_shrink_like_one_over_sqrt_n():
     se = []
     for cells, seed in ((100, 21), (1600, 22)):
