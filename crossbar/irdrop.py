@@ -45,6 +45,8 @@ numpy and scipy only.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -122,63 +124,100 @@ def _chain_norton(g: np.ndarray, gw: float, g_end: float) -> tuple[np.ndarray, n
     diag = np.full(n, 2.0 * gw) + g
     diag[-1] -= gw
     diag[0] += g_end - gw
-    ab = np.zeros((2, n))
-    ab[0, 1:] = -gw                      # superdiagonal (upper form for solveh_banded)
-    ab[1] = diag
+    off = np.full(n - 1, -gw)
+    d, e, info = sla.lapack.dpttrf(diag, off)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"row nodal matrix not positive definite (dpttrf info {info})")
     rhs = np.zeros((n, n + 1), order="F")
     rhs[np.arange(n), np.arange(n)] = g
     rhs[0, n] = g_end
-    x = sla.solveh_banded(ab, rhs, overwrite_b=True, check_finite=False)   # T^-1 [D | g_end e0]
+    x, info = sla.lapack.dpttrs(d, e, rhs, overwrite_b=1)     # T^-1 [D | g_end e0]
     H = x[:, :n]
     H *= -g[:, None]
     H[np.arange(n), np.arange(n)] += g
     return H, g * x[:, n]
 
 
-def _series(F: np.ndarray, Jt: np.ndarray, k: int, r: float) -> None:
-    """Add a series resistance ``r`` in front of every frontier node, in place:
-    ``F <- F (I + r F)^-1``, ``J <- (I + r F)^-1 J`` (first ``k`` rows of ``Jt`` = J^T).
+_SYM_BLOCK = 64
 
-    With ``M = I + r F`` (symmetric positive definite for conductances >= 0) one Cholesky
-    inverse gives both: ``F (I + r F)^-1 = (I - M^-1) / r``. While ``r F`` is tiny that
-    difference would cancel, so then ``F M^-1`` is formed instead.
-    """
-    n = F.shape[0]
-    diag = np.diag_indices(n)
-    m = F * r
-    m[diag] += 1.0
-    c, info = sla.lapack.dpotrf(m, lower=0, overwrite_a=1, clean=1)
-    if info == 0:
-        minv, info = sla.lapack.dpotri(c, lower=0, overwrite_c=1)
-    if info == 0:                        # potri fills the upper triangle; the lower one is 0
-        d = minv[diag].copy()
-        minv += minv.T
-        minv[diag] = d
-    else:  # not positive definite (negative conductances drawn by noise): general inverse
-        minv = np.linalg.inv(F * r + np.eye(n))
-    if r * float(np.abs(F[diag]).max(initial=0.0)) > 1e-6:
-        np.multiply(minv, -1.0 / r, out=F)
-        F[diag] += 1.0 / r
-    else:
-        F[...] = F @ minv
-    if k:
-        Jt[:k] = Jt[:k] @ minv
+
+@functools.lru_cache(maxsize=8)
+def _tril(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.tril_indices(n, -1)
+
+
+def _mirror_upper(m: np.ndarray) -> None:
+    """Copy the upper triangle of the square array ``m`` onto its lower one, in place, in
+    cache-sized blocks (a plain ``m += m.T`` costs as much as the Cholesky factorisation)."""
+    n = m.shape[0]
+    b = _SYM_BLOCK
+    for i in range(0, n, b):
+        e = min(i + b, n)
+        blk = m[i:e, i:e]
+        lo = _tril(e - i)
+        blk[lo] = blk.T[lo]
+        for j in range(e, n, b):
+            m[j:j + b, i:e] = m[i:e, j:j + b].T
+
+
+class _Frontier:
+    """The sweep's state: ``F`` (C x C, symmetric, Fortran order so LAPACK works on it in
+    place), ``J^T`` (first ``k`` rows valid) and the work arrays reused on every row."""
+
+    def __init__(self, n_rows: int, n_cols: int):
+        self.F = np.zeros((n_cols, n_cols), order="F")
+        self.Jt = np.zeros((n_rows, n_cols))       # J^T: row i = short-circuit currents per unit V_i
+        self._jt_work = np.empty((n_rows, n_cols))
+        self._m = np.empty((n_cols, n_cols), order="F")
+
+    def series(self, k: int, r: float) -> None:
+        """Add a series resistance ``r`` in front of every frontier node, in place:
+        ``F <- F (I + r F)^-1``, ``J <- (I + r F)^-1 J`` (first ``k`` rows of ``J^T``).
+
+        With ``M = I + r F`` (symmetric positive definite for conductances >= 0) one Cholesky
+        inverse gives both: ``F (I + r F)^-1 = (I - M^-1) / r``. While ``r F`` is tiny that
+        difference would cancel, so then ``F M^-1`` is formed instead.
+        """
+        F = self.F
+        n = F.shape[0]
+        diag = np.diag_indices(n)
+        m = self._m
+        np.multiply(F, r, out=m)
+        m[diag] += 1.0
+        # upper triangles only (m is Fortran-ordered: potrf/potri work in place, no copies)
+        c, info = sla.lapack.dpotrf(m, lower=0, overwrite_a=1, clean=0)
+        if info == 0:
+            minv, info = sla.lapack.dpotri(c, lower=0, overwrite_c=1)
+        if info == 0:
+            _mirror_upper(minv)
+        else:  # not positive definite (negative conductances drawn by noise): general inverse
+            minv = np.asfortranarray(np.linalg.inv(F * r + np.eye(n)))
+        if r * float(np.abs(F[diag]).max(initial=0.0)) > 1e-6:
+            np.multiply(minv, -1.0 / r, out=F)
+            F[diag] += 1.0 / r
+        else:
+            F[...] = F @ minv
+        if k:
+            np.matmul(self.Jt[:k], minv, out=self._jt_work[:k])
+            self.Jt, self._jt_work = self._jt_work, self.Jt   # rows >= k of the new Jt are rewritten later
+
+    def add_row(self, i: int, H: np.ndarray, h: np.ndarray) -> None:
+        self.F += H.T                                  # H is symmetric; its transpose matches F's order
+        self.Jt[i] = h
 
 
 def _sweep(g_s: np.ndarray, row_ohm: float, col_ohm: float, driver_ohm: float, sense_ohm: float) -> np.ndarray:
     """Transfer matrix (S) of a tile, sweeping over its rows (frontier: the C column nodes)."""
     n_rows, n_cols = g_s.shape
-    F = np.zeros((n_cols, n_cols))
-    Jt = np.zeros((n_rows, n_cols))      # J^T: row i = short-circuit currents per unit V_i
+    fr = _Frontier(n_rows, n_cols)
     for i in range(n_rows):
         if i and col_ohm > 0.0:
-            _series(F, Jt, i, col_ohm)
+            fr.series(i, col_ohm)
         H, h = _row_norton(g_s[i], row_ohm, driver_ohm)
-        F += H
-        Jt[i] = h
+        fr.add_row(i, H, h)
     if sense_ohm > 0.0:
-        _series(F, Jt, n_rows, sense_ohm)
-    return Jt
+        fr.series(n_rows, sense_ohm)
+    return fr.Jt
 
 
 def transfer_matrix(g_us, *, row_ohm: float = 0.0, col_ohm: float = 0.0, driver_ohm: float = 0.0,
