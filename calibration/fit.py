@@ -278,6 +278,16 @@ def fit_sigma_poly(u, q, deg, w=None, extra=None, max_iter=200):
     return c, cov, nll
 
 
+def _group_folds(groups: np.ndarray, k_folds: int, seed: int) -> tuple[np.ndarray, int]:
+    """K-fold assignment by group (cell): every item of a group in the same fold, the groups
+    spread over ``min(k_folds, n_groups)`` folds by a seeded permutation. Returns (fold per item, k)."""
+    uniq = np.unique(groups)
+    k = int(min(k_folds, uniq.size))
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
+    return np.array([fold_of[g] for g in groups.tolist()]), k
+
+
 def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5, seed: int = 0):
     """Choose a polynomial degree by K-fold cross-validation over groups (cells, ramps).
 
@@ -288,11 +298,7 @@ def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5
     Returns (degree, {deg: (mean loss, standard error)}).
     """
     groups = np.asarray(groups)
-    uniq = np.unique(groups)
-    k = int(min(k_folds, uniq.size))
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
-    fold = np.array([fold_of[g] for g in groups.tolist()])
+    fold, k = _group_folds(groups, k_folds, seed)
     scores, per_item = {}, {}
     for deg in range(max_deg + 1):
         losses = np.zeros(groups.size)
@@ -492,11 +498,7 @@ def select_law(groups, candidates, heldout_loss: Callable, k_folds: int = 5, see
     Returns (candidate, {label: (mean loss, standard error)}).
     """
     groups = np.asarray(groups)
-    uniq = np.unique(groups)
-    k = int(min(k_folds, uniq.size))
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(uniq.tolist(), (rng.permutation(uniq.size) % k).tolist()))
-    fold = np.array([fold_of[g] for g in groups.tolist()])
+    fold, k = _group_folds(groups, k_folds, seed)
     scores, per_item = {}, {}
     for cand in candidates:
         losses = np.zeros(groups.size)
