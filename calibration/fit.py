@@ -288,6 +288,24 @@ def _group_folds(groups: np.ndarray, k_folds: int, seed: int) -> tuple[np.ndarra
     return np.array([fold_of[g] for g in groups.tolist()]), k
 
 
+def _cv_losses(groups, candidates, heldout_loss: Callable, k_folds: int, seed: int) -> dict:
+    """Per-item held-out losses of each candidate, K-fold by group (:func:`_group_folds`);
+    ``heldout_loss(train_mask, test_mask, candidate)``; inf where a candidate's fit fails."""
+    groups = np.asarray(groups)
+    fold, k = _group_folds(groups, k_folds, seed)
+    per_item = {}
+    for cand in candidates:
+        losses = np.zeros(groups.size)
+        for f in range(k):
+            test = fold == f
+            try:
+                losses[test] = np.asarray(heldout_loss(~test, test, cand), float)
+            except (np.linalg.LinAlgError, ValueError):
+                losses[test] = np.inf
+        per_item[cand] = losses
+    return per_item
+
+
 def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5, seed: int = 0):
     """Choose a polynomial degree by K-fold cross-validation over groups (cells, ramps).
 
@@ -297,19 +315,9 @@ def select_degree(groups, max_deg: int, heldout_loss: Callable, k_folds: int = 5
 
     Returns (degree, {deg: (mean loss, standard error)}).
     """
-    groups = np.asarray(groups)
-    fold, k = _group_folds(groups, k_folds, seed)
-    scores, per_item = {}, {}
-    for deg in range(max_deg + 1):
-        losses = np.zeros(groups.size)
-        for f in range(k):
-            test = fold == f
-            try:
-                losses[test] = np.asarray(heldout_loss(~test, test, deg), float)
-            except (np.linalg.LinAlgError, ValueError):
-                losses[test] = np.inf
-        per_item[deg] = losses
-        scores[deg] = (float(np.mean(losses)), float(np.std(losses) / np.sqrt(max(losses.size, 1))))
+    per_item = _cv_losses(groups, range(max_deg + 1), heldout_loss, k_folds, seed)
+    scores = {deg: (float(np.mean(losses)), float(np.std(losses) / np.sqrt(max(losses.size, 1))))
+              for deg, losses in per_item.items()}
     best = min(scores, key=lambda d: scores[d][0])
     chosen = best
     for d in sorted(scores):
@@ -497,18 +505,9 @@ def select_law(groups, candidates, heldout_loss: Callable, k_folds: int = 5, see
 
     Returns (candidate, {label: (mean loss, standard error)}).
     """
-    groups = np.asarray(groups)
-    fold, k = _group_folds(groups, k_folds, seed)
-    scores, per_item = {}, {}
-    for cand in candidates:
-        losses = np.zeros(groups.size)
-        for f in range(k):
-            test = fold == f
-            try:
-                losses[test] = np.asarray(heldout_loss(~test, test, cand), float)
-            except (np.linalg.LinAlgError, ValueError):
-                losses[test] = np.inf
-        per_item[cand] = losses
+    per_item = _cv_losses(groups, candidates, heldout_loss, k_folds, seed)
+    scores = {}
+    for cand, losses in per_item.items():
         m = float(np.mean(losses))
         scores[_cand_label(cand)] = (m if np.isfinite(m) else float("inf"),
                                      float(np.std(losses) / np.sqrt(max(losses.size, 1))) if np.isfinite(m) else 0.0)
