@@ -118,6 +118,17 @@ def _check_bool(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a bool, got {value!r}")
 
 
+def check_dict_keys(cls: type, data: Any) -> None:
+    """Raise ValueError unless ``data`` is a dict whose keys are all fields of the dataclass
+    ``cls`` (the message lists the valid ones): the key check of every ``from_dict``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}")
+
+
 class _Config:
     """Shared behaviour: repr of non-default fields, dict/JSON round trip, replace."""
 
@@ -145,12 +156,7 @@ class _Config:
 
     @classmethod
     def _check_keys(cls, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(data).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {valid}")
+        check_dict_keys(cls, data)
 
     @classmethod
     def _check_complete(cls, data: Any, where: str = "") -> None:

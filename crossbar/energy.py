@@ -55,6 +55,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import check_dict_keys
+
 __all__ = [
     "input_slices", "MVMCounter", "DigitalOps",
     "walden_energy_j", "schreier_energy_j", "murmann_fom_db", "cell_read_energy_j", "dac_energy_j",
@@ -533,12 +535,7 @@ class CostModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CostModel":
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError listing the valid ones."""
-        if not isinstance(data, dict):
-            raise ValueError(f"CostModel.from_dict expects a dict, got {type(data).__name__}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ValueError(f"CostModel: unknown key(s) {unknown}; valid keys are {valid}")
+        check_dict_keys(cls, data)
         return cls(**data)
 
     def to_json(self, **kw: Any) -> str:
