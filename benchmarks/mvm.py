@@ -47,6 +47,7 @@ import numpy as np
 
 from xbarsim.cliargs import int_at_least
 from xbarsim.files import atomic_write_text
+from xbarsim.threads import limit_threads
 
 
 def _interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 3) -> dict[str, float]:
@@ -130,10 +131,7 @@ def _aihwkit_variant(w: np.ndarray, x32: np.ndarray, args, t_s: float, read_rms_
                                                         WeightNoiseType)
     except Exception as exc:  # noqa: BLE001 - any import failure means: not available
         return f"aihwkit not importable ({type(exc).__name__}: {exc})"
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(limits=args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
+    limit_threads(args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP (torch's too)
     import crossbar
 
     keys = ("tile_rows", "tile_cols", "dac_bits", "adc_bits")
@@ -447,10 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.wire_ohm is not None and not (math.isfinite(args.wire_ohm) and args.wire_ohm > 0):
         ap.error(f"--wire-ohm must be a finite number > 0, got {args.wire_ohm}")
-    from threadpoolctl import threadpool_limits
-
     cfg = _config(args, ap)  # imports crossbar (numpy, numba) first: threadpoolctl limits loaded pools only
-    threadpool_limits(limits=args.threads)
+    limit_threads(args.threads)
     work = make_workload(args, cfg)
     records = run_variants(work)
     if args.wire_ohm is not None:

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from study.cli import arch_list as _parse_archs
 from xbarsim.cliargs import int_at_least
 from xbarsim.files import atomic_write_text
+from xbarsim.threads import limit_threads
 
 __all__ = ["main", "ARCHS"]
 
@@ -160,7 +161,6 @@ def _setup(args: argparse.Namespace, parser: argparse.ArgumentParser):
         (config, x batch-first (B, T, F), x time-first (T, B, F) for aihwkit).
     """
     import torch
-    from threadpoolctl import threadpool_limits
 
     import crossbar
     import models  # noqa: F401 - loaded before the thread limits, as the contestants use it
@@ -177,8 +177,7 @@ def _setup(args: argparse.Namespace, parser: argparse.ArgumentParser):
         except ValueError as exc:
             parser.error(f"argument --sigma: {exc}")
     # after the imports: threadpoolctl only limits the pools already loaded
-    threadpool_limits(limits=args.threads)
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     torch.manual_seed(args.seed)
     x_bf = torch.randn(args.batch, args.seq, args.input)     # batch_first
     return config, x_bf, x_bf.transpose(0, 1).contiguous()
@@ -191,7 +190,6 @@ def make_contestants(args: argparse.Namespace, config, x_bf, x_tf) -> tuple[dict
         (contestants by name ``<who>_<arch>``, skipped ones by name: ``{"arch", "skipped": why}``).
     """
     import torch
-    from threadpoolctl import threadpool_limits
 
     import models
 
@@ -218,7 +216,7 @@ def make_contestants(args: argparse.Namespace, config, x_bf, x_tf) -> tuple[dict
         if model is None:
             skipped[f"aihwkit_{arch}"] = {"arch": arch, "skipped": what}
         else:
-            threadpool_limits(limits=args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
+            limit_threads(args.threads)  # again: aihwkit may have loaded its own BLAS / OpenMP
             contestants[f"aihwkit_{arch}"] = _contestant(arch, model, x_tf, _last_time_first, what, opt_cls)
     return contestants, skipped
 
