@@ -443,3 +443,42 @@ def check_fillable(name: str, a: np.ndarray) -> None:
     if not a.flags.c_contiguous or not a.flags.writeable:
         raise ValueError(f"{name} must be a C-contiguous, writeable array to be filled in place, got "
                          f"shape {a.shape}, strides {a.strides}, writeable={a.flags.writeable}")
+
+
+# ---------------------------------------------------------------------------------------
+# Dense symmetric elimination (IR drop's nested dissection, crossbar.irdrop): small
+# matrices in large batches, where a BLAS call per matrix costs more than the flops.
+
+
+@njit(**_JIT)
+def schur_tail(m, k):
+    """Eliminate the last ``n - k`` nodes of every symmetric matrix ``m[b]`` in place.
+
+    Gaussian elimination without pivoting on the lower triangle (the matrices are nodal
+    conductance matrices: symmetric, diagonally dominant on the eliminated nodes), pivots
+    taken from the last node backwards. Afterwards ``m[b, :k, :k]`` (both triangles) is the
+    Schur complement ``M_kk - M_ke M_ee^-1 M_ek``; the rest of ``m[b]`` is scratch.
+
+    Returns:
+        0, or ``1 + b`` for the first matrix ``b`` that met a pivot that is not positive.
+    """
+    nb, n = m.shape[0], m.shape[1]
+    f = np.empty(n)
+    for b in range(nb):
+        a = m[b]
+        for p in range(n - 1, k - 1, -1):
+            piv = a[p, p]
+            if not piv > 0.0:
+                return b + 1
+            inv = 1.0 / piv
+            for j in range(p):
+                f[j] = a[p, j]
+            for i in range(p):
+                fi = f[i] * inv
+                if fi != 0.0:
+                    for j in range(i + 1):
+                        a[i, j] -= fi * f[j]
+        for i in range(k):
+            for j in range(i):
+                a[j, i] = a[i, j]
+    return 0

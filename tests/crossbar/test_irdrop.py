@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -38,25 +39,80 @@ def _cells(rng, shape):
     return rng.uniform(0.0, 40.0, size=shape)  # includes near-zero cells (g_min = 0 devices)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (5, 9), (9, 5), (16, 16), (32, 24)])
+def _applies(shape, wires):
+    """Nested dissection needs both wire resistances > 0 and at least 2 x 2 cells."""
+    w = WIRE_SETS[wires]
+    return min(shape) >= 2 and w.get("row_ohm", 0.0) > 0.0 and w.get("col_ohm", 0.0) > 0.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (5, 9), (9, 5), (16, 16), (32, 24), (3, 40), (64, 80)])
 @pytest.mark.parametrize("wires", list(WIRE_SETS))
-def test_transfer_matrix_matches_mna(shape, wires):
-    rng = np.random.default_rng(hash((shape, wires)) % 2**32)
+@pytest.mark.parametrize("method", ["sweep", "dissection"])
+def test_transfer_matrix_matches_mna(shape, wires, method):
+    rng = np.random.default_rng(zlib.crc32(repr((shape, wires)).encode()))
     g = _cells(rng, shape)
-    a = irdrop.transfer_matrix(g, **WIRE_SETS[wires])
+    if method == "dissection" and not _applies(shape, wires):
+        with pytest.raises(ValueError, match="method='dissection' needs"):
+            irdrop.transfer_matrix(g, **WIRE_SETS[wires], method=method)
+        return
+    a = irdrop.transfer_matrix(g, **WIRE_SETS[wires], method=method)
     ref = irdrop.mna_read(np.eye(shape[0]), g, **WIRE_SETS[wires])   # unit input on each row
     assert _rel_err(a, ref) < 1e-6
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", [(128, 128), (64, 128), (128, 48)])
+@pytest.mark.parametrize("shape", [(128, 128), (64, 128), (128, 48), (127, 130)])
 @pytest.mark.parametrize("wires", ["realistic", "extreme", "with_ends"])
-def test_transfer_matrix_matches_mna_large(shape, wires):
+@pytest.mark.parametrize("method", ["sweep", "dissection"])
+def test_transfer_matrix_matches_mna_large(shape, wires, method):
     rng = np.random.default_rng(7)
     g = _cells(rng, shape)
-    a = irdrop.transfer_matrix(g, **WIRE_SETS[wires])
+    a = irdrop.transfer_matrix(g, **WIRE_SETS[wires], method=method)
     ref = irdrop.mna_read(np.eye(shape[0]), g, **WIRE_SETS[wires])
     assert _rel_err(a, ref) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (7, 4), (31, 33), (65, 96), (100, 70)])
+@pytest.mark.parametrize("ends", [(0.0, 0.0), (25.0, 0.0), (0.0, 10.0), (50.0, 20.0)])
+def test_dissection_equals_sweep(shape, ends):
+    """The two exact algorithms agree to rounding, odd sizes and every end condition included."""
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    g = _cells(rng, shape)
+    w = dict(row_ohm=3.0, col_ohm=1.5, driver_ohm=ends[0], sense_ohm=ends[1])
+    nd = irdrop.transfer_matrix(g, **w, method="dissection")
+    sw = irdrop.transfer_matrix(g, **w, method="sweep")
+    assert _rel_err(nd, sw) < 1e-10
+    assert np.array_equal(irdrop.transfer_matrix(g, **w), nd if min(shape) >= irdrop.DISSECTION_MIN else sw)
+
+
+def test_transfer_matrix_method_is_checked():
+    g = np.full((4, 4), 10.0)
+    with pytest.raises(ValueError, match="method must be 'auto', 'sweep' or 'dissection', got 'lu'"):
+        irdrop.transfer_matrix(g, row_ohm=1.0, method="lu")
+    with pytest.raises(ValueError, match="conductances >= 0"):
+        irdrop.transfer_matrix(g - 20.0, row_ohm=1.0, col_ohm=1.0, method="dissection")
+    # a negative cell (possible after a noise draw) takes the sweep under "auto"
+    neg = g.copy()
+    neg[1, 2] = -1.0
+    big = np.pad(neg, ((0, 70), (0, 70)), constant_values=10.0)
+    w = dict(row_ohm=1.0, col_ohm=1.0)
+    assert np.array_equal(irdrop.transfer_matrix(big, **w), irdrop.transfer_matrix(big, **w, method="sweep"))
+
+
+def test_schur_kernel_matches_dense_elimination():
+    """The numba elimination kernel against the float64 formula M_kk - M_ke M_ee^-1 M_ek."""
+    from crossbar import _kernels
+    rng = np.random.default_rng(11)
+    for n, k in [(1, 1), (5, 2), (12, 12), (30, 7), (40, 39)]:
+        a = rng.normal(size=(3, n, n))
+        m = a @ np.swapaxes(a, 1, 2) + n * np.eye(n)               # symmetric positive definite
+        want = m[:, :k, :k] - m[:, :k, k:] @ np.linalg.solve(m[:, k:, k:], m[:, k:, :k])
+        work = m.copy()
+        assert _kernels.schur_tail(work, k) == 0
+        np.testing.assert_allclose(work[:, :k, :k], want, rtol=1e-12, atol=1e-12 * n)
+    bad = np.eye(4)[None].repeat(2, axis=0)
+    bad[1, 3, 3] = 0.0                                               # a zero pivot in the second matrix
+    assert _kernels.schur_tail(bad, 2) == 2
 
 
 def test_sweep_direction_does_not_matter():
