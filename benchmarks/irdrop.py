@@ -1,4 +1,4 @@
-"""``python -m benchmarks irdrop mnist|noise``: what the wires of the array cost (IR drop).
+"""``python -m benchmarks irdrop mnist|noise|precompute``: what the wires of the array cost (IR drop).
 
 * ``mnist``: the row-by-row MNIST LSTM of the reproduction deployed on the rram preset with
   wire resistance ``r`` per cell segment on rows and columns (driver and sense ideal), for
@@ -10,10 +10,15 @@
   over wire resistances and tile sizes, next to the tile's largest relative IR drop and
   the stated bound the read checks (``crossbar.irdrop.noise_error_bound``). Writes
   ``noise.csv`` and ``noise.json``; exits 1 if a row passes the bound.
+* ``precompute``: CPU seconds of one ``transfer_matrix`` per array by nested dissection and
+  by the row sweep, per tile side (one thread, interleaved, median of ``--repeats``), and
+  the largest relative difference between the two. Writes ``precompute.csv`` and
+  ``precompute.json``.
 
 Example:
     python -m benchmarks irdrop mnist --data-path ../shared/data/mnist --n-test 1000 --instances 3
     python -m benchmarks irdrop noise
+    python -m benchmarks irdrop precompute --sizes 64,128,256,512
 """
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 def _table(rows: list[dict], cols: list[str]) -> str:
     def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+        return f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
 
     width = {c: max(len(c), *(len(fmt(r[c])) for r in rows)) for c in cols}
     lines = ["  ".join(c.rjust(width[c]) for c in cols)]
@@ -179,12 +184,56 @@ def run_noise(args) -> int:
     return 0 if all(r["within_bound"] for r in rows) else 1
 
 
+# ----------------------------------------------------------------------------- precompute
+def run_precompute(args) -> int:
+    from crossbar import irdrop
+    from xbarsim.threads import limit_threads
+
+    limit_threads(1)
+    rng = np.random.default_rng(args.seed)
+    wires = dict(row_ohm=args.ohm, col_ohm=args.ohm, driver_ohm=args.ohm, sense_ohm=args.ohm)
+    rows = []
+    for n in args.sizes:
+        g = rng.uniform(0.0, 25.0, (n, n))
+        irdrop.transfer_matrix(g[:8, :8], **wires, method="dissection")    # compile/load the kernel untimed
+        methods = ["dissection"] + (["sweep"] if n <= args.sweep_max else [])
+        times = {m: [] for m in methods}
+        result = {}
+        for _ in range(args.repeats):
+            for m in methods:
+                t = time.process_time()
+                result[m] = irdrop.transfer_matrix(g, **wires, method=m)
+                times[m].append(time.process_time() - t)
+        row = dict(tile=n, wire_ohm=float(args.ohm), dissection_cpu_s=float(np.median(times["dissection"])),
+                   sweep_cpu_s=float(np.median(times["sweep"])) if "sweep" in times else None)
+        if "sweep" in result:
+            diff = np.abs(result["dissection"] - result["sweep"]).max() / np.abs(result["sweep"]).max()
+            row["speedup"] = row["sweep_cpu_s"] / row["dissection_cpu_s"]
+            row["max_rel_difference"] = float(diff)
+        else:
+            row["speedup"] = row["max_rel_difference"] = None
+        rows.append(row)
+        if not args.quiet:
+            print(f"tile {n:>4}: dissection {row['dissection_cpu_s']:.3f} s"
+                  + (f", sweep {row['sweep_cpu_s']:.3f} s" if row["sweep_cpu_s"] is not None else ""), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(command="python -m benchmarks irdrop precompute " + " ".join(args.argv),
+                cells="uniform(0, 25) uS", wires="row = col = driver = sense = --ohm", threads=1,
+                timing=f"time.process_time, median of {args.repeats}, methods interleaved", seed=args.seed)
+    atomic_write_text(out / "precompute.csv", _csv_text(rows))
+    atomic_write_json(out / "precompute.json", dict(meta=meta, rows=rows))
+    print(_table(rows, ["tile", "dissection_cpu_s", "sweep_cpu_s", "speedup", "max_rel_difference"]))
+    print(f"wrote precompute.csv, precompute.json in {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks irdrop", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="what", required=True)
-    m = sub.add_parser("mnist", help="accuracy of the MNIST LSTM on rram vs wire resistance and tile size")
-    m.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    m = sub.add_parser("mnist", formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="accuracy of the MNIST LSTM on rram vs wire resistance and tile size")
+    m.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="trained LSTM checkpoint (.pt) to deploy")
     m.add_argument("--data-path", default="../shared/data/mnist", help="mnist.npz or a folder of IDX files")
     m.add_argument("--ohms", type=float_list, default=float_list("0,0.5,1,2,4,8,16"),
                    help="wire resistances per cell segment (rows and columns), ohm")
@@ -192,16 +241,28 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--instances", type=int_at_least(1), default=3, help="programmed instances")
     m.add_argument("--draws", type=int_at_least(1), default=1, help="read draws per instance")
     m.add_argument("--n-test", type=int_at_least(1), default=1000, help="test images (seeded subset)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--out", default=DEFAULT_OUT)
-    m.add_argument("--quiet", action="store_true")
-    n = sub.add_parser("noise", help="fast read-noise error vs the exact circuit, over wire resistance and tile size")
+    m.add_argument("--seed", type=int, default=0, help="seed of the test subset, programming and reads")
+    m.add_argument("--out", default=DEFAULT_OUT, help="folder for mnist.csv, mnist.json and mnist.png")
+    m.add_argument("--quiet", action="store_true", help="no line per (tile, resistance) point")
+    n = sub.add_parser("noise", formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="fast read-noise error vs the exact circuit, over wire resistance and tile size")
     n.add_argument("--sizes", type=float_list, default=float_list("16,64,128"), help="tile sizes (square)")
     n.add_argument("--ohms", type=float_list, default=float_list("0.35,1,2.5,7.5,30"), help="ohm per segment")
-    n.add_argument("--seed", type=int, default=0)
-    n.add_argument("--out", default=DEFAULT_OUT)
+    n.add_argument("--seed", type=int, default=0, help="seed of cells, inputs and noise")
+    n.add_argument("--out", default=DEFAULT_OUT, help="folder for noise.csv and noise.json")
+    p = sub.add_parser("precompute", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       help="CPU time of one transfer matrix per array: nested dissection vs row sweep")
+    p.add_argument("--sizes", type=float_list, default=float_list("64,128,256,512"), help="tile sides (square)")
+    p.add_argument("--ohm", type=float, default=1.0, help="row, column, driver and sense resistance, ohm")
+    p.add_argument("--repeats", type=int_at_least(1), default=3, help="timed calls per method (median)")
+    p.add_argument("--sweep-max", type=int_at_least(1), default=512, help="largest side the sweep is timed at")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cells")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for precompute.csv and precompute.json")
+    p.add_argument("--quiet", action="store_true", help="no line per tile side")
     args = ap.parse_args(argv)
     args.argv = argv[1:]
+    if args.what == "precompute":
+        args.sizes = [int(s) for s in args.sizes]
+        return run_precompute(args)
     if args.what == "mnist":
         args.tiles = [int(t) for t in args.tiles]
         return run_mnist(args)

@@ -297,3 +297,17 @@ def test_irdrop_noise_table(tmp_path, capsys):
     assert [(r["tile"], r["wire_ohm"]) for r in rows] == [(4, 1.0), (4, 30.0), (8, 1.0), (8, 30.0)]
     assert all(r["within_bound"] and 0 <= r["std_error_fast"] <= r["stated_bound"] for r in rows)
     assert (tmp_path / "noise.csv").read_text().startswith("tile,wire_ohm,max_drop,stated_bound")
+
+
+def test_irdrop_precompute_table(tmp_path, capsys):
+    from benchmarks import irdrop
+
+    rc = irdrop.main(["precompute", "--sizes", "6,12", "--sweep-max", "6", "--repeats", "2", "--quiet",
+                      "--out", str(tmp_path)])
+    assert rc == 0
+    rows = json.loads((tmp_path / "precompute.json").read_text())["rows"]
+    assert [r["tile"] for r in rows] == [6, 12]
+    assert rows[0]["sweep_cpu_s"] > 0 and rows[0]["max_rel_difference"] < 1e-10   # the two algorithms agree
+    assert rows[1]["sweep_cpu_s"] is None and rows[1]["dissection_cpu_s"] > 0      # past --sweep-max
+    assert (tmp_path / "precompute.csv").read_text().startswith("tile,wire_ohm,dissection_cpu_s,sweep_cpu_s")
+    assert "wrote precompute.csv" in capsys.readouterr().out
