@@ -81,8 +81,8 @@ class _DigitalRead:
             z = noise.z
             self.zs = z.unbind(0) if z.shape[0] > 1 else [z[0]] * steps
 
-    def __call__(self, h: Tensor, t: int) -> Tensor:
-        yh = torch.mm(h, self.wt)
+    def __call__(self, h: Tensor, t: int, out: Tensor | None = None) -> Tensor:
+        yh = torch.mm(h, self.wt) if out is None else torch.mm(h, self.wt, out=out)
         noise = self.noise
         if noise is not None:
             yf = yh.view(-1)
@@ -102,8 +102,9 @@ class _ReaderRead:
     def __init__(self, reader: MatrixReader):
         self.reader = reader
 
-    def __call__(self, h: Tensor, t: int) -> Tensor:
-        return self.reader(h.unsqueeze(0), t)[0]
+    def __call__(self, h: Tensor, t: int, out: Tensor | None = None) -> Tensor:
+        y = self.reader(h.unsqueeze(0), t)[0]
+        return y if out is None else out.copy_(y)
 
 
 class _LSTMSequence(torch.autograd.Function):
@@ -128,19 +129,25 @@ class _LSTMSequence(torch.autograd.Function):
         gis, outs, css, tcss = gi.unbind(0), out.unbind(0), cs.unbind(0), tcs.unbind(0)
         act_t = acts.unbind(0)
         a_i, a_f, a_g, a_o = (acts[..., j * hs:(j + 1) * hs].unbind(0) for j in range(4))
-        sigmoid, addcmul, mul = torch.sigmoid, torch.addcmul, torch.mul
+        add, mul = torch.add, torch.mul
         h, c = h0, c0
+        # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
+        # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
         for t in order:
-            gates = read(h, t).add_(gis[t])
+            gates = read(h, t, act_t[t]).add_(gis[t])   # the read lands in acts[t]
             if bias is not None:
                 gates.add_(bias)
             # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
             # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
-            gates[:, 2 * hs:3 * hs].mul_(2.0)
-            sigmoid(gates, out=act_t[t])
-            g_t = a_g[t].mul_(2.0).sub_(1.0)
-            c = addcmul(mul(a_f[t], c), a_i[t], g_t, out=css[t])
-            tc = sigmoid(mul(c, 2.0, out=tcss[t]), out=tcss[t]).mul_(2.0).sub_(1.0)
+            g_t = a_g[t]
+            add(g_t, g_t, out=g_t)
+            gates.sigmoid_()
+            add(g_t, g_t, out=g_t).sub_(1.0)
+            c_t = mul(a_f[t], c, out=css[t]).addcmul_(a_i[t], g_t)
+            tc = tcss[t]
+            add(c_t, c_t, out=tc).sigmoid_()
+            add(tc, tc, out=tc).sub_(1.0)
+            c = c_t
             h = mul(a_o[t], tc, out=outs[t])
         return out, h.clone(), c.clone(), acts, cs, tcs
 
@@ -149,6 +156,7 @@ class _LSTMSequence(torch.autograd.Function):
         _, w_hh, _, h0, c0, _, reverse = inputs
         out, _, _, acts, cs, tcs = output
         ctx.mark_non_differentiable(acts, cs, tcs)
+        ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to fill
         ctx.reverse = reverse
         ctx.save_for_backward(w_hh, h0, c0, acts, cs, tcs, out)
 
@@ -187,16 +195,21 @@ class _LSTMSequence(torch.autograd.Function):
         dh = g_hn if g_hn is not None else acts.new_zeros(b, hs)
         dc = g_cn if g_cn is not None else acts.new_zeros(b, hs)
         order = range(steps) if reverse else range(steps - 1, -1, -1)
+        # per-step views, made once
+        dgs, p3s, dg3s, pos, dgos = dg.unbind(0), p3.unbind(0), dg3.unbind(0), po.unbind(0), dgo.unbind(0)
+        fs, dh_dcs = f.unbind(0), dh_dc.unbind(0)
+        g_outs = None if g_out is None else g_out.unbind(0)
+        mm, addmm, addcmul, mul = torch.mm, torch.addmm, torch.addcmul, torch.mul
         prev = None
         for t in order:
             if prev is not None:
-                dh = torch.mm(dg[prev], w_hh) if g_out is None else torch.addmm(g_out[t], dg[prev], w_hh)
-            elif g_out is not None:
-                dh = dh + g_out[t]
-            dc = torch.addcmul(dc, dh, dh_dc[t])
-            torch.mul(p3[t], dc.unsqueeze(1), out=dg3[t])
-            torch.mul(po[t], dh, out=dgo[t])
-            dc = dc * f[t]
+                dh = mm(dgs[prev], w_hh) if g_outs is None else addmm(g_outs[t], dgs[prev], w_hh)
+            elif g_outs is not None:
+                dh = dh + g_outs[t]
+            dc = addcmul(dc, dh, dh_dcs[t])
+            mul(p3s[t], dc.unsqueeze(1), out=dg3s[t])
+            mul(pos[t], dh, out=dgos[t])
+            dc = dc * fs[t]
             prev = t
         grad_w = grad_h0 = None
         if ctx.needs_input_grad[1]:
@@ -309,6 +322,7 @@ class _GRUSequence(torch.autograd.Function):
         _, w_hh, _, h0, _, reverse = inputs
         out, _, rz, ns, ghn = output
         ctx.mark_non_differentiable(rz, ns, ghn)
+        ctx.set_materialize_grads(False)  # unused outputs get None, not zero tensors to fill
         ctx.reverse = reverse
         ctx.save_for_backward(w_hh, h0, rz, ns, ghn, out)
 
@@ -406,6 +420,7 @@ class _RNNSequence(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
         _, w_hh, h0, _, reverse, relu = inputs
+        ctx.set_materialize_grads(False)  # an unused output gets None, not a zero tensor to fill
         ctx.reverse, ctx.relu = reverse, relu
         ctx.save_for_backward(w_hh, h0, output[0])
 
