@@ -14,7 +14,7 @@ that mixes torch and numpy sets one thread per pool itself (``crossbar.set_blas_
 """
 from xbarsim.threads import set_blas_threads
 
-from .array import ProgrammedArray, as_generator, load_programmed, mvm, program
+from .array import ProgrammedArray, as_generator, load_programmed, mvm, program, program_and_prepare
 from .config import (
     ADCConfig,
     ArrayConfig,
@@ -33,6 +33,7 @@ from .timespan import measured_time_span, time_span_warning
 
 __all__ = [
     "ADCConfig", "ArrayConfig", "DACConfig", "DeviceConfig", "Law", "MappingConfig", "OutputNoiseConfig",
-    "PRESETS", "TileConfig", "WireConfig", "WIRE_EXAMPLES", "preset", "ProgrammedArray", "program", "mvm",
+    "PRESETS", "TileConfig", "WireConfig", "WIRE_EXAMPLES", "preset", "ProgrammedArray", "program",
+    "program_and_prepare", "mvm",
     "load_programmed", "as_generator", "set_blas_threads", "measured_time_span", "time_span_warning",
 ]

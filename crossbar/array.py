@@ -71,10 +71,11 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
+from . import _program_kernels as PK
 from . import irdrop
 from .config import ArrayConfig
 
-__all__ = ["ProgrammedArray", "program", "mvm", "load_programmed", "as_generator"]
+__all__ = ["ProgrammedArray", "program", "program_and_prepare", "mvm", "load_programmed", "as_generator"]
 
 _FLOATS = (np.float32, np.float64)
 _EMPTY1 = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
@@ -866,7 +867,7 @@ class ProgrammedArray:
             if not np.isfinite(r).all() or (r <= 0).any():
                 raise ValueError("adc_ranges must be finite and > 0 everywhere")
             self._adc_ranges = r
-        self._cache.clear()
+            self._cache.clear()  # the read states fold the ADC ranges in (the DAC range is read per call)
 
     def calibrate_adc(self, x, t_s: float | None = None, statistic: str | float = "max",
                       margin: float = 1.0) -> np.ndarray:
@@ -1060,6 +1061,127 @@ def program(weights, config: ArrayConfig, seed=None) -> ProgrammedArray:
     if config.is_digital:
         return ProgrammedArray(config, w.shape, weights=np.array(w), seed_state=rng)
     return _program_analog(np.asarray(w, dtype=np.float64), config, rng)
+
+
+def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float32) -> ProgrammedArray:
+    """A programmed array with its first read prepared: ``program(weights, config, seed)``
+    then ``prepare(0.0, dtype)``, in one pass per cell where the config allows.
+
+    For the common device configs (per-column scales without clipping, no weight slicing,
+    no stuck cells, drift or relaxation laws, no wires, an ADC, polynomial programming
+    noise and polynomial or PCM read noise drawn fresh per read on the output-referred
+    path) :func:`crossbar._program_kernels.program_pairs` maps, programs and computes the
+    read state at ``t_s = 0`` cell by cell with the same float64 arithmetic as
+    :func:`program` and :meth:`ProgrammedArray.prepare`, and the programming normals come
+    from the crossbar's ziggurat (:func:`crossbar._kernels.standard_normal`, exactly
+    N(0, 1), about 4x faster than numpy's here). So the result has the same distribution
+    as ``program`` (the same numbers given the same normals, tests/crossbar/test_program_kernel.py),
+    not the same draws. Other configs take ``program`` itself (same draws).
+
+    The training forward of a device preset programs its weights afresh on every call
+    (:mod:`models`), and this is that call; deployment uses :func:`program`.
+
+    Args:
+        weights: (out_features, in_features), float32/64.
+        config: the ArrayConfig. seed: int, numpy Generator or None.
+        dtype: float dtype of the reads to prepare (float32 or float64).
+
+    Returns:
+        The ProgrammedArray, its read at ``t_s = 0`` in ``dtype`` ready.
+
+    Raises:
+        ValueError: as :func:`program`, or a dtype other than float32/float64.
+    """
+    dt = np.dtype(dtype)
+    if dt not in _FLOATS:
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    if not isinstance(config, ArrayConfig) or config.is_digital or _fused_laws(config) is None:
+        return program(weights, config, seed=seed).prepare(0.0, dt)
+    w = _check_matrix("weights", weights, ndim=2)
+    if w.dtype not in _FLOATS:
+        raise ValueError(f"weights.dtype must be float32 or float64, got {w.dtype}")
+    rng = as_generator(seed)
+    n_out, n_in = w.shape
+    z = np.empty((2, n_in, n_out) if config.device.prog_sigma is not None else (2, 0, 0))
+    if z.size:
+        K.standard_normal(rng, z)
+    return _program_pairs(w, z, config, rng, dt)
+
+
+def _fused_laws(config: ArrayConfig):
+    """The kernel's law tuples ``(prog, read, q_below)`` when :func:`program_and_prepare` can
+    use :func:`crossbar._program_kernels.program_pairs` for ``config``, else None."""
+    dev = config.device
+    mp = config.mapping
+    if (mp.weight_slices > 1 or mp.scale != "column" or mp.clip_sigma is not None or dev.prog_offset is not None
+            or dev.stuck_min_fraction > 0 or dev.stuck_max_fraction > 0 or dev.drift_mu_nu is not None
+            or dev.drift_sigma_nu is not None or dev.relax_sigma is not None or dev.relax_mu is not None
+            or config.wires.active or not config.adc.active or config.read_noise_path != "output"
+            or (dev.read_sigma is not None and dev.read_noise_draw != "per_read")):
+        return None
+    x_codes = {"g_us": 0, "g_norm": 1}
+    nan = math.nan
+
+    def poly(law):
+        return (1, x_codes[law.x], np.array(law.coeffs, np.float64), nan if law.lo is None else float(law.lo),
+                nan if law.hi is None else float(law.hi))
+
+    ps, rs = dev.prog_sigma, dev.read_sigma
+    if ps is None:
+        prog = (0, 0, np.zeros(1), nan, nan)
+    elif ps.kind == "poly" and ps.x in x_codes:
+        prog = poly(ps)
+    else:
+        return None
+    q_below = -1.0
+    if rs is None:
+        read = (0, 0, np.zeros(1), nan, nan, 0.0)
+    elif rs.kind == "pcm_read":
+        if rs.lo is not None or rs.hi is not None:
+            return None
+        ratio = (dev.t0_s + 0.0 + dev.t_read_s) / (2.0 * dev.t_read_s)   # as Law.__call__ at t = t0 + 0
+        growth = math.sqrt(max(math.log(ratio), 0.0))
+        c, a, q_max = rs.coeffs
+        if c > 0 and a > 0 and q_max > 0:
+            # c / g^a >= q_max for g <= (c / q_max)^(1/a); a margin of 1e-6 (relative) puts the
+            # cells below it far beyond pow's rounding: their minimum is q_max, bit for bit
+            q_below = (c / q_max) ** (1.0 / a) * (1.0 - 1e-6)
+        read = (2, 0, np.array(rs.coeffs, np.float64), nan, nan, growth)
+    elif rs.kind == "poly" and rs.x in x_codes:
+        read = poly(rs) + (0.0,)
+    else:
+        return None
+    return prog, read, q_below
+
+
+def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.random.Generator,
+                   dt: np.dtype) -> ProgrammedArray:
+    """The fused path of :func:`program_and_prepare` with the programming normals ``z``
+    (2, in, out), G+ first (as :func:`_program_normalised` draws them: pass numpy's
+    ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly)."""
+    prog, read, q_below = _fused_laws(config)
+    dev = config.device
+    if not w.flags.c_contiguous:
+        w = np.ascontiguousarray(w)
+    n_out, n_in = w.shape
+    tiles = _tile_bounds(n_in, config.tile.rows)
+    bounds = np.array([a for a, _ in tiles] + [n_in], np.int64)
+    scales = np.empty((len(tiles), n_out))
+    PK.column_scales(w, bounds, scales)
+    step = 0.0 if dev.n_levels is None else (dev.g_max_us - dev.g_min_us) / (dev.n_levels - 1)
+    gp, gm = np.empty((n_in, n_out)), np.empty((n_in, n_out))
+    gn = np.empty((n_in, n_out), dt)
+    var = np.empty((n_in, n_out) if read[0] != 0 else (0, 0), dt)
+    any_var, uniform = PK.program_pairs(w, scales, z, float(dev.g_min_us), float(dev.g_max_us), step, prog, read,
+                                        q_below, bounds, gp, gm, gn, var)
+    arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng)
+    if uniform and any_var:
+        return arr  # column-uniform read noise (rare): the general read state (var_col) is built on first use
+    out_range = float(config.adc.output_range)
+    arr._cache[(0.0, dt.char)] = _ReadState(
+        gn, var if any_var else None, None, None, None, np.ascontiguousarray(scales, dtype=dt), tiles, 1.0,
+        out_range, adc_params(config, out_range))
+    return arr
 
 
 def _normalised_weights(w: np.ndarray, config: ArrayConfig) -> tuple[np.ndarray, np.ndarray]:

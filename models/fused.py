@@ -171,9 +171,10 @@ class _LSTMSequence(torch.autograd.Function):
         # everything that does not depend on the recurrence, for all steps at once, in place
         # (no large temporaries: allocating several big ones in a row is slow here).
         # p holds, per gate, the derivative of the cell state (i, f, g) or of h (o) with
-        # respect to that gate's pre-activation:
+        # respect to that gate's pre-activation; the loop multiplies it in place by dc (dh)
+        # into the gate gradients dg (one fresh buffer, the gradient returned for gi):
         i, f, g, o = acts.split(hs, dim=-1)
-        p = torch.mul(acts, -1.0, out=_SCRATCH.get("lstm_p", acts.shape, acts.dtype)).add_(1.0).mul_(acts)
+        p = torch.mul(acts, -1.0).add_(1.0).mul_(acts)
         # p = s (1 - s), the sigmoid derivative; the g block is replaced below
         p[..., :hs].mul_(g)                           # d c_t / d i_pre = g i (1 - i)
         pf = p[..., hs:2 * hs]                        # d c_t / d f_pre = c_{t-1} f (1 - f):
@@ -189,14 +190,12 @@ class _LSTMSequence(torch.autograd.Function):
         po = p[..., 3 * hs:]
         dh_dc = torch.mul(tcs, tcs, out=_SCRATCH.get("lstm_a", tcs.shape, tcs.dtype)).neg_().add_(1).mul_(o)
         # dh_dc = d h_t / d c_t = o (1 - tanh(c_t)^2)
-        dg = torch.empty_like(acts)
-        dg3 = dg[..., :3 * hs].unflatten(-1, (3, hs))
-        dgo = dg[..., 3 * hs:]
+        dg = p
         dh = g_hn if g_hn is not None else acts.new_zeros(b, hs)
         dc = g_cn if g_cn is not None else acts.new_zeros(b, hs)
         order = range(steps) if reverse else range(steps - 1, -1, -1)
         # per-step views, made once
-        dgs, p3s, dg3s, pos, dgos = dg.unbind(0), p3.unbind(0), dg3.unbind(0), po.unbind(0), dgo.unbind(0)
+        dgs, p3s, pos = dg.unbind(0), p3.unbind(0), po.unbind(0)
         fs, dh_dcs = f.unbind(0), dh_dc.unbind(0)
         g_outs = None if g_out is None else g_out.unbind(0)
         mm, addmm, addcmul, mul = torch.mm, torch.addmm, torch.addcmul, torch.mul
@@ -207,9 +206,9 @@ class _LSTMSequence(torch.autograd.Function):
             elif g_outs is not None:
                 dh = dh + g_outs[t]
             dc = addcmul(dc, dh, dh_dcs[t])
-            mul(p3s[t], dc.unsqueeze(1), out=dg3s[t])
-            mul(pos[t], dh, out=dgos[t])
-            dc = dc * fs[t]
+            p3s[t].mul_(dc.unsqueeze(1))   # dg of i, f, g at step t
+            pos[t].mul_(dh)                # dg of o
+            dc = mul(dc, fs[t])
             prev = t
         grad_w = grad_h0 = None
         if ctx.needs_input_grad[1]:

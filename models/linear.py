@@ -16,6 +16,9 @@ from .reader import MatrixReader
 
 __all__ = ["AnalogLayerMixin", "AnalogLinear", "check_config", "check_input"]
 
+#: the numpy dtype of a parameter's reads, for preparing a training program (others: float32)
+_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
 
 def check_config(config: Any) -> Any:
     """Return ``config`` if it is a :class:`crossbar.ArrayConfig`, else raise TypeError.
@@ -215,9 +218,11 @@ class AnalogLayerMixin:
         w = getattr(self, name)
         cfg = self._training_config()
         if has_long_term_noise(cfg):
-            # long-term device noise: a fresh programmed instance for every forward call
+            # long-term device noise: a fresh programmed instance for every forward call, its
+            # first read (t_s = 0, the training read) prepared in the same pass
             return self._apply_ranges(
-                name, crossbar.program(w.detach().numpy(), cfg, seed=self._generators()[1]))
+                name, crossbar.program_and_prepare(w.detach().numpy(), cfg, seed=self._generators()[1],
+                                                   dtype=_NP_DTYPES.get(w.dtype, np.float32)))
         key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:

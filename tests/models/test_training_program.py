@@ -1,0 +1,88 @@
+"""The training forward of a device preset programs through crossbar.program_and_prepare.
+
+With numpy's normals fed to the fused kernel, a training step gives exactly the numbers of
+the general path (crossbar.program, then the read state built on the first read): the only
+change the fused path makes to training is the source of the programming normals (the
+crossbar's ziggurat, exactly N(0, 1): tests/crossbar/test_program_kernel.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import crossbar
+import crossbar.array as CA
+import models
+
+
+def _numpy_normals_program_and_prepare(weights, config, seed=None, dtype=np.float32):
+    dt = np.dtype(dtype)
+    if config.is_digital or CA._fused_laws(config) is None:
+        return crossbar.program(weights, config, seed=seed).prepare(0.0, dt)
+    w = np.asarray(weights)
+    rng = crossbar.as_generator(seed)
+    z = rng.standard_normal((2, w.shape[1], w.shape[0])) if config.device.prog_sigma is not None \
+        else np.empty((2, 0, 0))
+    return CA._program_pairs(w, z, config, rng, dt)
+
+
+def _program_and_prepare_by_program(weights, config, seed=None, dtype=np.float32):
+    return crossbar.program(weights, config, seed=seed)
+
+
+def _train_steps(cls, preset):
+    torch.manual_seed(0)
+    layer = cls(6, 8, batch_first=True, config=crossbar.preset(preset), seed=5)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    x = torch.randn(3, 5, 6)
+    outs = []
+    for _ in range(3):
+        out = layer(x)[0]
+        loss = out[:, -1].square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        outs.append(out.detach())
+    return torch.stack(outs), [p.detach().clone() for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("cls", [models.AnalogLSTM, models.AnalogGRU, models.AnalogRNN])
+@pytest.mark.parametrize("preset", ["pcm", "rram"])
+def test_fused_training_program_equals_the_general_path_with_numpy_normals(monkeypatch, cls, preset):
+    """Three SGD steps: outputs and parameters bit for bit equal between the general path
+    (program, state built on first read) and the fused one fed the same (numpy) normals."""
+    monkeypatch.setattr(crossbar, "program_and_prepare", _program_and_prepare_by_program)
+    ref_out, ref_params = _train_steps(cls, preset)
+    monkeypatch.setattr(crossbar, "program_and_prepare", _numpy_normals_program_and_prepare)
+    out, params = _train_steps(cls, preset)
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
+    for p, q in zip(params, ref_params):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_training_forward_reads_the_prepared_state(monkeypatch):
+    """pcm training forward: each weight matrix is programmed once per forward through
+    program_and_prepare, and its reads find the t = 0 state ready (no rebuild)."""
+    calls = []
+    real = crossbar.program_and_prepare
+
+    def spy(weights, config, seed=None, dtype=np.float32):
+        arr = real(weights, config, seed=seed, dtype=dtype)
+        calls.append(arr)
+        return arr
+
+    monkeypatch.setattr(crossbar, "program_and_prepare", spy)
+    built = []
+    real_state = CA.ProgrammedArray._state
+
+    def state_spy(self, t, dtype):
+        if (t, dtype.char) not in self._cache:
+            built.append((t, dtype.char))
+        return real_state(self, t, dtype)
+
+    monkeypatch.setattr(CA.ProgrammedArray, "_state", state_spy)
+    layer = models.AnalogLSTM(6, 8, config=crossbar.preset("pcm"), seed=1)
+    layer(torch.randn(4, 2, 6))[0].sum().backward()
+    assert len(calls) == 2   # weight_ih_l0 and weight_hh_l0
+    assert built == []
