@@ -81,7 +81,12 @@ class _DigitalRead:
             z = noise.z
             self.zs = z.unbind(0) if z.shape[0] > 1 else [z[0]] * steps
 
+    def plus(self, h: Tensor, t: int, gi: Tensor, out: Tensor) -> Tensor:
+        """``out = read(h, t) + gi`` (the same numbers as ``read(h, t).add_(gi)``)."""
+        return self(h, t, out).add_(gi)
+
     def __call__(self, h: Tensor, t: int, out: Tensor | None = None) -> Tensor:
+        """The read of ``h`` at step ``t``, into ``out`` when given (else a fresh tensor)."""
         yh = torch.mm(h, self.wt) if out is None else torch.mm(h, self.wt, out=out)
         noise = self.noise
         if noise is not None:
@@ -102,16 +107,20 @@ class _ReaderRead:
     def __init__(self, reader: MatrixReader):
         self.reader = reader
 
+    def plus(self, h: Tensor, t: int, gi: Tensor, out: Tensor) -> Tensor:
+        """``out = read(h, t) + gi`` (the same numbers as ``read(h, t).add_(gi)``)."""
+        return torch.add(self.reader(h.unsqueeze(0), t)[0], gi, out=out)
+
     def __call__(self, h: Tensor, t: int, out: Tensor | None = None) -> Tensor:
-        y = self.reader(h.unsqueeze(0), t)[0]
-        return y if out is None else out.copy_(y)
+        """The read of ``h`` at step ``t``: the reader's fresh tensor (``out`` is not needed)."""
+        return self.reader(h.unsqueeze(0), t)[0]
 
 
 class _LSTMSequence(torch.autograd.Function):
     """A whole LSTM recurrence on a digital array as one autograd node (see :func:`lstm_sequence`).
 
-    Inputs ``(gi, w_hh, bias, h0, c0, read, reverse)`` (``read(h, t)``: the recurrent
-    read of step ``t``, a fresh tensor); outputs ``(out, h_n, c_n, acts, cs, tcs)``, the
+    Inputs ``(gi, w_hh, bias, h0, c0, read, reverse)`` (``read``: a :class:`_DigitalRead` or
+    :class:`_ReaderRead`, the recurrent read of each step); outputs ``(out, h_n, c_n, acts, cs, tcs)``, the
     last three the per-step activations the backward needs (not differentiable).
     """
 
@@ -134,7 +143,7 @@ class _LSTMSequence(torch.autograd.Function):
         # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
         # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
         for t in order:
-            gates = read(h, t, act_t[t]).add_(gis[t])   # the read lands in acts[t]
+            gates = read.plus(h, t, gis[t], act_t[t])   # read + gi, in acts[t]
             if bias is not None:
                 gates.add_(bias)
             # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
@@ -304,9 +313,10 @@ class _GRUSequence(torch.autograd.Function):
         out = gi.new_empty(steps, b, hs)      # h_t
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         gis, outs, rzs, nss, ghns = gi.unbind(0), out.unbind(0), rz.unbind(0), ns.unbind(0), ghn.unbind(0)
+        gh_buf = gi.new_empty(b, h3)          # the digital read of each step lands here
         h = h0
         for t in order:
-            gh = read(h, t)
+            gh = read(h, t, gh_buf)
             if b_hh is not None:
                 gh.add_(b_hh)
             g_t = gis[t]
@@ -332,7 +342,9 @@ class _GRUSequence(torch.autograd.Function):
         reverse = ctx.reverse
         steps, b, hs = ns.shape
         r, z = rz[..., :hs], rz[..., hs:]
-        h_prev = torch.empty_like(out)                # h_{t-1} of each step
+        dt = ns.dtype
+        scratch = _SCRATCH.get
+        h_prev = scratch("gru_hprev", tuple(out.shape), dt)   # h_{t-1} of each step
         if reverse:
             h_prev[:-1] = out[1:]
             h_prev[-1] = h0
@@ -344,25 +356,34 @@ class _GRUSequence(torch.autograd.Function):
         #   d z_pre = dh (h_{t-1} - n) z (1 - z)               = dh * pz
         #   d r_pre = d n_pre gh_n r (1 - r)                   = dh * a * pr
         #   d gh_n  = d n_pre r;  d h_{t-1} = dh z + d gh W_hh
-        a = torch.mul(ns, ns).neg_().add_(1.0).mul_(torch.sub(1.0, z))
-        pz = torch.sub(h_prev, ns).mul_(z).mul_(torch.sub(1.0, z))
-        pr = torch.sub(1.0, r).mul_(r).mul_(ghn).mul_(a)
-        an = torch.mul(a, r)
-        dgi = torch.empty(steps, b, 3 * hs, dtype=ns.dtype)
-        dgh = torch.empty(steps, b, 3 * hs, dtype=ns.dtype)
+        # temporaries in reused buffers (only dgi leaves this function); 1 - x as -x + 1 (exact)
+        shape = tuple(ns.shape)
+        omz = torch.neg(z, out=scratch("gru_omz", shape, dt)).add_(1.0)
+        a = torch.mul(ns, ns, out=scratch("gru_a", shape, dt)).neg_().add_(1.0).mul_(omz)
+        pz = torch.sub(h_prev, ns, out=scratch("gru_pz", shape, dt)).mul_(z).mul_(omz)
+        pr = torch.neg(r, out=scratch("gru_pr", shape, dt)).add_(1.0).mul_(r).mul_(ghn).mul_(a)
+        an = torch.mul(a, r, out=scratch("gru_an", shape, dt))
+        dgi = torch.empty(steps, b, 3 * hs, dtype=dt)
+        dgh = scratch("gru_dgh", (steps, b, 3 * hs), dt)
         dh = g_hn if g_hn is not None else ns.new_zeros(b, hs)
         order = range(steps) if reverse else range(steps - 1, -1, -1)
+        # per-step views, made once
+        dgi_r, dgi_z, dgi_n = (dgi[..., j * hs:(j + 1) * hs].unbind(0) for j in range(3))
+        dgi_rz, dgh_rz, dgh_n = dgi[..., :2 * hs].unbind(0), dgh[..., :2 * hs].unbind(0), dgh[..., 2 * hs:].unbind(0)
+        dghs, zs, prs, pzs, as_, ans = dgh.unbind(0), z.unbind(0), pr.unbind(0), pz.unbind(0), a.unbind(0), an.unbind(0)
+        g_outs = None if g_out is None else g_out.unbind(0)
+        addmm, mul = torch.addmm, torch.mul
         prev = None
         for t in order:
             if prev is not None:
-                dh = torch.addmm(torch.mul(dh, z[prev]), dgh[prev], w_hh)
-            if g_out is not None:
-                dh = dh + g_out[t]
-            torch.mul(dh, pr[t], out=dgi[t, :, :hs])
-            torch.mul(dh, pz[t], out=dgi[t, :, hs:2 * hs])
-            torch.mul(dh, a[t], out=dgi[t, :, 2 * hs:])
-            dgh[t, :, :2 * hs] = dgi[t, :, :2 * hs]
-            torch.mul(dh, an[t], out=dgh[t, :, 2 * hs:])
+                dh = addmm(mul(dh, zs[prev]), dghs[prev], w_hh)
+            if g_outs is not None:
+                dh = dh + g_outs[t]
+            mul(dh, prs[t], out=dgi_r[t])
+            mul(dh, pzs[t], out=dgi_z[t])
+            mul(dh, as_[t], out=dgi_n[t])
+            dgh_rz[t].copy_(dgi_rz[t])
+            mul(dh, ans[t], out=dgh_n[t])
             prev = t
         grad_w = grad_b = grad_h0 = None
         if ctx.needs_input_grad[1]:
@@ -412,8 +433,8 @@ class _RNNSequence(torch.autograd.Function):
         h = h0
         for t in order:
             # act(gi + gh) as rnn_tanh_step / rnn_relu_step (the read is a fresh tensor: add in place)
-            pre = read(h, t).add_(gis[t])
-            h = torch.clamp(pre, min=0, out=outs[t]) if relu else torch.tanh(pre, out=outs[t])
+            pre = read.plus(h, t, gis[t], outs[t])
+            h = pre.clamp_(min=0) if relu else pre.tanh_()
         return out, h.clone()
 
     @staticmethod
