@@ -102,18 +102,21 @@ class _ReaderRead:
     """The recurrent read through a :class:`MatrixReader` (any config): one one-step read of
     ``h`` at step ``t``, exactly as the step path's ``analog_mvm(h, w_hh, reader, t)``."""
 
-    __slots__ = ("reader",)
+    __slots__ = ("reader", "one")
 
     def __init__(self, reader: MatrixReader):
         self.reader = reader
+        # a plain reader whose read is the crossbar's alone: its direct one-step read (same numbers)
+        self.one = reader.read_one if type(reader) is MatrixReader and reader.crossbar_only else None
 
     def plus(self, h: Tensor, t: int, gi: Tensor, out: Tensor) -> Tensor:
         """``out = read(h, t) + gi`` (the same numbers as ``read(h, t).add_(gi)``)."""
-        return torch.add(self.reader(h.unsqueeze(0), t)[0], gi, out=out)
+        return torch.add(self(h, t), gi, out=out)
 
     def __call__(self, h: Tensor, t: int, out: Tensor | None = None) -> Tensor:
         """The read of ``h`` at step ``t``: the reader's fresh tensor (``out`` is not needed)."""
-        return self.reader(h.unsqueeze(0), t)[0]
+        one = self.one
+        return one(h) if one is not None else self.reader(h.unsqueeze(0), t)[0]
 
 
 class _LSTMSequence(torch.autograd.Function):

@@ -150,6 +150,18 @@ class MatrixReader:
             self._z = torch.randn(*shape, self.out_features, generator=self.generator, dtype=dtype)
         return self._z
 
+    @property
+    def crossbar_only(self) -> bool:
+        """True when a read is the crossbar's read and nothing else (an analog array, no output
+        noise added here): then :meth:`read_one` is a one-step read."""
+        return self._digital_w is None and not self._noise_here
+
+    def read_one(self, h: Tensor) -> Tensor:
+        """One one-step read of ``h`` (B, in) -> (B, out) when :attr:`crossbar_only`: the same
+        numbers and draws as ``self(h.unsqueeze(0), t)[0]``, without its reshapes (the
+        recurrent reads of a fused recurrence, once per step)."""
+        return torch.from_numpy(self.programmed.mvm(h.detach().numpy(), t_s=self.t_s, seed=self.np_rng))
+
     def __call__(self, x: Tensor, t0: int = 0) -> Tensor:
         """Read ``x`` of shape (S, B, in) holding time steps ``t0 .. t0+S-1``; returns (S, B, out)."""
         s, b, n_in = x.shape
