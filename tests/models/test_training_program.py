@@ -86,3 +86,26 @@ def test_training_forward_reads_the_prepared_state(monkeypatch):
     layer(torch.randn(4, 2, 6))[0].sum().backward()
     assert len(calls) == 2   # weight_ih_l0 and weight_hh_l0
     assert built == []
+
+
+@pytest.mark.parametrize("preset,sigma", [("pcm", None), ("rram", None), ("pcm", 0.1)])
+def test_read_one_is_the_one_step_read(preset, sigma):
+    """MatrixReader.read_one gives the numbers and draws of reader(h.unsqueeze(0), t)[0] (two
+    readers on equal generators), and exists only where the read is the crossbar's alone
+    (with the paper's output noise added in models it is not used)."""
+    from models.reader import MatrixReader
+
+    cfg = crossbar.preset(preset) if sigma is None else crossbar.preset(preset, out_noise_sigma=sigma, adc_bits=None)
+    w = np.random.default_rng(0).uniform(-0.2, 0.2, size=(12, 7)).astype(np.float32)
+    arr = crossbar.program_and_prepare(w, models.noise.read_config(cfg), seed=3)
+
+    def reader():
+        return MatrixReader(arr, cfg, "mvm", 4, 5, torch.Generator().manual_seed(1), np.random.default_rng(2), None, 12)
+
+    a, b = reader(), reader()
+    assert a.crossbar_only == (sigma is None)
+    if not a.crossbar_only:
+        return
+    h = torch.randn(5, 7)
+    for t in range(3):
+        torch.testing.assert_close(a.read_one(h), b(h.unsqueeze(0), t)[0], rtol=0, atol=0)
