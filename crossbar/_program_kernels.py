@@ -42,16 +42,15 @@ def _poly_law(g, x, coeffs, lo, hi, g_max):
 
 
 @njit(**_JIT)
-def _pcm_q(q, coeffs, q_below):
+def _pcm_q(q, coeffs, q_below, idx, vals):
     """In place, ``q <- min(c / max(q, 1e-3)^a, q_max)`` for normalised conductances ``q``
     (``Law(kind="pcm_read")``'s factor). Below ``q_below`` (a normalised conductance where
     ``c / q^a`` exceeds ``q_max`` by far more than rounding; -1: none) the minimum is
-    ``q_max`` without computing the power: the same number. A loop of its own, so that
-    the ``pow`` calls pipeline."""
+    ``q_max`` without computing the power: the same number. The cells that need the power
+    are gathered first (``idx``, ``vals``: work buffers at least as long as ``q``), so that
+    the ``pow`` calls run in a loop without branches."""
     c, a, q_max = coeffs[0], coeffs[1], coeffs[2]
     n = q.shape[0]
-    idx = np.empty(n, np.int64)   # the cells that need the power, gathered: no branch in its loop
-    vals = np.empty(n)
     m = 0
     for k in range(n):
         v = max(q[k], 1e-3)
@@ -124,40 +123,48 @@ def program_pairs(w, scales, z, g_min, g_max, step, prog, read, q_below, bounds,
             gn[i, j] = (p - m) / dg
     if r_kind == 0:
         return False, False
-    q = np.empty((2, n_in, n_out))
-    if r_kind == 2:
-        for i in range(n_in):
-            for j in range(n_out):
-                q[0, i, j] = abs(gp[i, j]) / g_max
-                q[1, i, j] = abs(gm[i, j]) / g_max
-        _pcm_q(q.reshape(-1), r_c, q_below)
+    # the read-noise variance, a row block of cells at a time (small work buffers, in cache)
+    blk = min(n_out, 256)
+    q = np.empty(2 * blk)
+    idx = np.empty(2 * blk, np.int64)
+    vals = np.empty(2 * blk)
+    first = np.empty(n_out)   # the float64 variance of each column in the first row of the tile
     any_var = False
     uniform = True
     tile = 0
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
-        a = bounds[tile]
-        for j in range(n_out):
-            p = gp[i, j]
-            m = gm[i, j]
+        top = i == bounds[tile]
+        for j0 in range(0, n_out, blk):
+            nb = min(blk, n_out - j0)
             if r_kind == 2:
-                sp = abs(p) * q[0, i, j]
-                sp = sp * growth
-                sm = abs(m) * q[1, i, j]
-                sm = sm * growth
-            else:
-                sp = _poly_law(p, r_x, r_c, r_lo, r_hi, g_max)
-                sm = _poly_law(m, r_x, r_c, r_lo, r_hi, g_max)
-            sp = sp / dg
-            sm = sm / dg
-            v = sp * sp + sm * sm
-            q[0, i, j] = v   # keep the float64 variance of this row for the column test
-            var[i, j] = v
-            if v != 0.0:
-                any_var = True
-            if i > a and v != q[0, a, j]:
-                uniform = False
+                for jj in range(nb):
+                    q[jj] = abs(gp[i, j0 + jj]) / g_max
+                    q[nb + jj] = abs(gm[i, j0 + jj]) / g_max
+                _pcm_q(q[:2 * nb], r_c, q_below, idx, vals)
+            for jj in range(nb):
+                j = j0 + jj
+                p = gp[i, j]
+                m = gm[i, j]
+                if r_kind == 2:
+                    sp = abs(p) * q[jj]
+                    sp = sp * growth
+                    sm = abs(m) * q[nb + jj]
+                    sm = sm * growth
+                else:
+                    sp = _poly_law(p, r_x, r_c, r_lo, r_hi, g_max)
+                    sm = _poly_law(m, r_x, r_c, r_lo, r_hi, g_max)
+                sp = sp / dg
+                sm = sm / dg
+                v = sp * sp + sm * sm
+                var[i, j] = v
+                if v != 0.0:
+                    any_var = True
+                if top:
+                    first[j] = v
+                elif v != first[j]:
+                    uniform = False
     return any_var, uniform
 
 

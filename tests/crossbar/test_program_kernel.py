@@ -49,7 +49,7 @@ def _weights(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(12, 40), (40, 7)])
+@pytest.mark.parametrize("shape", [(12, 40), (40, 7), (300, 5)])
 @pytest.mark.parametrize("name", list(_FUSED))
 def test_fused_program_equals_numpy_path_with_the_same_normals(name, shape, dtype):
     """program_pairs fed numpy's normals (G+ then G-, as program draws them) reproduces
@@ -105,7 +105,7 @@ def test_skipped_powers_are_exactly_q_max():
     thr = (c / q_max) ** (1.0 / a)
     q = np.concatenate([np.linspace(0.0, 2 * thr, 20001), [thr * (1 - 1e-6), thr, thr * (1 + 1e-12)]])
     got = q.copy()
-    PK._pcm_q(got, np.array([c, a, q_max]), thr * (1.0 - 1e-6))
+    PK._pcm_q(got, np.array([c, a, q_max]), thr * (1.0 - 1e-6), np.empty(q.size, np.int64), np.empty(q.size))
     want = np.minimum(c / np.maximum(q, 1e-3) ** a, q_max)
     np.testing.assert_array_equal(got, want)
 
