@@ -186,7 +186,7 @@ class _LSTMSequence(torch.autograd.Function):
         # respect to that gate's pre-activation; the loop multiplies it in place by dc (dh)
         # into the gate gradients dg (one fresh buffer, the gradient returned for gi):
         i, f, g, o = acts.split(hs, dim=-1)
-        p = torch.mul(acts, -1.0).add_(1.0).mul_(acts)
+        p = torch.sub(acts.new_ones(()), acts).mul_(acts)   # (1 - s) s, one pass less than -s + 1
         # p = s (1 - s), the sigmoid derivative; the g block is replaced below
         p[..., :hs].mul_(g)                           # d c_t / d i_pre = g i (1 - i)
         pf = p[..., hs:2 * hs]                        # d c_t / d f_pre = c_{t-1} f (1 - f):
