@@ -141,7 +141,10 @@ class _LSTMSequence(torch.autograd.Function):
         gis, outs, css, tcss = gi.unbind(0), out.unbind(0), cs.unbind(0), tcs.unbind(0)
         act_t = acts.unbind(0)
         a_i, a_f, a_g, a_o = (acts[..., j * hs:(j + 1) * hs].unbind(0) for j in range(4))
-        add, mul = torch.add, torch.mul
+        add, mul, addcmul = torch.add, torch.mul, torch.addcmul
+        # 2 s - 1 in one op: addcmul(-1, s, 2) = -1 + s * 2 (the product exact, one rounding: the
+        # same bits as (s + s) - 1)
+        neg_one, two = gi.new_full((), -1.0), gi.new_full((), 2.0)
         h, c = h0, c0
         # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
         # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
@@ -154,11 +157,11 @@ class _LSTMSequence(torch.autograd.Function):
             g_t = a_g[t]
             add(g_t, g_t, out=g_t)
             gates.sigmoid_()
-            add(g_t, g_t, out=g_t).sub_(1.0)
+            addcmul(neg_one, g_t, two, out=g_t)
             c_t = mul(a_f[t], c, out=css[t]).addcmul_(a_i[t], g_t)
             tc = tcss[t]
             add(c_t, c_t, out=tc).sigmoid_()
-            add(tc, tc, out=tc).sub_(1.0)
+            addcmul(neg_one, tc, two, out=tc)
             c = c_t
             h = mul(a_o[t], tc, out=outs[t])
         return out, h.clone(), c.clone(), acts, cs, tcs
