@@ -41,6 +41,33 @@ def _poly_law(g, x, coeffs, lo, hi, g_max):
     return v
 
 
+@njit(inline="always", **_JIT)
+def _poly_law_row(g, n, x, coeffs, lo, hi, g_max, xb, out):
+    """:func:`_poly_law` of ``g[:n]`` into ``out[:n]`` (the same operations), one coefficient
+    at a time over the row so that the loops vectorise; ``xb``: a work row."""
+    if x == 0:
+        for j in range(n):
+            xb[j] = g[j]
+    else:
+        for j in range(n):
+            xb[j] = g[j] / g_max
+    nc = coeffs.shape[0]
+    top = coeffs[nc - 1]
+    for j in range(n):
+        out[j] = top
+    for k in range(nc - 2, -1, -1):
+        ck = coeffs[k]
+        for j in range(n):
+            v = out[j] * xb[j]
+            out[j] = v + ck
+    if not math.isnan(lo):
+        for j in range(n):
+            out[j] = max(out[j], lo)
+    if not math.isnan(hi):
+        for j in range(n):
+            out[j] = min(out[j], hi)
+
+
 @njit(**_JIT)
 def _pcm_q(q, coeffs, q_below, idx, vals):
     """In place, ``q <- min(c / max(q, 1e-3)^a, q_max)`` for normalised conductances ``q``
@@ -100,71 +127,91 @@ def program_pairs(w, scales, z, g_min, g_max, step, prog, read, q_below, bounds,
     r_kind, r_x, r_c, r_lo, r_hi, growth = read
     n_out, n_in = w.shape
     dg = g_max - g_min
+    # one input row (crossbar row) at a time, in work rows, so that the loops vectorise
+    tp = np.empty(n_out)
+    tm = np.empty(n_out)
+    xb = np.empty(n_out)
+    sg = np.empty(n_out)
     tile = 0
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
         for j in range(n_out):
-            wn = np.float64(w[j, i]) / scales[tile, j]
-            tp = g_min + dg * max(wn, 0.0)
-            tm = g_min + dg * max(-wn, 0.0)
-            if step > 0.0:
-                tp = g_min + math.floor((tp - g_min) / step + 0.5) * step
-                tm = g_min + math.floor((tm - g_min) / step + 0.5) * step
-            p = tp
-            m = tm
-            if p_kind == 1:
-                p = p + _poly_law(tp, p_x, p_c, p_lo, p_hi, g_max) * z[0, i, j]
-                m = m + _poly_law(tm, p_x, p_c, p_lo, p_hi, g_max) * z[1, i, j]
-            p = min(max(p, g_min), g_max)
-            m = min(max(m, g_min), g_max)
-            gp[i, j] = p
-            gm[i, j] = m
-            gn[i, j] = (p - m) / dg
+            xb[j] = np.float64(w[j, i])
+        for j in range(n_out):
+            wn = xb[j] / scales[tile, j]
+            tp[j] = g_min + dg * max(wn, 0.0)
+            tm[j] = g_min + dg * max(-wn, 0.0)
+        if step > 0.0:
+            for j in range(n_out):
+                tp[j] = g_min + math.floor((tp[j] - g_min) / step + 0.5) * step
+                tm[j] = g_min + math.floor((tm[j] - g_min) / step + 0.5) * step
+        gpi, gmi = gp[i], gm[i]
+        if p_kind == 1:
+            _poly_law_row(tp, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
+            zp = z[0, i]
+            for j in range(n_out):
+                v = sg[j] * zp[j]
+                gpi[j] = min(max(tp[j] + v, g_min), g_max)
+            _poly_law_row(tm, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
+            zm = z[1, i]
+            for j in range(n_out):
+                v = sg[j] * zm[j]
+                gmi[j] = min(max(tm[j] + v, g_min), g_max)
+        else:
+            for j in range(n_out):
+                gpi[j] = min(max(tp[j], g_min), g_max)
+                gmi[j] = min(max(tm[j], g_min), g_max)
+        gni = gn[i]
+        for j in range(n_out):
+            gni[j] = (gpi[j] - gmi[j]) / dg
     if r_kind == 0:
         return False, False
-    # the read-noise variance, a row block of cells at a time (small work buffers, in cache)
-    blk = min(n_out, 256)
-    q = np.empty(2 * blk)
-    idx = np.empty(2 * blk, np.int64)
-    vals = np.empty(2 * blk)
+    # the read-noise variance, one input row at a time (work rows in cache; branch-free loops)
+    q = np.empty(2 * n_out)
+    idx = np.empty(2 * n_out, np.int64)
+    vals = np.empty(2 * n_out)
+    vrow = np.empty(n_out)
     first = np.empty(n_out)   # the float64 variance of each column in the first row of the tile
-    any_var = False
-    uniform = True
+    n_var = 0                 # cells with a variance > 0
+    n_diff = 0                # cells whose variance differs from their column's in the tile's first row
     tile = 0
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
-        top = i == bounds[tile]
-        for j0 in range(0, n_out, blk):
-            nb = min(blk, n_out - j0)
-            if r_kind == 2:
-                for jj in range(nb):
-                    q[jj] = abs(gp[i, j0 + jj]) / g_max
-                    q[nb + jj] = abs(gm[i, j0 + jj]) / g_max
-                _pcm_q(q[:2 * nb], r_c, q_below, idx, vals)
-            for jj in range(nb):
-                j = j0 + jj
-                p = gp[i, j]
-                m = gm[i, j]
-                if r_kind == 2:
-                    sp = abs(p) * q[jj]
-                    sp = sp * growth
-                    sm = abs(m) * q[nb + jj]
-                    sm = sm * growth
-                else:
-                    sp = _poly_law(p, r_x, r_c, r_lo, r_hi, g_max)
-                    sm = _poly_law(m, r_x, r_c, r_lo, r_hi, g_max)
+        gpi, gmi = gp[i], gm[i]
+        if r_kind == 2:
+            for j in range(n_out):
+                q[j] = abs(gpi[j]) / g_max
+                q[n_out + j] = abs(gmi[j]) / g_max
+            _pcm_q(q, r_c, q_below, idx, vals)
+            for j in range(n_out):
+                sp = abs(gpi[j]) * q[j]
+                sp = sp * growth
+                sm = abs(gmi[j]) * q[n_out + j]
+                sm = sm * growth
                 sp = sp / dg
                 sm = sm / dg
-                v = sp * sp + sm * sm
-                var[i, j] = v
-                if v != 0.0:
-                    any_var = True
-                if top:
-                    first[j] = v
-                elif v != first[j]:
-                    uniform = False
+                vrow[j] = sp * sp + sm * sm
+        else:
+            _poly_law_row(gpi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, sg)
+            _poly_law_row(gmi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, tp)
+            for j in range(n_out):
+                sp = sg[j] / dg
+                sm = tp[j] / dg
+                vrow[j] = sp * sp + sm * sm
+        vi = var[i]
+        for j in range(n_out):
+            vi[j] = vrow[j]
+            n_var += vrow[j] != 0.0
+        if i == bounds[tile]:
+            for j in range(n_out):
+                first[j] = vrow[j]
+        else:
+            for j in range(n_out):
+                n_diff += vrow[j] != first[j]
+    any_var = n_var > 0
+    uniform = n_diff == 0
     return any_var, uniform
 
 
