@@ -418,6 +418,11 @@ class ProgrammedArray:
             None if sig_p is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_p.astype(dtype),
             None if sig_m is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_m.astype(dtype),
             np.ascontiguousarray(scale, dtype=dtype), tiles, alpha, out_range, adc_params(cfg, out_range), circuit)
+        return self._cache_state(key, st)
+
+    def _cache_state(self, key: tuple[float, str], st: _ReadState) -> _ReadState:
+        """Store a newly built read state under ``key`` = (t, dtype char) (every read state
+        passes here: :meth:`_state` and :func:`program_and_prepare`)."""
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -867,7 +872,7 @@ class ProgrammedArray:
             if not np.isfinite(r).all() or (r <= 0).any():
                 raise ValueError("adc_ranges must be finite and > 0 everywhere")
             self._adc_ranges = r
-            self._cache.clear()  # the read states fold the ADC ranges in (the DAC range is read per call)
+        self._cache.clear()
 
     def calibrate_adc(self, x, t_s: float | None = None, statistic: str | float = "max",
                       margin: float = 1.0) -> np.ndarray:
@@ -1063,7 +1068,8 @@ def program(weights, config: ArrayConfig, seed=None) -> ProgrammedArray:
     return _program_analog(np.asarray(w, dtype=np.float64), config, rng)
 
 
-def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float32) -> ProgrammedArray:
+def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float32,
+                        dac_range: float | None = None) -> ProgrammedArray:
     """A programmed array with its first read prepared: ``program(weights, config, seed)``
     then ``prepare(0.0, dtype)``, in one pass per cell where the config allows.
 
@@ -1085,18 +1091,24 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
         weights: (out_features, in_features), float32/64.
         config: the ArrayConfig. seed: int, numpy Generator or None.
         dtype: float dtype of the reads to prepare (float32 or float64).
+        dac_range: the array's own DAC full scale (as :meth:`ProgrammedArray.set_ranges`,
+            set before the read is prepared), or None for the config's.
 
     Returns:
         The ProgrammedArray, its read at ``t_s = 0`` in ``dtype`` ready.
 
     Raises:
-        ValueError: as :func:`program`, or a dtype other than float32/float64.
+        ValueError: as :func:`program`, or a dtype other than float32/float64, or a bad
+            ``dac_range``.
     """
     dt = np.dtype(dtype)
     if dt not in _FLOATS:
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     if not isinstance(config, ArrayConfig) or config.is_digital or _fused_laws(config) is None:
-        return program(weights, config, seed=seed).prepare(0.0, dt)
+        arr = program(weights, config, seed=seed)
+        if dac_range is not None and not arr.is_digital:
+            arr.set_ranges(dac_range=dac_range)
+        return arr.prepare(0.0, dt)
     w = _check_matrix("weights", weights, ndim=2)
     if w.dtype not in _FLOATS:
         raise ValueError(f"weights.dtype must be float32 or float64, got {w.dtype}")
@@ -1105,7 +1117,7 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     z = np.empty((2, n_in, n_out) if config.device.prog_sigma is not None else (2, 0, 0))
     if z.size:
         K.standard_normal(rng, z)
-    return _program_pairs(w, z, config, rng, dt)
+    return _program_pairs(w, z, config, rng, dt, dac_range)
 
 
 def _fused_laws(config: ArrayConfig):
@@ -1155,7 +1167,7 @@ def _fused_laws(config: ArrayConfig):
 
 
 def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.random.Generator,
-                   dt: np.dtype) -> ProgrammedArray:
+                   dt: np.dtype, dac_range: float | None = None) -> ProgrammedArray:
     """The fused path of :func:`program_and_prepare` with the programming normals ``z``
     (2, in, out), G+ first (as :func:`_program_normalised` draws them: pass numpy's
     ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly)."""
@@ -1174,13 +1186,14 @@ def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.ra
     var = np.empty((n_in, n_out) if read[0] != 0 else (0, 0), dt)
     any_var, uniform = PK.program_pairs(w, scales, z, float(dev.g_min_us), float(dev.g_max_us), step, prog, read,
                                         q_below, bounds, gp, gm, gn, var)
-    arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng)
+    arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng,
+                          dac_range=dac_range)
     if uniform and any_var:
         return arr  # column-uniform read noise (rare): the general read state (var_col) is built on first use
     out_range = float(config.adc.output_range)
-    arr._cache[(0.0, dt.char)] = _ReadState(
+    arr._cache_state((0.0, dt.char), _ReadState(
         gn, var if any_var else None, None, None, None, np.ascontiguousarray(scales, dtype=dt), tiles, 1.0,
-        out_range, adc_params(config, out_range))
+        out_range, adc_params(config, out_range)))
     return arr
 
 

@@ -219,10 +219,11 @@ class AnalogLayerMixin:
         cfg = self._training_config()
         if has_long_term_noise(cfg):
             # long-term device noise: a fresh programmed instance for every forward call, its
-            # first read (t_s = 0, the training read) prepared in the same pass
-            return self._apply_ranges(
-                name, crossbar.program_and_prepare(w.detach().numpy(), cfg, seed=self._generators()[1],
-                                                   dtype=_NP_DTYPES.get(w.dtype, np.float32)))
+            # first read (t_s = 0, the training read) prepared in the same pass, with this
+            # matrix's stored DAC range (as _apply_ranges)
+            return crossbar.program_and_prepare(w.detach().numpy(), cfg, seed=self._generators()[1],
+                                                dtype=_NP_DTYPES.get(w.dtype, np.float32),
+                                                dac_range=self.input_ranges.get(name))
         key = (w.data_ptr(), w._version, w.dtype, tuple(w.shape), id(self.config))
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:

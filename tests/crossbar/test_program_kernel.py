@@ -199,13 +199,26 @@ def test_fused_programming_matches_program_in_distribution():
     np.testing.assert_array_equal(same.conductances()[0], fused.conductances()[0])
 
 
-def test_a_dac_range_keeps_the_prepared_read_and_adc_ranges_drop_it():
-    """set_ranges(dac_range=...) does not touch the read state (the DAC range is read per call);
-    ADC ranges are folded into it, so they rebuild it."""
-    cfg = _FUSED["pcm"]
-    arr = crossbar.program_and_prepare(np.random.default_rng(0).normal(size=(8, 6)), cfg, seed=0)
-    st = arr.read_state(0.0)
-    arr.set_ranges(dac_range=2.0)
-    assert arr.read_state(0.0) is st
-    arr.set_ranges(adc_ranges=3.0)
-    assert arr.read_state(0.0) is not st
+@pytest.mark.parametrize("name", ["pcm", "sonos"])
+def test_a_stored_dac_range_is_set_before_the_read_is_prepared(name):
+    """dac_range= gives the array that DAC range (as set_ranges) with its first read still
+    prepared (fused path) and reads equal to program + set_ranges with the same normals;
+    a bad range is refused."""
+    cfg = _training(crossbar.preset(name))
+    w = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(-3, 3, size=(5, 6)).astype(np.float32)
+    ref = crossbar.program(w, cfg, seed=0)
+    ref.set_ranges(dac_range=2.5)
+    if _fused_laws(cfg) is not None:
+        draws = crossbar.as_generator(0)
+        z = draws.standard_normal((2, 6, 8))
+        got = _program_pairs(w, z, cfg, draws, np.dtype(np.float32), 2.5)
+        assert (0.0, "f") in got._cache
+        assert crossbar.program_and_prepare(w, cfg, seed=0, dac_range=2.5).dac_range == 2.5
+    else:
+        got = crossbar.program_and_prepare(w, cfg, seed=0, dac_range=2.5)
+    assert got.dac_range == 2.5
+    np.testing.assert_array_equal(got.mvm(x, seed=4), ref.mvm(x, seed=4))
+    assert got.clip_counts() == ref.clip_counts()
+    with pytest.raises(ValueError, match="dac_range must be a finite number > 0"):
+        crossbar.program_and_prepare(w, cfg, seed=0, dac_range=-1.0)

@@ -16,24 +16,29 @@ import crossbar.array as CA
 import models
 
 
-def _numpy_normals_program_and_prepare(weights, config, seed=None, dtype=np.float32):
+def _numpy_normals_program_and_prepare(weights, config, seed=None, dtype=np.float32, dac_range=None):
     dt = np.dtype(dtype)
     if config.is_digital or CA._fused_laws(config) is None:
-        return crossbar.program(weights, config, seed=seed).prepare(0.0, dt)
+        return crossbar.program_and_prepare(weights, config, seed=seed, dtype=dtype, dac_range=dac_range)
     w = np.asarray(weights)
     rng = crossbar.as_generator(seed)
     z = rng.standard_normal((2, w.shape[1], w.shape[0])) if config.device.prog_sigma is not None \
         else np.empty((2, 0, 0))
-    return CA._program_pairs(w, z, config, rng, dt)
+    return CA._program_pairs(w, z, config, rng, dt, dac_range)
 
 
-def _program_and_prepare_by_program(weights, config, seed=None, dtype=np.float32):
-    return crossbar.program(weights, config, seed=seed)
+def _program_and_prepare_by_program(weights, config, seed=None, dtype=np.float32, dac_range=None):
+    arr = crossbar.program(weights, config, seed=seed)
+    if dac_range is not None:
+        arr.set_ranges(dac_range=dac_range)
+    return arr
 
 
-def _train_steps(cls, preset):
+def _train_steps(cls, preset, ranges=False):
     torch.manual_seed(0)
     layer = cls(6, 8, batch_first=True, config=crossbar.preset(preset), seed=5)
+    if ranges:  # stored DAC input ranges (as after calibration): the training programs use them
+        layer.set_input_ranges({"weight_ih_l0": 1.7, "weight_hh_l0": 0.6})
     opt = torch.optim.SGD(layer.parameters(), lr=0.5)
     x = torch.randn(3, 5, 6)
     outs = []
@@ -47,15 +52,17 @@ def _train_steps(cls, preset):
     return torch.stack(outs), [p.detach().clone() for p in layer.parameters()]
 
 
+@pytest.mark.parametrize("ranges", [False, True])
 @pytest.mark.parametrize("cls", [models.AnalogLSTM, models.AnalogGRU, models.AnalogRNN])
 @pytest.mark.parametrize("preset", ["pcm", "rram"])
-def test_fused_training_program_equals_the_general_path_with_numpy_normals(monkeypatch, cls, preset):
+def test_fused_training_program_equals_the_general_path_with_numpy_normals(monkeypatch, cls, preset, ranges):
     """Three SGD steps: outputs and parameters bit for bit equal between the general path
-    (program, state built on first read) and the fused one fed the same (numpy) normals."""
+    (program, its stored DAC range set, state built on first read) and the fused one fed the
+    same (numpy) normals, with and without stored input ranges."""
     monkeypatch.setattr(crossbar, "program_and_prepare", _program_and_prepare_by_program)
-    ref_out, ref_params = _train_steps(cls, preset)
+    ref_out, ref_params = _train_steps(cls, preset, ranges)
     monkeypatch.setattr(crossbar, "program_and_prepare", _numpy_normals_program_and_prepare)
-    out, params = _train_steps(cls, preset)
+    out, params = _train_steps(cls, preset, ranges)
     torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
     for p, q in zip(params, ref_params):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
@@ -63,12 +70,13 @@ def test_fused_training_program_equals_the_general_path_with_numpy_normals(monke
 
 def test_training_forward_reads_the_prepared_state(monkeypatch):
     """pcm training forward: each weight matrix is programmed once per forward through
-    program_and_prepare, and its reads find the t = 0 state ready (no rebuild)."""
+    program_and_prepare with its stored DAC range, and its reads find the t = 0 state ready
+    (no rebuild)."""
     calls = []
     real = crossbar.program_and_prepare
 
-    def spy(weights, config, seed=None, dtype=np.float32):
-        arr = real(weights, config, seed=seed, dtype=dtype)
+    def spy(weights, config, seed=None, dtype=np.float32, dac_range=None):
+        arr = real(weights, config, seed=seed, dtype=dtype, dac_range=dac_range)
         calls.append(arr)
         return arr
 
@@ -83,8 +91,10 @@ def test_training_forward_reads_the_prepared_state(monkeypatch):
 
     monkeypatch.setattr(CA.ProgrammedArray, "_state", state_spy)
     layer = models.AnalogLSTM(6, 8, config=crossbar.preset("pcm"), seed=1)
+    layer.set_input_ranges({"weight_ih_l0": 2.0})  # a stored DAC range does not drop the prepared read
     layer(torch.randn(4, 2, 6))[0].sum().backward()
     assert len(calls) == 2   # weight_ih_l0 and weight_hh_l0
+    assert [a.dac_range for a in calls] == [2.0, 1.0]
     assert built == []
 
 
