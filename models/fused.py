@@ -17,33 +17,16 @@ one product). ``models.rnn.FAST_RECURRENCE = False`` forces the step path.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
-from .reader import MatrixReader, SummedNoise
+from .reader import _SCRATCH, MatrixReader, SummedNoise
 
 __all__ = ["RecurrentNoise", "lstm_sequence", "gru_sequence", "rnn_sequence"]
 
 
-class _Scratch(threading.local):
-    """Per-thread scratch tensors reused across calls (keyed by role); for temporaries
-    that never leave the function using them. Fresh large allocations cost page faults
-    here that are comparable to the arithmetic done on them."""
-
-    def __init__(self) -> None:
-        self.bufs: dict[str, Tensor] = {}
-
-    def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-        buf = self.bufs.get(role)
-        if buf is None or buf.dtype != dtype or tuple(buf.shape) != tuple(shape):
-            buf = self.bufs[role] = torch.empty(shape, dtype=dtype)
-        return buf
-
-
-_SCRATCH = _Scratch()
 
 
 class RecurrentNoise(NamedTuple):

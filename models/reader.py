@@ -21,6 +21,7 @@ training. No random numbers move: the digital crossbar read draws none.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,24 @@ from .noise import (NoiseCoefficients, adds_output_noise, has_fresh_read_noise, 
                     noise_variance, output_noise_of)
 
 __all__ = ["MatrixReader", "SummedNoise"]
+
+
+class _Scratch(threading.local):
+    """Per-thread scratch tensors reused across calls (keyed by role); for temporaries
+    that never leave the function using them. Fresh large allocations cost page faults
+    here that are comparable to the arithmetic done on them."""
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, Tensor] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        buf = self.bufs.get(role)
+        if buf is None or buf.dtype != dtype or tuple(buf.shape) != tuple(shape):
+            buf = self.bufs[role] = torch.empty(shape, dtype=dtype)
+        return buf
+
+
+_SCRATCH = _Scratch()
 
 
 class MatrixReader:
@@ -215,7 +234,8 @@ class MatrixReader:
                 if self._z is None or self._z.dtype != dtype or self._z.shape[1] != b:
                     self._z = torch.randn(self.steps, b, self.out_features, generator=self.generator, dtype=dtype)
                 return self._z[t0:t0 + 1]
-            return torch.randn(s, b, self.out_features, generator=self.generator, dtype=dtype)
+            # a multi-step read: its normals live until the read adds them (same numbers as torch.randn)
+            return _SCRATCH.get("read_z", (s, b, self.out_features), dtype).normal_(generator=self.generator)
         z = self._draws(dtype)
         if self.noise_draw == "step":
             return z[t0:t0 + s]
