@@ -99,8 +99,11 @@ def as_generator(seed: Any) -> np.random.Generator:
     raise ValueError(f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}")
 
 
-def _check_matrix(name: str, a: Any, *, ndim: int) -> np.ndarray:
-    """Validate a float array at the public boundary; return it as an ndarray (no copy)."""
+def _check_matrix(name: str, a: Any, *, ndim: int, finite: bool = True) -> np.ndarray:
+    """Validate a float array at the public boundary; return it as an ndarray (no copy).
+
+    ``finite=False`` leaves the NaN/Inf check to the caller (the analog read's DAC pass
+    counts them on the way, :func:`_raise_nonfinite`)."""
     if not isinstance(a, np.ndarray):
         try:
             a = np.asarray(a)
@@ -115,10 +118,13 @@ def _check_matrix(name: str, a: Any, *, ndim: int) -> np.ndarray:
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
     # A sum is finite when every element is (fast path); only on overflow or NaN look closer.
-    if not np.isfinite(a.sum()) and not np.isfinite(a).all():
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
+    if finite and not np.isfinite(a.sum()) and not np.isfinite(a).all():
+        _raise_nonfinite(name, int(a.size - np.count_nonzero(np.isfinite(a))))
     return a
+
+
+def _raise_nonfinite(name: str, bad: int) -> None:
+    raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
 
 
 def _check_time(t_s: Any) -> float:
@@ -169,7 +175,7 @@ class _ReadState:
     """
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
-                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t", "out_range", "adc",
+                 "gn_t", "var_t", "scale_t", "cols_uniform", "cols_out", "cols_both", "cols_none", "out_range", "adc",
                  "circuit")
 
     def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc, circuit=False):
@@ -187,21 +193,22 @@ class _ReadState:
         self.circuit = circuit  # read every tile through the exact wire circuit (per-cell noise)
         self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
         self.var_t = None if var is None else [var[a:b] for a, b in tiles]
-        # column factors of the rank-one variance terms, (1, out) or (2, out) per tile:
-        # column-uniform read noise, output noise, and both (in the kernels' term order)
-        self.var_col_t = None if var_col is None else [var_col[k:k + 1] for k in range(len(tiles))]
         self.scale_t = list(self.scale)
-        self.inv_s2_t = [self.inv_s2[k:k + 1] for k in range(len(tiles))]
-        self.uniform_out_t = None if var_col is None else \
-            [np.ascontiguousarray(np.concatenate([var_col[k:k + 1], self.inv_s2[k:k + 1]])) for k in range(len(tiles))]
+        # column factors of the rank-one variance terms, (n_tiles, R, out): column-uniform read
+        # noise, output noise, both (in the kernels' term order), none
+        nt = len(tiles)
+        self.cols_uniform = None if var_col is None else var_col[:, None, :]
+        self.cols_out = self.inv_s2[:, None, :]
+        self.cols_both = None if var_col is None else np.ascontiguousarray(np.stack([var_col, self.inv_s2], axis=1))
+        self.cols_none = np.empty((nt, 0, scale.shape[1]), scale.dtype)
         self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
 
 
 class _Work:
     """Per-(batch, dtype) work buffers of one array, reused across reads (never returned)."""
 
-    __slots__ = ("xn", "xsq", "sumsq", "rs", "parts", "parts_t", "v", "z", "z_t", "xn_t", "xsq_t", "sumsq_t",
-                 "rows2", "rows2_t", "no_var", "no_rows", "no_cols")
+    __slots__ = ("xn", "xsq", "sumsq", "sumsq3", "rs", "parts", "parts_t", "v", "v_t", "xn_t", "xsq_t",
+                 "rows1", "rows2", "no_var", "no_rows")
 
     def __init__(self, nb: int, n_in: int, n_out: int, tiles, dt: np.dtype):
         nt = len(tiles)
@@ -209,17 +216,15 @@ class _Work:
         self.xsq = np.empty((nb, n_in), dt)      # its square (general read-noise variance)
         self.sumsq = np.empty((nt, nb), dt)      # per-tile sum of squares (column-uniform variance)
         self.rs = np.empty(nb, dt)               # row scale: DAC range times drift compensation
+        self.sumsq3 = self.sumsq[:, None, :]     # as the row factors of one rank-one term per tile
         self.parts = np.empty((nt, nb, n_out), dt)
-        self.v = np.empty((1, nb, n_out), dt)    # dense read-noise variance of one tile's partial sums
-        self.z = np.empty((nt, nb, n_out), dt)   # standard normals, one per output and tile
+        self.v = np.empty((nt, nb, n_out), dt)   # dense read-noise variance of each tile's partial sums
+        self.rows1 = np.empty((nt, 1, nb), dt)   # row factors of one rank-one term (output noise)
         self.rows2 = np.empty((nt, 2, nb), dt)   # row factors of two rank-one terms (uniform, output noise)
-        self.no_var = np.empty((0, nb, n_out), dt)  # zero dense terms
-        self.no_rows = np.empty((0, nb), dt)        # zero rank-one terms
-        self.no_cols = np.empty((0, n_out), dt)
+        self.no_var = np.empty((0, nb, n_out), dt)  # no dense term
+        self.no_rows = np.empty((nt, 0, nb), dt)    # no rank-one terms
         self.parts_t = list(self.parts)
-        self.z_t = list(self.z)
-        self.sumsq_t = [self.sumsq[k:k + 1] for k in range(nt)]
-        self.rows2_t = list(self.rows2)
+        self.v_t = list(self.v)
         one = nt == 1
         self.xn_t = [self.xn if one else self.xn[:, a:b] for a, b in tiles]
         self.xsq_t = [self.xsq if one else self.xsq[:, a:b] for a, b in tiles]
@@ -572,7 +577,9 @@ class ProgrammedArray:
             >>> arr.mvm(np.array([[1.0, 2.0, 3.0]]))
             array([[1., 2., 3.]])
         """
-        x = _check_matrix("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2)
+        # the analog read checks finiteness in its DAC pass (before any state changes or draws)
+        x = _check_matrix("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2,
+                          finite=self._digital)
         squeeze = x.ndim == 1
         if squeeze:
             x = x[None, :]
@@ -582,9 +589,9 @@ class ProgrammedArray:
             raise ValueError(f"x.dtype must be float32 or float64, got {x.dtype}")
         t = _check_time(t_s)
         rng = self._rng if seed is None else as_generator(seed)
+        y = self._mvm_digital(x, rng) if self._digital else self._mvm_analog(x, t, rng)
         if self.counters is not None:
             self.counters.add(x.shape[0])
-        y = self._mvm_digital(x, rng) if self._digital else self._mvm_analog(x, t, rng)
         return y[0] if squeeze else y
 
     # ------------------------------------------------------------------ kernels
@@ -645,11 +652,13 @@ class ProgrammedArray:
                   _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
         alpha = float(st.alpha)
         if want_sq:
-            n_clip = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
+            n_clip, n_bad = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
         elif want_sum:
-            n_clip = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
+            n_clip, n_bad = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
         else:
-            n_clip = K.dac_rows(x, params, alpha, xn, rs)
+            n_clip, n_bad = K.dac_rows(x, params, alpha, xn, rs)
+        if n_bad:
+            _raise_nonfinite("x", n_bad)
         if dac.active:
             self._clips[0] += n_clip
             self._clips[1] += x.size
@@ -768,22 +777,24 @@ class ProgrammedArray:
             for k in range(nt):
                 n_clip += K.adc_accumulate(wk.parts_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
         else:
-            K.standard_normal(rng, wk.z)
+            seed = K.normal_seed(rng)
+            # rank-one variance terms of every tile, (T, R, B) rows and (T, R, m) columns
             if uniform and has_ov:
                 wk.rows2[:, 0] = wk.sumsq
                 wk.rows2[:, 1] = ov
-                rows_t, cols_t = wk.rows2_t, st.uniform_out_t
+                rows, cols = wk.rows2, st.cols_both
             elif uniform:
-                rows_t, cols_t = wk.sumsq_t, st.var_col_t
+                rows, cols = wk.sumsq3, st.cols_uniform
             elif has_ov:
-                rows_t, cols_t = [ov[None]] * nt, st.inv_s2_t
+                wk.rows1[:, 0] = ov
+                rows, cols = wk.rows1, st.cols_out
             else:
-                rows_t, cols_t = [wk.no_rows] * nt, [wk.no_cols] * nt
-            for k in range(nt):
-                if general:
-                    np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v[0])
-                n_clip += K.noise_adc_accumulate(wk.parts_t[k], wk.z_t[k], wk.v if general else wk.no_var, rows_t[k],
-                                                 cols_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+                rows, cols = wk.no_rows, st.cols_none
+            if general:  # the dense term of each tile, x^2 @ sigma^2
+                for k in range(nt):
+                    np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v_t[k])
+            n_clip += K.noise_adc_tiles(wk.parts, seed, wk.v if general else wk.no_var, rows, cols, st.scale, st.adc,
+                                        acc, row_scale, K._KN, K._WN, K._FN)
         if self.config.adc.active:
             self._clips[2] += n_clip
             self._clips[3] += nb * self.out_features * nt
