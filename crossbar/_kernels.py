@@ -363,6 +363,74 @@ def noise_adc_tiles(parts, seed, var, row_terms, col_terms, scale, adc, acc, row
 
 
 @njit(**_JIT)
+def bit_slices(xn, levels, bits, k, out, out_sq, sq):
+    """Bit-serial inputs: the DAC codes of ``xn`` cut into slices of ``k`` bits, least
+    significant first, in one pass (see ``ProgrammedArray._bit_slices`` for the physics).
+
+    ``q = rint(xn L) mod 2^bits`` (two's complement); slice ``s`` holds ``d_s = (q >> k s) mod
+    2^w`` (w = min(k, bits - k s)), the top slice signed; ``out[s B + b, i] = d_s / M_s``
+    (float64 division, rounded to ``out``'s dtype; M_s = 2^w - 1, or 2^(w-1) on top) and,
+    when ``sq``, ``out_sq[s B + b, i] = out[s B + b, i]**2`` in ``out``'s dtype.
+
+    Args:
+        xn: (B, n) DAC outputs (multiples of 1 / L). levels: L. bits: DAC bits. k: slice bits.
+        out, out_sq: (S B, n) results, S = ceil(bits / k), slice-major.
+    """
+    nb, n = xn.shape
+    n_sl = (bits + k - 1) // k
+    wrap = (1 << bits) - 1
+    q = np.empty(n, np.int64)
+    for b in range(nb):
+        for i in range(n):
+            q[i] = np.int64(np.rint(f64(xn[b, i]) * levels)) & wrap
+        for s in range(n_sl):  # straight-line passes over one row (vectorised)
+            width = min(k, bits - k * s)
+            shift = k * s
+            mask = (1 << width) - 1
+            r = s * nb + b
+            if s == n_sl - 1:
+                half = 1 << (width - 1)
+                inv = f64(half)
+                for i in range(n):
+                    d = np.int32((q[i] >> shift) & mask)
+                    d = d - (1 << width) if d >= half else d
+                    out[r, i] = f64(d) / inv
+            else:
+                inv = f64(mask)
+                for i in range(n):
+                    out[r, i] = f64(np.int32((q[i] >> shift) & mask)) / inv
+            if sq:
+                for i in range(n):
+                    o = out[r, i]
+                    out_sq[r, i] = o * o
+
+
+@njit(**_JIT)
+def shift_add(acc, coef, row_scale, y):
+    """Shift-and-add of bit-serial reads: ``y[b, j] = (sum_s coef[s] acc[s B + b, j]) row_scale[b]``,
+    in the dtype of the arrays, summed in slice order (``acc[b] coef[0]``, then ``+ coef[s] acc[s B + b]``).
+
+    Args:
+        acc: (S B, m) the reads of the S slices, slice-major. coef: (S,) weights of the slices.
+        row_scale: (B,). y: (B, m) result.
+    """
+    nb, m = y.shape
+    n_sl = coef.shape[0]
+    for b in range(nb):
+        rs = row_scale[b]
+        c0 = coef[0]
+        for j in range(m):
+            y[b, j] = acc[b, j] * c0
+        for s in range(1, n_sl):
+            cs = coef[s]
+            r = s * nb + b
+            for j in range(m):
+                y[b, j] = y[b, j] + cs * acc[r, j]
+        for j in range(m):
+            y[b, j] = y[b, j] * rs
+
+
+@njit(**_JIT)
 def add_scaled(y, z, sigma):
     """``y += sigma * z`` in place (the paper's output noise on the digital path)."""
     nb, m = y.shape
@@ -425,6 +493,9 @@ def warm() -> None:
                                (np.ones((1, 2, 2), dt), np.ones((1, 2, 3), dt))):
                 noise_adc_tiles(parts, 1, var, rows, cols, s2, adc, o, r, _KN, _WN, _FN)
         add_scaled(o, x, 0.5)
+        sl = np.empty((8, 3), dt)
+        bit_slices(x, 127, 8, 2, sl, sl.copy(), True)
+        shift_add(sl, np.ones(4, dt), r, np.empty((2, 3), dt))
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)
         standard_normal(np.random.default_rng(0), o)

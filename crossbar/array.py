@@ -664,7 +664,8 @@ class ProgrammedArray:
             self._clips[1] += x.size
         return xn, rs
 
-    def _bit_slices(self, xn: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    def _bit_slices(self, xn: np.ndarray, out: np.ndarray | None = None,
+                    out_sq: np.ndarray | None = None) -> tuple[np.ndarray, list[float]]:
         """Bit-serial inputs: the DAC codes of ``xn`` cut into slices, least significant first.
 
         ``q = round(xn L)`` (L = 2^(bits-1) - 1) in ``bits``-bit two's complement is split
@@ -673,7 +674,8 @@ class ProgrammedArray:
         sign bit, width ``w``) signed in [-2^(w-1), 2^(w-1) - 1]. Slice ``s`` is applied as
         ``v_s = d_s / M_s`` (M_s = 2^k - 1, or 2^(w-1) on top: full scale 1, as a plain
         read) and weighted by ``c_s = 2^(k s) M_s / L`` in the shift-and-add, so that
-        ``sum_s c_s v_s = xn`` exactly.
+        ``sum_s c_s v_s = xn`` exactly. One pass (:func:`crossbar._kernels.bit_slices`),
+        into ``out`` (and the squares into ``out_sq``) when given.
 
         Returns:
             (S * B, n) stacked slice inputs (slice-major), and the S coefficients.
@@ -681,20 +683,15 @@ class ProgrammedArray:
         dac = self.config.dac
         bits, k, n_sl = dac.bits, dac.slice_bits, dac.slices
         levels = _levels(bits)
-        codes = np.rint(xn.astype(np.float64) * levels).astype(np.int64) & ((1 << bits) - 1)
-        out = np.empty((n_sl,) + xn.shape, xn.dtype)
         coef = []
         for s in range(n_sl):
             width = min(k, bits - k * s)
-            d = (codes >> (k * s)) & ((1 << width) - 1)
-            if s == n_sl - 1:
-                d = np.where(d >= (1 << (width - 1)), d - (1 << width), d)
-                m = 1 << (width - 1)
-            else:
-                m = (1 << width) - 1
-            out[s] = d / m
+            m = 1 << (width - 1) if s == n_sl - 1 else (1 << width) - 1
             coef.append((1 << (k * s)) * m / levels)
-        return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
+        if out is None:
+            out = np.empty((n_sl * xn.shape[0], xn.shape[1]), xn.dtype)
+        K.bit_slices(xn, levels, bits, k, out, out if out_sq is None else out_sq, out_sq is not None)
+        return out, coef
 
     def _mvm_analog(self, x: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
         """DAC -> one BLAS product per row tile -> read-noise variance -> normals -> fused
@@ -808,15 +805,12 @@ class ProgrammedArray:
         dt = x.dtype
         nb = x.shape[0]
         xn, rs = self._dac(x, st, None, False, False)
-        v_rows, coef = self._bit_slices(xn)
-        n_sl = len(coef)
+        n_sl = self.config.dac.slices
         wk = self._work_for(n_sl * nb, dt, st)
-        wk.xn[...] = v_rows
-        if general or uniform:
-            np.multiply(wk.xn, wk.xn, out=wk.xsq)
-            if uniform:
-                for k, (a, b) in enumerate(st.tiles):
-                    wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
+        _, coef = self._bit_slices(xn, wk.xn, wk.xsq if general or uniform else None)
+        if uniform:
+            for k, (a, b) in enumerate(st.tiles):
+                wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
         if st.circuit:
             self._circuit_parts(wk.xn, st, t, rng, wk.parts)
         else:
@@ -824,10 +818,8 @@ class ProgrammedArray:
                 np.matmul(xk, gk, out=pk)
         ov = self._output_variance(wk.parts, st, rs, coef)
         acc = self._noise_adc(wk, st, rng, flags, ov, np.ones(n_sl * nb, dt))
-        y = acc[:nb] * dt.type(coef[0])
-        for s in range(1, n_sl):
-            y += dt.type(coef[s]) * acc[s * nb:(s + 1) * nb]
-        y *= rs[:, None]
+        y = np.empty((nb, acc.shape[1]), dt)
+        K.shift_add(acc, np.array(coef, dt), rs, y)
         return y
 
     # ------------------------------------------------------------------ converter ranges and clipping

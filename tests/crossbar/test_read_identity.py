@@ -138,8 +138,27 @@ def test_noise_adc_tiles_is_normals_then_each_tile(rng, dtype, nt, terms):
         assert acc_new.tobytes() == acc_old.tobytes()
 
 
+def _frozen_bit_slices(xn, bits, k, n_sl):
+    """ProgrammedArray._bit_slices of main 4e3dc05 (numpy)."""
+    levels = (1 << (bits - 1)) - 1
+    codes = np.rint(xn.astype(np.float64) * levels).astype(np.int64) & ((1 << bits) - 1)
+    out = np.empty((n_sl,) + xn.shape, xn.dtype)
+    coef = []
+    for s in range(n_sl):
+        width = min(k, bits - k * s)
+        d = (codes >> (k * s)) & ((1 << width) - 1)
+        if s == n_sl - 1:
+            d = np.where(d >= (1 << (width - 1)), d - (1 << width), d)
+            m = 1 << (width - 1)
+        else:
+            m = (1 << width) - 1
+        out[s] = d / m
+        coef.append((1 << (k * s)) * m / levels)
+    return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
+
+
 def _frozen_read(arr, x, t_s, rng):
-    """The fast read of main 4e3dc05 (ProgrammedArray._mvm_analog and _noise_adc, plain inputs,
+    """The fast read of main 4e3dc05 (ProgrammedArray._mvm_analog, _mvm_bitserial and _noise_adc,
     output-referred read noise), assembled from the frozen kernels and the array's read state."""
     cfg = arr.config
     dt = x.dtype
@@ -148,43 +167,62 @@ def _frozen_read(arr, x, t_s, rng):
     general = st.var is not None and st.var_col is None
     uniform = st.var is not None and st.var_col is not None
     dac = cfg.dac
+    serial = dac.slice_bits is not None
     params = (dac.range_mode == "abs_max", arr.dac_range if dac.active else 1.0,
               (1 << (dac.bits - 1)) - 1 if dac.bits else 0, bool(dac.clip) and dac.active)
     xn, rs, xsq, sumsq = np.empty(x.shape, dt), np.empty(nb, dt), np.empty(x.shape, dt), np.empty((nt, nb), dt)
-    if general:
+    coef = None
+    if serial:
+        F.dac_rows(x, params, float(st.alpha), xn, rs)
+        xn, coef = _frozen_bit_slices(xn, dac.bits, dac.slice_bits, dac.slices)
+        xsq = xn * xn
+        sumsq = np.empty((nt, xn.shape[0]), dt)
+        for k, (a, b) in enumerate(st.tiles):
+            sumsq[k] = xsq[:, a:b].sum(axis=1)
+        row_scale = np.ones(xn.shape[0], dt)
+    elif general:
         F.dac_rows_squares(x, params, float(st.alpha), xn, xsq, rs)
     elif uniform:
         F.dac_rows_tile_sumsq(x, params, float(st.alpha), xn, rs, st.bounds, sumsq)
     else:
         F.dac_rows(x, params, float(st.alpha), xn, rs)
-    parts = np.empty((nt, nb, n_out), dt)
+    if not serial:
+        row_scale = rs
+    nr = xn.shape[0]
+    parts = np.empty((nt, nr, n_out), dt)
     for k, (a, b) in enumerate(st.tiles):
         np.matmul(xn if nt == 1 else xn[:, a:b], st.gn[a:b], out=parts[k])
-    ov = arr._output_variance(parts, st, rs, None)
-    has_ov = ov.shape[0] == nb
-    acc = np.empty((nb, n_out), dt)
+    ov = arr._output_variance(parts, st, rs, coef)
+    has_ov = ov.shape[0] == nr
+    acc = np.empty((nr, n_out), dt)
     if not (general or uniform or has_ov):
         for k in range(nt):
-            F.adc_accumulate(parts[k], st.scale[k], st.adc, acc, k == 0, k == nt - 1, rs)
+            F.adc_accumulate(parts[k], st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+    else:
+        z = np.empty((nt, nr, n_out), dt)
+        F.standard_normal(rng, z)
+        inv_s2 = st.inv_s2
+        v = np.empty((1, nr, n_out), dt)
+        for k, (a, b) in enumerate(st.tiles):
+            if uniform and has_ov:
+                rows, cols = np.stack([sumsq[k], ov]), np.stack([st.var_col[k], inv_s2[k]])
+            elif uniform:
+                rows, cols = sumsq[k:k + 1], st.var_col[k:k + 1]
+            elif has_ov:
+                rows, cols = ov[None], inv_s2[k:k + 1]
+            else:
+                rows, cols = np.empty((0, nr), dt), np.empty((0, n_out), dt)
+            if general:
+                np.matmul(xsq if nt == 1 else xsq[:, a:b], st.var[a:b], out=v[0])
+            F.noise_adc_accumulate(parts[k], z[k], v if general else np.empty((0, nr, n_out), dt), rows, cols,
+                                   st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+    if not serial:
         return acc
-    z = np.empty((nt, nb, n_out), dt)
-    F.standard_normal(rng, z)
-    inv_s2 = st.inv_s2
-    v = np.empty((1, nb, n_out), dt)
-    for k, (a, b) in enumerate(st.tiles):
-        if uniform and has_ov:
-            rows, cols = np.stack([sumsq[k], ov]), np.stack([st.var_col[k], inv_s2[k]])
-        elif uniform:
-            rows, cols = sumsq[k:k + 1], st.var_col[k:k + 1]
-        elif has_ov:
-            rows, cols = ov[None], inv_s2[k:k + 1]
-        else:
-            rows, cols = np.empty((0, nb), dt), np.empty((0, n_out), dt)
-        if general:
-            np.matmul(xsq if nt == 1 else xsq[:, a:b], st.var[a:b], out=v[0])
-        F.noise_adc_accumulate(parts[k], z[k], v if general else np.empty((0, nb, n_out), dt), rows, cols, st.scale[k],
-                               st.adc, acc, k == 0, k == nt - 1, rs)
-    return acc
+    y = acc[:nb] * dt.type(coef[0])
+    for s in range(1, len(coef)):
+        y += dt.type(coef[s]) * acc[s * nb:(s + 1) * nb]
+    y *= rs[:, None]
+    return y
 
 
 CASES = {
@@ -199,6 +237,10 @@ CASES = {
     "per-vector DAC range, no clip": dict(dac_range_mode="abs_max", adc_clip=False, tile_rows=64),
     "no converters": dict(dac_bits=None, adc_bits=None),
     "drift compensation": dict(drift_compensation=True, tile_rows=50),
+    "bit-serial, 1 bit": dict(dac_slice_bits=1),
+    "bit-serial, 3 bits, tiles, output noise": dict(dac_slice_bits=3, tile_rows=40, out_noise_sigma=0.05),
+    "bit-serial, uniform read sigma": dict(dac_slice_bits=2, read_sigma=crossbar.Law("poly", (0.3,)), tile_rows=64),
+    "bit-serial, 6-bit DAC, no noise": dict(dac_slice_bits=4, dac_bits=6, read_sigma=None),
 }
 
 
@@ -228,3 +270,26 @@ def test_read_rejects_nonfinite_input_before_drawing():
     assert arr.clip_counts() == twin.clip_counts()
     good = np.full((2, 10), 0.5)
     assert arr.mvm(good).tobytes() == twin.mvm(good).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits, k", [(8, 1), (8, 2), (8, 3), (6, 4), (5, 5), (12, 5)])
+def test_bit_slices_match_frozen(rng, dtype, bits, k):
+    L = (1 << (bits - 1)) - 1
+    xn = (np.concatenate([np.arange(-L, L + 1), rng.integers(-L, L + 1, 201)]) / L).astype(dtype).reshape(-1, 2)
+    n_sl = -(-bits // k)
+    ref, ref_coef = _frozen_bit_slices(xn, bits, k, n_sl)
+    out, out_sq = np.empty_like(ref), np.empty_like(ref)
+    K.bit_slices(xn, L, bits, k, out, out_sq, True)
+    assert out.tobytes() == ref.tobytes()
+    assert out_sq.tobytes() == (ref * ref).tobytes()
+    acc = rng.normal(size=(n_sl * xn.shape[0], 7)).astype(dtype)
+    rs = rng.uniform(0.5, 2, xn.shape[0]).astype(dtype)
+    y = np.empty((xn.shape[0], 7), dtype)
+    K.shift_add(acc, np.array(ref_coef, dtype), rs, y)
+    nb = xn.shape[0]
+    want = acc[:nb] * dtype(ref_coef[0])
+    for s in range(1, n_sl):
+        want += dtype(ref_coef[s]) * acc[s * nb:(s + 1) * nb]
+    want *= rs[:, None]
+    assert y.tobytes() == want.tobytes()
