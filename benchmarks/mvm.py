@@ -9,6 +9,11 @@ them alike), each reported with its time ratio to the clean fp32 matmul of the s
 * ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path. With a
   per-cell read-noise law (pcm) this is two BLAS products (``x @ G`` and the variance
   ``x^2 @ sigma^2``) plus one normal per output and tile.
+* ``fast_floor``: the BLAS products of the ``fast`` read alone (per row tile ``x_n @ G`` and,
+  with per-cell heterogeneous read noise, ``x_n^2 @ sigma^2``, into reused buffers): the
+  exact floor of ``fast``, timed in the same rounds (so under the same cache pressure).
+* ``normals``: the standard normals one ``fast`` read draws (one per output and row tile)
+  with the library's generator, alone: the other irreducible part of an exact read.
 * ``fast_uniform``: the same periphery with a constant read-noise law (every cell's sigma
   equal to the RMS read sigma of the ``fast`` array at ``t_s``, so the same noise power):
   the variance is exactly ``sigma^2 ||x||^2`` per tile, no second product. Shows the cost
@@ -308,6 +313,49 @@ def _fast_bitserial(work: Workload):
     return lambda: work.serial_arr.mvm(work.x32, t_s=work.args.t_s)
 
 
+def _fast_floor(work: Workload):
+    """The two products of the ``fast`` read alone (per row tile: ``x_n @ G`` and, with per-cell
+    heterogeneous read noise, ``x_n^2 @ sigma^2``), into reused buffers: ``fast``'s exact floor."""
+    arr = work.arr
+    if arr.is_digital:
+        return "digital preset: no conductances to read"
+    st = arr.read_state(work.args.t_s, np.float32)
+    xn = np.clip(work.x32, -1, 1)
+    xsq = xn * xn
+    dense = st.var is not None and st.var_col is None
+    tiles = [(xn[:, a:b], xsq[:, a:b], st.gn[a:b], None if not dense else st.var[a:b]) for a, b in st.tiles]
+    out = np.empty((xn.shape[0], st.gn.shape[1]), np.float32)
+    out2 = np.empty_like(out)
+
+    def run():
+        for xk, qk, gk, vk in tiles:
+            np.matmul(xk, gk, out=out)
+            if vk is not None:
+                np.matmul(qk, vk, out=out2)
+
+    return run
+
+
+def _floor_extra(work: Workload) -> dict:
+    st = work.arr.read_state(work.args.t_s, np.float32)
+    per_tile = 2 if st.var is not None and st.var_col is None else 1
+    n = per_tile * len(st.tiles)
+    return dict(products=n, note=f"the {n} product(s) of fast alone: its exact floor")
+
+
+def _normals(work: Workload):
+    """The standard normals one ``fast`` read draws (one per output and row tile), alone."""
+    arr = work.arr
+    if arr.is_digital:
+        return "digital preset: no per-tile normals"
+    import crossbar
+
+    st = arr.read_state(work.args.t_s, np.float32)
+    z = np.empty((len(st.tiles), work.args.batch, work.args.cols), np.float32)
+    rng = np.random.default_rng(work.args.seed)
+    return lambda: crossbar.standard_normal(rng, z)
+
+
 def _bitserial_floor(work: Workload) -> dict:
     return dict(slices=8, matmuls=work.serial_matmuls, floor_ratio_to_blas=float(work.serial_matmuls))
 
@@ -316,6 +364,8 @@ def _bitserial_floor(work: Workload) -> dict:
 VARIANTS: list[Variant] = [
     Variant("blas", lambda work: (lambda: work.x32 @ work.wt32)),
     Variant("fast", lambda work: (lambda: work.arr.mvm(work.x32, t_s=work.args.t_s))),
+    Variant("fast_floor", _fast_floor, extra=_floor_extra),
+    Variant("normals", _normals, extra=lambda work: dict(note="the normals of one fast read alone")),
     Variant("fast_uniform", _fast_uniform),
     Variant("fast_bitserial", _fast_bitserial, repeat=lambda args: max(3, args.repeat // 4),
             extra=_bitserial_floor),

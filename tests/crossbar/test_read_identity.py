@@ -293,3 +293,13 @@ def test_bit_slices_match_frozen(rng, dtype, bits, k):
         want += dtype(ref_coef[s]) * acc[s * nb:(s + 1) * nb]
     want *= rs[:, None]
     assert y.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("bitgen", [np.random.SFC64, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox,
+                                    np.random.MT19937])
+def test_normal_seed_is_integers_draw(bitgen):
+    """The fast seed draw equals ``rng.integers(0, 2**63)`` and leaves the generator in the same state."""
+    a, b = np.random.Generator(bitgen(5)), np.random.Generator(bitgen(5))
+    for _ in range(2000):
+        assert K.normal_seed(a) == int(b.integers(0, 1 << 63))
+    assert a.random(8).tobytes() == b.random(8).tobytes()  # the same state after the draws
