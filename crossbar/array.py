@@ -128,6 +128,8 @@ def _raise_nonfinite(name: str, bad: int) -> None:
 
 
 def _check_time(t_s: Any) -> float:
+    if type(t_s) is float and 0.0 <= t_s < math.inf:  # the common case, without the ABC checks below
+        return t_s
     if t_s is None:
         return 0.0
     if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real) or not math.isfinite(float(t_s)) or t_s < 0:
@@ -176,7 +178,7 @@ class _ReadState:
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
                  "gn_t", "var_t", "scale_t", "cols_uniform", "cols_out", "cols_both", "cols_none", "out_range", "adc",
-                 "circuit")
+                 "dac", "circuit")
 
     def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc, circuit=False):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
@@ -202,6 +204,7 @@ class _ReadState:
         self.cols_both = None if var_col is None else np.ascontiguousarray(np.stack([var_col, self.inv_s2], axis=1))
         self.cols_none = np.empty((nt, 0, scale.shape[1]), scale.dtype)
         self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
+        self.dac = None         # the kernels' DAC tuple (abs_max, input_range, levels, clip), set by the array
 
 
 class _Work:
@@ -422,6 +425,7 @@ class ProgrammedArray:
             None if sig_p is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_p.astype(dtype),
             None if sig_m is None or not (circuit or cfg.read_noise_path == "per_cell") else sig_m.astype(dtype),
             np.ascontiguousarray(scale, dtype=dtype), tiles, alpha, out_range, adc_params(cfg, out_range), circuit)
+        st.dac = self._dac_params()  # the stored DAC range is part of the state: set_ranges clears the cache
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -636,6 +640,12 @@ class ProgrammedArray:
         """The fixed DAC full scale r: the stored per-array range, else the config's."""
         return float(self.config.dac.input_range) if self._dac_range is None else self._dac_range
 
+    def _dac_params(self) -> tuple[bool, float, int, bool]:
+        """The DAC kernels' tuple ``(abs_max, input_range, levels, clip)`` of this array."""
+        dac = self.config.dac
+        return (dac.range_mode == "abs_max", self._dac_scalar_range() if dac.active else 1.0,
+                _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+
     def _dac(self, x: np.ndarray, st: _ReadState, wk: _Work | None, want_sq: bool, want_sum: bool):
         """DAC of ``x`` into ``wk`` (or new buffers): (normalised inputs, row scale); counts clips."""
         dac = self.config.dac
@@ -648,8 +658,7 @@ class ProgrammedArray:
             xn, rs = wk.xn, wk.rs
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        params = (dac.range_mode == "abs_max", self._dac_scalar_range() if dac.active else 1.0,
-                  _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+        params = st.dac
         alpha = float(st.alpha)
         if want_sq:
             n_clip, n_bad = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
