@@ -223,7 +223,7 @@ def test_mvm_pcm_aihwkit_not_importable(no_aihwkit, tmp_path, capsys):
     assert rc == 0
     records = data["records"]
     assert [r["name"] for r in records] == ["blas", "fast", "fast_floor", "normals", "fast_uniform", "fast_bitserial",
-                                            "per_cell", "torch", "aihwkit"]
+                                            "bitserial_floor", "per_cell", "torch", "aihwkit"]
     for r in records[:-1]:
         _positive_finite(r, MVM_TIMED)
         assert r["shape"] == [4, 16, 8]
@@ -247,6 +247,7 @@ def test_mvm_digital_preset_no_aihwkit(tmp_path, capsys):
     assert skipped == {"fast_uniform": "no read-noise law in this preset", "aihwkit": "--no-aihwkit",
                        "torch": skipped["torch"], "fast_floor": "digital preset: no conductances to read",
                        "normals": "digital preset: no per-tile normals",
+                       "bitserial_floor": "needs an analog preset with dac_bits a multiple of 8",
                        "fast_bitserial": "needs an analog preset with dac_bits a multiple of 8"}
     assert skipped["torch"].startswith("digital preset")
     for r in data["records"]:
