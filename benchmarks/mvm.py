@@ -20,9 +20,10 @@ them alike), each reported with its time ratio to the clean fp32 matmul of the s
   of per-cell-heterogeneous read noise (only when the preset has a read-noise law).
 * ``fast_bitserial``: the ``fast`` array read bit-serially, 8 input slices
   (``dac_slice_bits = dac_bits / 8``), each slice its own read with fresh read noise and
-  its own ADC conversion, shift-and-add in digital. Its floor (``floor_ratio_to_blas``) is
-  the number of matmuls it must do: one product per slice, twice that with per-cell
-  heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice).
+  its own ADC conversion, shift-and-add in digital. Its nominal floor (``floor_ratio_to_blas``)
+  is the number of batch-sized matmuls it must do: one product per slice, twice that with
+  per-cell heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice); the
+  read stacks the slices as rows of one product, which BLAS runs faster (``bitserial_floor``).
 * ``bitserial_floor``: the products of ``fast_bitserial`` alone (its 8 slices stacked as
   rows, one product per row tile, as the read does them): one product of 8x the batch runs
   faster than 8 products, so this floor is below the nominal 16x.
@@ -483,7 +484,7 @@ def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
         elif "seconds_median" not in r:  # a one-time cost
             print(f"{r['name']:<16}{r['seconds'] * 1e3:>12.1f}{'':>10}{'':>9}  {r['note']}")
         else:
-            floor = f"  (floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
+            floor = f"  (nominal floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
             extra = (f"  {r['time_ratio_to_fast']:.2f}x fast" if "time_ratio_to_fast" in r else "") + \
                 (f"  {r['note']}" if "note" in r else "")
             print(f"{r['name']:<16}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"
