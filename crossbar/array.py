@@ -170,6 +170,17 @@ def _column_uniform(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray
     return out
 
 
+def _column_mean(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray:
+    """``read_noise_path="output_column_mean"``: every cell's variance replaced by the mean of
+    its tile column, ``var_ij -> mean_{i in tile} var_ij`` (an approximation: the output
+    variance becomes ``||x_tile||^2 mean_i var_ij`` instead of ``sum_i x_i^2 var_ij``; exact in
+    its mean over inputs whose squares are spread evenly over the rows)."""
+    out = np.empty_like(var)
+    for a, b in tiles:
+        out[a:b] = var[a:b].mean(axis=0)
+    return out
+
+
 class _ReadState:
     """Everything one read at a given time needs, in one float dtype (cached per (t, dtype)).
 
@@ -400,6 +411,8 @@ class ProgrammedArray:
             if not var.any():  # a law that is zero everywhere: no read noise at all
                 sig_p = sig_m = var = None
             else:
+                if cfg.read_noise_path == "output_column_mean" and not circuit:
+                    var = _column_mean(var, tiles)  # the approximation: one variance per tile column
                 var_col = _column_uniform(var, tiles)
         out_range = float(cfg.adc.output_range)
         if cfg.adc.active and self._adc_ranges is not None:

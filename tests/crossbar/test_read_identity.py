@@ -104,7 +104,8 @@ def test_adc_kernels_match_frozen(rng, dtype, adc, first, last):
     for call in (lambda mod, acc: mod.adc_accumulate(p, scale, adc, acc, first, last, rs),
                  lambda mod, acc: mod.noise_adc_accumulate(p, z, var, rows[:1], cols[:1], scale, adc, acc, first, last,
                                                            rs),
-                 lambda mod, acc: mod.noise_adc_accumulate(p, z, var[:0], rows, cols, scale, adc, acc, first, last, rs)):
+                 lambda mod, acc: mod.noise_adc_accumulate(p, z, var[:0], rows, cols, scale, adc, acc, first, last,
+                                                           rs)):
         a_new, a_old = acc0.copy(), acc0.copy()
         assert call(K, a_new) == call(F, a_old)
         assert a_new.tobytes() == a_old.tobytes()
@@ -303,3 +304,25 @@ def test_normal_seed_is_integers_draw(bitgen):
     for _ in range(2000):
         assert K.normal_seed(a) == int(b.integers(0, 1 << 63))
     assert a.random(8).tobytes() == b.random(8).tobytes()  # the same state after the draws
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(tile_rows=40), dict(adc_bits=None, tile_rows=40)])
+def test_output_column_mean_averages_each_tile_column(kw):
+    """``read_noise_path="output_column_mean"`` (an approximation, opt-in) reads with every
+    tile column's read-noise variance replaced by its mean: the uniform path, no variance
+    product; the default path is untouched."""
+    w = np.random.default_rng(7).normal(size=(45, 100)) / 10.0
+    cfg = crossbar.preset("pcm", **kw)
+    exact = crossbar.program(w, cfg, seed=3).read_state(3600.0, np.float64)
+    approx_arr = crossbar.program(w, cfg.replace(read_noise_path="output_column_mean"), seed=3)
+    approx = approx_arr.read_state(3600.0, np.float64)
+    assert exact.var_col is None and approx.var_col is not None
+    for k, (a, b) in enumerate(exact.tiles):
+        np.testing.assert_allclose(approx.var_col[k], exact.var[a:b].mean(axis=0), rtol=1e-12)
+    # for an input spread evenly over the rows the approximate variance is the exact one
+    ones = np.ones((1, 100))
+    for k, (a, b) in enumerate(exact.tiles):
+        np.testing.assert_allclose((b - a) * approx.var_col[k], (ones[:, a:b] @ exact.var[a:b])[0], rtol=1e-12)
+    assert np.isfinite(approx_arr.mvm(np.full((3, 100), 0.3), t_s=3600.0)).all()
+    with pytest.raises(ValueError, match="read_noise_path"):
+        crossbar.preset("pcm", read_noise_path="column_mean")
