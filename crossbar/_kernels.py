@@ -1,10 +1,15 @@
 """Every numba kernel of the crossbar: arrays and scalars in, arrays out.
 
-Kernels assume valid input (the public modules check it). They are serial (``parallel``
-off: two thread pools in one process stall each other, DESIGN.md) and cached on disk.
+Kernels assume valid input (the public modules check it; the DAC pass also counts NaN/Inf
+inputs for the read's finiteness check). They are serial (``parallel`` off: two thread
+pools in one process stall each other, DESIGN.md) and cached on disk.
 Matrix products are not here: BLAS (numpy matmul) does them; these kernels do the
-elementwise work around them. Random numbers come in as filled buffers.
-Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`).
+elementwise work around them. Random numbers come in as filled buffers, or as the seed of
+the splitmix64/ziggurat stream that :func:`noise_adc_tiles` draws a row at a time (the same
+numbers :func:`fill_normal` puts in a buffer).
+Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`),
+with ``np.floor``: numba lowers ``math.floor`` to a float -> int64 -> float round trip that
+keeps loops from vectorising (same value for |v| < 2^63).
 """
 from __future__ import annotations
 
