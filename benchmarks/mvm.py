@@ -9,15 +9,28 @@ them alike), each reported with its time ratio to the clean fp32 matmul of the s
 * ``fast``: ``ProgrammedArray.mvm`` on the output-referred read-noise path. With a
   per-cell read-noise law (pcm) this is two BLAS products (``x @ G`` and the variance
   ``x^2 @ sigma^2``) plus one normal per output and tile.
+* ``fast_floor``: the BLAS products of the ``fast`` read alone (per row tile ``x_n @ G`` and,
+  with per-cell heterogeneous read noise, ``x_n^2 @ sigma^2``, into reused buffers): the
+  exact floor of ``fast``, timed in the same rounds (so under the same cache pressure).
+* ``normals``: the standard normals one ``fast`` read draws (one per output and row tile)
+  with the library's generator, alone: the other irreducible part of an exact read.
 * ``fast_uniform``: the same periphery with a constant read-noise law (every cell's sigma
   equal to the RMS read sigma of the ``fast`` array at ``t_s``, so the same noise power):
   the variance is exactly ``sigma^2 ||x||^2`` per tile, no second product. Shows the cost
   of per-cell-heterogeneous read noise (only when the preset has a read-noise law).
+* ``fast_column_mean``: the ``fast`` array with ``read_noise_path="output_column_mean"``, an
+  approximation for speed (each tile column's read-noise variance averaged over its cells:
+  no variance product), with the relative error of its read-noise std against the exact one
+  on the benchmark's inputs (``std_rel_error_rms``, ``std_rel_error_max``).
 * ``fast_bitserial``: the ``fast`` array read bit-serially, 8 input slices
   (``dac_slice_bits = dac_bits / 8``), each slice its own read with fresh read noise and
-  its own ADC conversion, shift-and-add in digital. Its floor (``floor_ratio_to_blas``) is
-  the number of matmuls it must do: one product per slice, twice that with per-cell
-  heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice).
+  its own ADC conversion, shift-and-add in digital. Its nominal floor (``floor_ratio_to_blas``)
+  is the number of batch-sized matmuls it must do: one product per slice, twice that with
+  per-cell heterogeneous read noise (the variance ``x_s^2 @ sigma^2`` of every slice); the
+  read stacks the slices as rows of one product, which BLAS runs faster (``bitserial_floor``).
+* ``bitserial_floor``: the products of ``fast_bitserial`` alone (its 8 slices stacked as
+  rows, one product per row tile, as the read does them): one product of 8x the batch runs
+  faster than 8 products, so this floor is below the nominal 16x.
 * ``per_cell``: the same array read on the per-cell path (fewer repeats).
 * ``torch``: the same noisy MVM written by hand in plain torch (DAC, per-tile product,
   output-referred read noise, ADC, accumulation), as a user would.
@@ -244,6 +257,8 @@ class Workload:
     """the array read bit-serially in 8 slices (None: digital preset or dac_bits not a multiple of 8)"""
     serial_matmuls: int | None = None
     """matmuls the 8-slice read must do: 8, or 16 with per-cell heterogeneous read noise"""
+    mean_arr: Any = None
+    """the array read with ``read_noise_path="output_column_mean"`` (None: no per-cell heterogeneous read noise)"""
 
     @property
     def flops(self) -> float:
@@ -277,6 +292,10 @@ def make_workload(args: argparse.Namespace, cfg) -> Workload:
     if not work.arr.is_digital and cfg.device.read_sigma is not None:
         work.read_rms_us = rms = _read_rms_us(work.arr, cfg, args.t_s)
         work.uni_arr = crossbar.program(w, cfg.replace(read_sigma=crossbar.Law("poly", (rms,))), seed=args.seed)
+    if not work.arr.is_digital:
+        st = work.arr.read_state(args.t_s, np.float32)
+        if st.var is not None and st.var_col is None:
+            work.mean_arr = crossbar.program(w, cfg.replace(read_noise_path="output_column_mean"), seed=args.seed)
     if not work.arr.is_digital and cfg.dac.bits is not None and cfg.dac.bits % 8 == 0:
         work.serial_arr = crossbar.program(w, cfg.replace(dac_slice_bits=cfg.dac.bits // 8), seed=args.seed)
         st = work.serial_arr.read_state(args.t_s, np.float32)
@@ -308,6 +327,80 @@ def _fast_bitserial(work: Workload):
     return lambda: work.serial_arr.mvm(work.x32, t_s=work.args.t_s)
 
 
+def _column_mean(work: Workload):
+    """The ``fast`` read with ``read_noise_path="output_column_mean"`` (an approximation)."""
+    if work.mean_arr is None:
+        return "needs per-cell heterogeneous read noise (else the fast path is already uniform)"
+    return lambda: work.mean_arr.mvm(work.x32, t_s=work.args.t_s)
+
+
+def _column_mean_error(work: Workload) -> dict:
+    """Relative error of the per-output read-noise std of ``output_column_mean`` against the
+    exact ``sqrt(sum_i x_i^2 var_ij)`` of every tile partial sum, on the benchmark's inputs
+    (clipped to the DAC range): RMS and largest over all outputs, tiles and input vectors."""
+    st = work.arr.read_state(work.args.t_s, np.float64)
+    xsq = np.clip(work.x32.astype(np.float64), -1, 1) ** 2
+    errs = []
+    for a, b in st.tiles:
+        exact = np.sqrt(xsq[:, a:b] @ st.var[a:b])
+        approx = np.sqrt(xsq[:, a:b].sum(axis=1, keepdims=True) * st.var[a:b].mean(axis=0))
+        ok = exact > 0
+        errs.append((approx[ok] / exact[ok] - 1.0).ravel())
+    e = np.concatenate(errs)
+    rms, worst = float(np.sqrt(np.mean(e * e))), float(np.abs(e).max())
+    return dict(std_rel_error_rms=rms, std_rel_error_max=worst,
+                note=f"approximation: read-noise std off by {100 * rms:.1f} % RMS, {100 * worst:.1f} % max")
+
+
+def _fast_floor(work: Workload, stack: int = 1):
+    """The two products of the ``fast`` read alone (per row tile: ``x_n @ G`` and, with per-cell
+    heterogeneous read noise, ``x_n^2 @ sigma^2``), into reused buffers: ``fast``'s exact floor.
+    ``stack``: inputs stacked that many times (the slices of a bit-serial read, one product)."""
+    arr = work.arr if stack == 1 else work.serial_arr
+    if arr is None:
+        return "needs an analog preset with dac_bits a multiple of 8"
+    if arr.is_digital:
+        return "digital preset: no conductances to read"
+    st = arr.read_state(work.args.t_s, np.float32)
+    xn = np.tile(np.clip(work.x32, -1, 1), (stack, 1))
+    xsq = xn * xn
+    dense = st.var is not None and st.var_col is None
+    tiles = [(xn[:, a:b], xsq[:, a:b], st.gn[a:b], None if not dense else st.var[a:b]) for a, b in st.tiles]
+    out = np.empty((xn.shape[0], st.gn.shape[1]), np.float32)
+    out2 = np.empty_like(out)
+
+    def run():
+        for xk, qk, gk, vk in tiles:
+            np.matmul(xk, gk, out=out)
+            if vk is not None:
+                np.matmul(qk, vk, out=out2)
+
+    return run
+
+
+def _floor_extra(work: Workload, stack: int = 1) -> dict:
+    st = (work.arr if stack == 1 else work.serial_arr).read_state(work.args.t_s, np.float32)
+    per_tile = 2 if st.var is not None and st.var_col is None else 1
+    n = per_tile * len(st.tiles)
+    what = "fast" if stack == 1 else f"fast_bitserial ({stack} slices stacked as rows)"
+    return dict(products=n, note=f"the {n} product(s) of {what} alone: its exact floor")
+
+
+def _normals(work: Workload):
+    """The standard normals one ``fast`` read draws (one per output and row tile), alone."""
+    arr = work.arr
+    if arr.is_digital:
+        return "digital preset: no per-tile normals"
+    import crossbar
+
+    st = arr.read_state(work.args.t_s, np.float32)
+    if st.var is None and not arr.config.output_noise.active:
+        return "this read draws no normals (no read noise, no output noise)"
+    z = np.empty((len(st.tiles), work.args.batch, work.args.cols), np.float32)
+    rng = np.random.default_rng(work.args.seed)
+    return lambda: crossbar.standard_normal(rng, z)
+
+
 def _bitserial_floor(work: Workload) -> dict:
     return dict(slices=8, matmuls=work.serial_matmuls, floor_ratio_to_blas=float(work.serial_matmuls))
 
@@ -316,9 +409,14 @@ def _bitserial_floor(work: Workload) -> dict:
 VARIANTS: list[Variant] = [
     Variant("blas", lambda work: (lambda: work.x32 @ work.wt32)),
     Variant("fast", lambda work: (lambda: work.arr.mvm(work.x32, t_s=work.args.t_s))),
+    Variant("fast_floor", _fast_floor, extra=_floor_extra),
+    Variant("normals", _normals, extra=lambda work: dict(note="the normals of one fast read alone")),
     Variant("fast_uniform", _fast_uniform),
+    Variant("fast_column_mean", _column_mean, extra=_column_mean_error),
     Variant("fast_bitserial", _fast_bitserial, repeat=lambda args: max(3, args.repeat // 4),
             extra=_bitserial_floor),
+    Variant("bitserial_floor", lambda work: _fast_floor(work, stack=8), repeat=lambda args: max(3, args.repeat // 4),
+            extra=lambda work: _floor_extra(work, stack=8)),
     Variant("per_cell", lambda work: (lambda: work.cell_arr.mvm(work.x32, t_s=work.args.t_s)),
             repeat=lambda args: max(3, args.repeat // 10), warmup=1),
     Variant("torch", lambda work: _torch_variant(work.arr, work.x32, work.args.t_s, work.args.threads)),
@@ -424,7 +522,8 @@ def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
         elif "seconds_median" not in r:  # a one-time cost
             print(f"{r['name']:<16}{r['seconds'] * 1e3:>12.1f}{'':>10}{'':>9}  {r['note']}")
         else:
-            floor = f"  (floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)" if "matmuls" in r else ""
+            floor = (f"  (nominal floor {r['floor_ratio_to_blas']:.0f}x: {r['matmuls']} matmuls)"
+                     if "matmuls" in r else "")
             extra = (f"  {r['time_ratio_to_fast']:.2f}x fast" if "time_ratio_to_fast" in r else "") + \
                 (f"  {r['note']}" if "note" in r else "")
             print(f"{r['name']:<16}{r['seconds_median'] * 1e3:>12.3f}{r['gflops']:>10.2f}"

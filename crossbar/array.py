@@ -100,8 +100,11 @@ def as_generator(seed: Any) -> np.random.Generator:
     raise ValueError(f"seed must be a non-negative int, a numpy.random.Generator or None, got {seed!r}")
 
 
-def _check_matrix(name: str, a: Any, *, ndim: int) -> np.ndarray:
-    """Validate a float array at the public boundary; return it as an ndarray (no copy)."""
+def _check_matrix(name: str, a: Any, *, ndim: int, finite: bool = True) -> np.ndarray:
+    """Validate a float array at the public boundary; return it as an ndarray (no copy).
+
+    ``finite=False`` leaves the NaN/Inf check to the caller (the analog read's DAC pass
+    counts them on the way, :func:`_raise_nonfinite`)."""
     if not isinstance(a, np.ndarray):
         try:
             a = np.asarray(a)
@@ -116,13 +119,18 @@ def _check_matrix(name: str, a: Any, *, ndim: int) -> np.ndarray:
     if a.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
     # A sum is finite when every element is (fast path); only on overflow or NaN look closer.
-    if not np.isfinite(a.sum()) and not np.isfinite(a).all():
-        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
+    if finite and not np.isfinite(a.sum()) and not np.isfinite(a).all():
+        _raise_nonfinite(name, int(a.size - np.count_nonzero(np.isfinite(a))))
     return a
 
 
+def _raise_nonfinite(name: str, bad: int) -> None:
+    raise ValueError(f"{name} must be finite, got {bad} NaN/Inf value(s)")
+
+
 def _check_time(t_s: Any) -> float:
+    if type(t_s) is float and 0.0 <= t_s < math.inf:  # the common case, without the ABC checks below
+        return t_s
     if t_s is None:
         return 0.0
     if isinstance(t_s, bool) or not isinstance(t_s, numbers.Real) or not math.isfinite(float(t_s)) or t_s < 0:
@@ -163,6 +171,17 @@ def _column_uniform(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray
     return out
 
 
+def _column_mean(var: np.ndarray, tiles: list[tuple[int, int]]) -> np.ndarray:
+    """``read_noise_path="output_column_mean"``: every cell's variance replaced by the mean of
+    its tile column, ``var_ij -> mean_{i in tile} var_ij`` (an approximation: the output
+    variance becomes ``||x_tile||^2 mean_i var_ij`` instead of ``sum_i x_i^2 var_ij``; exact in
+    its mean over inputs whose squares are spread evenly over the rows)."""
+    out = np.empty_like(var)
+    for a, b in tiles:
+        out[a:b] = var[a:b].mean(axis=0)
+    return out
+
+
 class _ReadState:
     """Everything one read at a given time needs, in one float dtype (cached per (t, dtype)).
 
@@ -170,8 +189,8 @@ class _ReadState:
     """
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
-                 "gn_t", "var_t", "var_col_t", "scale_t", "inv_s2_t", "uniform_out_t", "out_range", "adc",
-                 "circuit")
+                 "gn_t", "var_t", "scale_t", "cols_uniform", "cols_out", "cols_both", "cols_none", "out_range", "adc",
+                 "dac", "circuit")
 
     def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc, circuit=False):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
@@ -188,21 +207,23 @@ class _ReadState:
         self.circuit = circuit  # read every tile through the exact wire circuit (per-cell noise)
         self.gn_t = [gn[a:b] for a, b in tiles]          # row blocks of a C array: contiguous
         self.var_t = None if var is None else [var[a:b] for a, b in tiles]
-        # column factors of the rank-one variance terms, (1, out) or (2, out) per tile:
-        # column-uniform read noise, output noise, and both (in the kernels' term order)
-        self.var_col_t = None if var_col is None else [var_col[k:k + 1] for k in range(len(tiles))]
         self.scale_t = list(self.scale)
-        self.inv_s2_t = [self.inv_s2[k:k + 1] for k in range(len(tiles))]
-        self.uniform_out_t = None if var_col is None else \
-            [np.ascontiguousarray(np.concatenate([var_col[k:k + 1], self.inv_s2[k:k + 1]])) for k in range(len(tiles))]
+        # column factors of the rank-one variance terms, (n_tiles, R, out): column-uniform read
+        # noise, output noise, both (in the kernels' term order), none
+        nt = len(tiles)
+        self.cols_uniform = None if var_col is None else var_col[:, None, :]
+        self.cols_out = self.inv_s2[:, None, :]
+        self.cols_both = None if var_col is None else np.ascontiguousarray(np.stack([var_col, self.inv_s2], axis=1))
+        self.cols_none = np.empty((nt, 0, scale.shape[1]), scale.dtype)
         self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
+        self.dac = None         # the kernels' DAC tuple (abs_max, input_range, levels, clip), set by the array
 
 
 class _Work:
     """Per-(batch, dtype) work buffers of one array, reused across reads (never returned)."""
 
-    __slots__ = ("xn", "xsq", "sumsq", "rs", "parts", "parts_t", "v", "z", "z_t", "xn_t", "xsq_t", "sumsq_t",
-                 "rows2", "rows2_t", "no_var", "no_rows", "no_cols")
+    __slots__ = ("xn", "xsq", "sumsq", "sumsq3", "rs", "parts", "parts_t", "v", "v_t", "xn_t", "xsq_t",
+                 "rows1", "rows2", "no_var", "no_rows")
 
     def __init__(self, nb: int, n_in: int, n_out: int, tiles, dt: np.dtype):
         nt = len(tiles)
@@ -210,17 +231,15 @@ class _Work:
         self.xsq = np.empty((nb, n_in), dt)      # its square (general read-noise variance)
         self.sumsq = np.empty((nt, nb), dt)      # per-tile sum of squares (column-uniform variance)
         self.rs = np.empty(nb, dt)               # row scale: DAC range times drift compensation
+        self.sumsq3 = self.sumsq[:, None, :]     # as the row factors of one rank-one term per tile
         self.parts = np.empty((nt, nb, n_out), dt)
-        self.v = np.empty((1, nb, n_out), dt)    # dense read-noise variance of one tile's partial sums
-        self.z = np.empty((nt, nb, n_out), dt)   # standard normals, one per output and tile
+        self.v = np.empty((nt, nb, n_out), dt)   # dense read-noise variance of each tile's partial sums
+        self.rows1 = np.empty((nt, 1, nb), dt)   # row factors of one rank-one term (output noise)
         self.rows2 = np.empty((nt, 2, nb), dt)   # row factors of two rank-one terms (uniform, output noise)
-        self.no_var = np.empty((0, nb, n_out), dt)  # zero dense terms
-        self.no_rows = np.empty((0, nb), dt)        # zero rank-one terms
-        self.no_cols = np.empty((0, n_out), dt)
+        self.no_var = np.empty((0, nb, n_out), dt)  # no dense term
+        self.no_rows = np.empty((nt, 0, nb), dt)    # no rank-one terms
         self.parts_t = list(self.parts)
-        self.z_t = list(self.z)
-        self.sumsq_t = [self.sumsq[k:k + 1] for k in range(nt)]
-        self.rows2_t = list(self.rows2)
+        self.v_t = list(self.v)
         one = nt == 1
         self.xn_t = [self.xn if one else self.xn[:, a:b] for a, b in tiles]
         self.xsq_t = [self.xsq if one else self.xsq[:, a:b] for a, b in tiles]
@@ -393,6 +412,8 @@ class ProgrammedArray:
             if not var.any():  # a law that is zero everywhere: no read noise at all
                 sig_p = sig_m = var = None
             else:
+                if cfg.read_noise_path == "output_column_mean" and not circuit:
+                    var = _column_mean(var, tiles)  # the approximation: one variance per tile column
                 var_col = _column_uniform(var, tiles)
         out_range = float(cfg.adc.output_range)
         if cfg.adc.active and self._adc_ranges is not None:
@@ -422,7 +443,9 @@ class ProgrammedArray:
 
     def _cache_state(self, key: tuple[float, str], st: _ReadState) -> _ReadState:
         """Store a newly built read state under ``key`` = (t, dtype char) (every read state
-        passes here: :meth:`_state` and :func:`program_and_prepare`)."""
+        passes here: :meth:`_state` and :func:`program_and_prepare`), with the array's DAC
+        tuple."""
+        st.dac = self._dac_params()  # the stored DAC range is part of the state: set_ranges clears the cache
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -578,7 +601,9 @@ class ProgrammedArray:
             >>> arr.mvm(np.array([[1.0, 2.0, 3.0]]))
             array([[1., 2., 3.]])
         """
-        x = _check_matrix("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2)
+        # the analog read checks finiteness in its DAC pass (before any state changes or draws)
+        x = _check_matrix("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2,
+                          finite=self._digital)
         squeeze = x.ndim == 1
         if squeeze:
             x = x[None, :]
@@ -588,9 +613,9 @@ class ProgrammedArray:
             raise ValueError(f"x.dtype must be float32 or float64, got {x.dtype}")
         t = _check_time(t_s)
         rng = self._rng if seed is None else as_generator(seed)
+        y = self._mvm_digital(x, rng) if self._digital else self._mvm_analog(x, t, rng)
         if self.counters is not None:
             self.counters.add(x.shape[0])
-        y = self._mvm_digital(x, rng) if self._digital else self._mvm_analog(x, t, rng)
         return y[0] if squeeze else y
 
     # ------------------------------------------------------------------ kernels
@@ -635,6 +660,12 @@ class ProgrammedArray:
         """The fixed DAC full scale r: the stored per-array range, else the config's."""
         return float(self.config.dac.input_range) if self._dac_range is None else self._dac_range
 
+    def _dac_params(self) -> tuple[bool, float, int, bool]:
+        """The DAC kernels' tuple ``(abs_max, input_range, levels, clip)`` of this array."""
+        dac = self.config.dac
+        return (dac.range_mode == "abs_max", self._dac_scalar_range() if dac.active else 1.0,
+                _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+
     def _dac(self, x: np.ndarray, st: _ReadState, wk: _Work | None, want_sq: bool, want_sum: bool):
         """DAC of ``x`` into ``wk`` (or new buffers): (normalised inputs, row scale); counts clips."""
         dac = self.config.dac
@@ -647,21 +678,23 @@ class ProgrammedArray:
             xn, rs = wk.xn, wk.rs
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        params = (dac.range_mode == "abs_max", self._dac_scalar_range() if dac.active else 1.0,
-                  _levels(dac.bits) if dac.active else 0, bool(dac.clip) and dac.active)
+        params = st.dac
         alpha = float(st.alpha)
         if want_sq:
-            n_clip = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
+            n_clip, n_bad = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
         elif want_sum:
-            n_clip = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
+            n_clip, n_bad = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
         else:
-            n_clip = K.dac_rows(x, params, alpha, xn, rs)
+            n_clip, n_bad = K.dac_rows(x, params, alpha, xn, rs)
+        if n_bad:
+            _raise_nonfinite("x", n_bad)
         if dac.active:
             self._clips[0] += n_clip
             self._clips[1] += x.size
         return xn, rs
 
-    def _bit_slices(self, xn: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    def _bit_slices(self, xn: np.ndarray, out: np.ndarray | None = None,
+                    out_sq: np.ndarray | None = None) -> tuple[np.ndarray, list[float]]:
         """Bit-serial inputs: the DAC codes of ``xn`` cut into slices, least significant first.
 
         ``q = round(xn L)`` (L = 2^(bits-1) - 1) in ``bits``-bit two's complement is split
@@ -670,7 +703,8 @@ class ProgrammedArray:
         sign bit, width ``w``) signed in [-2^(w-1), 2^(w-1) - 1]. Slice ``s`` is applied as
         ``v_s = d_s / M_s`` (M_s = 2^k - 1, or 2^(w-1) on top: full scale 1, as a plain
         read) and weighted by ``c_s = 2^(k s) M_s / L`` in the shift-and-add, so that
-        ``sum_s c_s v_s = xn`` exactly.
+        ``sum_s c_s v_s = xn`` exactly. One pass (:func:`crossbar._kernels.bit_slices`),
+        into ``out`` (and the squares into ``out_sq``) when given.
 
         Returns:
             (S * B, n) stacked slice inputs (slice-major), and the S coefficients.
@@ -678,20 +712,15 @@ class ProgrammedArray:
         dac = self.config.dac
         bits, k, n_sl = dac.bits, dac.slice_bits, dac.slices
         levels = _levels(bits)
-        codes = np.rint(xn.astype(np.float64) * levels).astype(np.int64) & ((1 << bits) - 1)
-        out = np.empty((n_sl,) + xn.shape, xn.dtype)
         coef = []
         for s in range(n_sl):
             width = min(k, bits - k * s)
-            d = (codes >> (k * s)) & ((1 << width) - 1)
-            if s == n_sl - 1:
-                d = np.where(d >= (1 << (width - 1)), d - (1 << width), d)
-                m = 1 << (width - 1)
-            else:
-                m = (1 << width) - 1
-            out[s] = d / m
+            m = 1 << (width - 1) if s == n_sl - 1 else (1 << width) - 1
             coef.append((1 << (k * s)) * m / levels)
-        return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
+        if out is None:
+            out = np.empty((n_sl * xn.shape[0], xn.shape[1]), xn.dtype)
+        K.bit_slices(xn, levels, bits, k, out, out if out_sq is None else out_sq, out_sq is not None)
+        return out, coef
 
     def _mvm_analog(self, x: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
         """DAC -> one BLAS product per row tile -> read-noise variance -> normals -> fused
@@ -774,22 +803,24 @@ class ProgrammedArray:
             for k in range(nt):
                 n_clip += K.adc_accumulate(wk.parts_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
         else:
-            K.standard_normal(rng, wk.z)
+            seed = K.normal_seed(rng)
+            # rank-one variance terms of every tile, (T, R, B) rows and (T, R, m) columns
             if uniform and has_ov:
                 wk.rows2[:, 0] = wk.sumsq
                 wk.rows2[:, 1] = ov
-                rows_t, cols_t = wk.rows2_t, st.uniform_out_t
+                rows, cols = wk.rows2, st.cols_both
             elif uniform:
-                rows_t, cols_t = wk.sumsq_t, st.var_col_t
+                rows, cols = wk.sumsq3, st.cols_uniform
             elif has_ov:
-                rows_t, cols_t = [ov[None]] * nt, st.inv_s2_t
+                wk.rows1[:, 0] = ov
+                rows, cols = wk.rows1, st.cols_out
             else:
-                rows_t, cols_t = [wk.no_rows] * nt, [wk.no_cols] * nt
-            for k in range(nt):
-                if general:
-                    np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v[0])
-                n_clip += K.noise_adc_accumulate(wk.parts_t[k], wk.z_t[k], wk.v if general else wk.no_var, rows_t[k],
-                                                 cols_t[k], st.scale_t[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+                rows, cols = wk.no_rows, st.cols_none
+            if general:  # the dense term of each tile, x^2 @ sigma^2
+                for k in range(nt):
+                    np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v_t[k])
+            n_clip += K.noise_adc_tiles(wk.parts, seed, wk.v if general else wk.no_var, rows, cols, st.scale, st.adc,
+                                        acc, row_scale, K._KN, K._WN, K._FN)
         if self.config.adc.active:
             self._clips[2] += n_clip
             self._clips[3] += nb * self.out_features * nt
@@ -803,15 +834,12 @@ class ProgrammedArray:
         dt = x.dtype
         nb = x.shape[0]
         xn, rs = self._dac(x, st, None, False, False)
-        v_rows, coef = self._bit_slices(xn)
-        n_sl = len(coef)
+        n_sl = self.config.dac.slices
         wk = self._work_for(n_sl * nb, dt, st)
-        wk.xn[...] = v_rows
-        if general or uniform:
-            np.multiply(wk.xn, wk.xn, out=wk.xsq)
-            if uniform:
-                for k, (a, b) in enumerate(st.tiles):
-                    wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
+        _, coef = self._bit_slices(xn, wk.xn, wk.xsq if general or uniform else None)
+        if uniform:
+            for k, (a, b) in enumerate(st.tiles):
+                wk.sumsq[k] = wk.xsq[:, a:b].sum(axis=1)
         if st.circuit:
             self._circuit_parts(wk.xn, st, t, rng, wk.parts)
         else:
@@ -819,10 +847,8 @@ class ProgrammedArray:
                 np.matmul(xk, gk, out=pk)
         ov = self._output_variance(wk.parts, st, rs, coef)
         acc = self._noise_adc(wk, st, rng, flags, ov, np.ones(n_sl * nb, dt))
-        y = acc[:nb] * dt.type(coef[0])
-        for s in range(1, n_sl):
-            y += dt.type(coef[s]) * acc[s * nb:(s + 1) * nb]
-        y *= rs[:, None]
+        y = np.empty((nb, acc.shape[1]), dt)
+        K.shift_add(acc, np.array(coef, dt), rs, y)
         return y
 
     # ------------------------------------------------------------------ converter ranges and clipping

@@ -741,7 +741,9 @@ class ArrayConfig(_Config):
     drift_compensation: bool = False
     """rescale outputs by one digital factor per array estimated from a known input."""
     read_noise_path: str = "output"
-    """"output" (fast, exact in distribution) or "per_cell" (reference, draws every cell)."""
+    """"output" (fast, exact in distribution), "per_cell" (reference, draws every cell) or
+    "output_column_mean" (an approximation for speed: each tile column's read-noise variance
+    averaged over its cells, so no variance product; see crossbar/README.md for its error)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -753,7 +755,7 @@ class ArrayConfig(_Config):
             elif not isinstance(value, typ):
                 raise ValueError(f"{key} must be a {typ.__name__} or a dict, got {type(value).__name__}")
         _check_bool("drift_compensation", self.drift_compensation)
-        _check_choice("read_noise_path", self.read_noise_path, ("output", "per_cell"))
+        _check_choice("read_noise_path", self.read_noise_path, ("output", "per_cell", "output_column_mean"))
 
     @property
     def is_digital(self) -> bool:

@@ -222,13 +222,15 @@ def test_mvm_pcm_aihwkit_not_importable(no_aihwkit, tmp_path, capsys):
     rc, lines, data = _run(mvm.main, [*TINY_MVM, "--preset", "pcm"], tmp_path, capsys)
     assert rc == 0
     records = data["records"]
-    assert [r["name"] for r in records] == ["blas", "fast", "fast_uniform", "fast_bitserial", "per_cell", "torch",
-                                            "aihwkit"]
+    assert [r["name"] for r in records] == ["blas", "fast", "fast_floor", "normals", "fast_uniform", "fast_column_mean",
+                                            "fast_bitserial", "bitserial_floor", "per_cell", "torch", "aihwkit"]
     for r in records[:-1]:
         _positive_finite(r, MVM_TIMED)
         assert r["shape"] == [4, 16, 8]
     assert records[0]["time_ratio_to_blas"] == 1.0
-    serial = records[3]
+    assert records[2]["products"] == 2  # pcm, one tile: x @ G and x^2 @ sigma^2
+    assert 0 < records[5]["std_rel_error_rms"] <= records[5]["std_rel_error_max"]  # the approximation's error
+    serial = records[6]
     # pcm: 8 one-bit slices, each a product and a variance product (per-cell read sigmas)
     assert serial["slices"] == 8 and serial["matmuls"] == 16 and serial["floor_ratio_to_blas"] == 16.0
     assert records[-1]["skipped"].startswith("aihwkit not importable (")
@@ -244,7 +246,11 @@ def test_mvm_digital_preset_no_aihwkit(tmp_path, capsys):
     assert rc == 0
     skipped = {r["name"]: r["skipped"] for r in data["records"] if "skipped" in r}
     assert skipped == {"fast_uniform": "no read-noise law in this preset", "aihwkit": "--no-aihwkit",
-                       "torch": skipped["torch"],
+                       "torch": skipped["torch"], "fast_floor": "digital preset: no conductances to read",
+                       "normals": "digital preset: no per-tile normals",
+                       "bitserial_floor": "needs an analog preset with dac_bits a multiple of 8",
+                       "fast_column_mean": "needs per-cell heterogeneous read noise (else the fast path is already "
+                                           "uniform)",
                        "fast_bitserial": "needs an analog preset with dac_bits a multiple of 8"}
     assert skipped["torch"].startswith("digital preset")
     for r in data["records"]:
