@@ -9,11 +9,13 @@ the same float64 operations in the same order as the numpy code (no fused multip
 ``fastmath`` off), so given the same normals it gives the same numbers; the only libm
 call is ``pow`` (PCM read law), as numpy's ``power`` on machines without SVML (AVX-512).
 
-Laws travel as plain tuples, unpacked by name on the first line of the kernel:
+The device and its laws travel as plain tuples, unpacked by name on the first line of the kernel:
+  device = (g_min, g_max, step): range in uS, quantisation step in uS (0: none)
   prog = (kind, x, coeffs, lo, hi): kind 0 none, 1 poly; x 0 "g_us", 1 "g_norm";
          lo/hi NaN for none (see :class:`crossbar.config.Law`)
-  read = (kind, x, coeffs, lo, hi, growth): kind 0 none, 1 poly (of G), 2 pcm_read with
-         coeffs (c, a, q_max) and growth = sqrt(max(ln((t + t_read) / (2 t_read)), 0))
+  read = (kind, x, coeffs, lo, hi, growth, q_below): kind 0 none, 1 poly (of G), 2 pcm_read
+         with coeffs (c, a, q_max), growth = sqrt(max(ln((t + t_read) / (2 t_read)), 0)) and
+         q_below as in :func:`_pcm_q` (-1: always compute the power)
 """
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ def _pcm_q(q, coeffs, q_below, idx, vals):
 
 
 @njit(**_JIT)
-def program_pairs(w, scales, z, g_min, g_max, step, prog, read, q_below, bounds, gp, gm, gn, var):
+def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
     """Program weights onto G+/G- pairs and prepare the read at t = 0, per cell.
 
     For every cell (row i = input in row tile k, column j = output), with the normalised
@@ -111,9 +113,7 @@ def program_pairs(w, scales, z, g_min, g_max, step, prog, read, q_below, bounds,
         w: (out, in) weights, float32 or float64 (read as float64, exactly).
         scales: (n_tiles, out) float64 positive scales (:func:`column_scales`).
         z: (2, in, out) float64 standard normals (G+ first), unused without a programming law.
-        g_min, g_max: device range, uS. step: quantisation step in uS (0: none).
-        prog, read: the laws (module docstring).
-        q_below: see :func:`_pcm_q` (-1: always compute the power).
+        device, prog, read: the device range and its laws (module docstring).
         bounds: (n_tiles + 1,) int64 row-tile bounds.
         gp, gm: (in, out) float64 outputs, the programmed conductances.
         gn: (in, out) output, float32 or float64: the normalised difference.
@@ -123,8 +123,9 @@ def program_pairs(w, scales, z, g_min, g_max, step, prog, read, q_below, bounds,
         (any variance > 0, every tile's variance the same down each of its columns), both
         evaluated on the float64 variances (False, False without a read law).
     """
+    g_min, g_max, step = device
     p_kind, p_x, p_c, p_lo, p_hi = prog
-    r_kind, r_x, r_c, r_lo, r_hi, growth = read
+    r_kind, r_x, r_c, r_lo, r_hi, growth, q_below = read
     n_out, n_in = w.shape
     dg = g_max - g_min
     # one input row (crossbar row) at a time, in work rows, so that the loops vectorise
@@ -243,6 +244,6 @@ def warm() -> None:
         w = np.ones((3, 2), dt)
         scales = np.ones((1, 3))
         column_scales(w, bounds, scales)
-        program_pairs(w, scales, z, 0.0, 25.0, 0.0, (1, 1, c, 0.0, math.nan), (2, 0, np.array([0.0088, 0.65, 0.2]),
-                      math.nan, math.nan, 1.0), 0.008, bounds, np.empty((2, 3)), np.empty((2, 3)),
-                      np.empty((2, 3), dt), np.empty((2, 3), dt))
+        program_pairs(w, scales, z, (0.0, 25.0, 0.0), (1, 1, c, 0.0, math.nan),
+                      (2, 0, np.array([0.0088, 0.65, 0.2]), math.nan, math.nan, 1.0, 0.008), bounds,
+                      np.empty((2, 3)), np.empty((2, 3)), np.empty((2, 3), dt), np.empty((2, 3), dt))

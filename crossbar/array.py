@@ -61,6 +61,7 @@ Physics (all conductances in uS, ``dg = g_max - g_min``):
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -1146,9 +1147,11 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     return _program_pairs(w, z, config, rng, dt, dac_range)
 
 
+@functools.lru_cache(maxsize=64)
 def _fused_laws(config: ArrayConfig):
-    """The kernel's law tuples ``(prog, read, q_below)`` when :func:`program_and_prepare` can
-    use :func:`crossbar._program_kernels.program_pairs` for ``config``, else None."""
+    """The kernel's law tuples ``(prog, read)`` when :func:`program_and_prepare` can
+    use :func:`crossbar._program_kernels.program_pairs` for ``config``, else None (cached per
+    config: configs are frozen and hashable; the arrays in the tuples are only read)."""
     dev = config.device
     mp = config.mapping
     if (mp.weight_slices > 1 or mp.scale != "column" or mp.clip_sigma is not None or dev.prog_offset is not None
@@ -1173,7 +1176,7 @@ def _fused_laws(config: ArrayConfig):
         return None
     q_below = -1.0
     if rs is None:
-        read = (0, 0, np.zeros(1), nan, nan, 0.0)
+        read = (0, 0, np.zeros(1), nan, nan, 0.0, -1.0)
     elif rs.kind == "pcm_read":
         if rs.lo is not None or rs.hi is not None:
             return None
@@ -1184,12 +1187,12 @@ def _fused_laws(config: ArrayConfig):
             # c / g^a >= q_max for g <= (c / q_max)^(1/a); a margin of 1e-6 (relative) puts the
             # cells below it far beyond pow's rounding: their minimum is q_max, bit for bit
             q_below = (c / q_max) ** (1.0 / a) * (1.0 - 1e-6)
-        read = (2, 0, np.array(rs.coeffs, np.float64), nan, nan, growth)
+        read = (2, 0, np.array(rs.coeffs, np.float64), nan, nan, growth, q_below)
     elif rs.kind == "poly" and rs.x in x_codes:
-        read = poly(rs) + (0.0,)
+        read = poly(rs) + (0.0, -1.0)
     else:
         return None
-    return prog, read, q_below
+    return prog, read
 
 
 def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.random.Generator,
@@ -1197,7 +1200,7 @@ def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.ra
     """The fused path of :func:`program_and_prepare` with the programming normals ``z``
     (2, in, out), G+ first (as :func:`_program_normalised` draws them: pass numpy's
     ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly)."""
-    prog, read, q_below = _fused_laws(config)
+    prog, read = _fused_laws(config)
     dev = config.device
     if not w.flags.c_contiguous:
         w = np.ascontiguousarray(w)
@@ -1210,8 +1213,8 @@ def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.ra
     gp, gm = np.empty((n_in, n_out)), np.empty((n_in, n_out))
     gn = np.empty((n_in, n_out), dt)
     var = np.empty((n_in, n_out) if read[0] != 0 else (0, 0), dt)
-    any_var, uniform = PK.program_pairs(w, scales, z, float(dev.g_min_us), float(dev.g_max_us), step, prog, read,
-                                        q_below, bounds, gp, gm, gn, var)
+    any_var, uniform = PK.program_pairs(w, scales, z, (float(dev.g_min_us), float(dev.g_max_us), float(step)),
+                                        prog, read, bounds, gp, gm, gn, var)
     arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng,
                           dac_range=dac_range)
     if uniform and any_var:
