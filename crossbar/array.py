@@ -1147,11 +1147,23 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     return _program_pairs(w, z, config, rng, dt, dac_range)
 
 
-@functools.lru_cache(maxsize=64)
 def _fused_laws(config: ArrayConfig):
     """The kernel's law tuples ``(prog, read)`` when :func:`program_and_prepare` can
     use :func:`crossbar._program_kernels.program_pairs` for ``config``, else None (cached per
-    config: configs are frozen and hashable; the arrays in the tuples are only read)."""
+    config; the arrays in the tuples are only read)."""
+    try:
+        return _fused_laws_cached(config)
+    except TypeError:  # a config holding an unhashable value: not cached
+        return _fused_laws_of(config)
+
+
+@functools.lru_cache(maxsize=64)
+def _fused_laws_cached(config: ArrayConfig):
+    return _fused_laws_of(config)
+
+
+def _fused_laws_of(config: ArrayConfig):
+    """:func:`_fused_laws`, computed."""
     dev = config.device
     mp = config.mapping
     if (mp.weight_slices > 1 or mp.scale != "column" or mp.clip_sigma is not None or dev.prog_offset is not None
