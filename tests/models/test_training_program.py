@@ -34,13 +34,13 @@ def _program_and_prepare_by_program(weights, config, seed=None, dtype=np.float32
     return arr
 
 
-def _train_steps(cls, preset, ranges=False):
+def _train_steps(cls, preset, ranges=False, dtype=torch.float32):
     torch.manual_seed(0)
-    layer = cls(6, 8, batch_first=True, config=crossbar.preset(preset), seed=5)
+    layer = cls(6, 8, batch_first=True, config=crossbar.preset(preset), seed=5, dtype=dtype)
     if ranges:  # stored DAC input ranges (as after calibration): the training programs use them
         layer.set_input_ranges({"weight_ih_l0": 1.7, "weight_hh_l0": 0.6})
     opt = torch.optim.SGD(layer.parameters(), lr=0.5)
-    x = torch.randn(3, 5, 6)
+    x = torch.randn(3, 5, 6, dtype=dtype)
     outs = []
     for _ in range(3):
         out = layer(x)[0]
@@ -52,17 +52,17 @@ def _train_steps(cls, preset, ranges=False):
     return torch.stack(outs), [p.detach().clone() for p in layer.parameters()]
 
 
-@pytest.mark.parametrize("ranges", [False, True])
+@pytest.mark.parametrize("ranges,dtype", [(False, torch.float32), (True, torch.float32), (False, torch.float64)])
 @pytest.mark.parametrize("cls", [models.AnalogLSTM, models.AnalogGRU, models.AnalogRNN])
 @pytest.mark.parametrize("preset", ["pcm", "rram"])
-def test_fused_training_program_equals_the_general_path_with_numpy_normals(monkeypatch, cls, preset, ranges):
+def test_fused_training_program_equals_the_general_path_with_numpy_normals(monkeypatch, cls, preset, ranges, dtype):
     """Three SGD steps: outputs and parameters bit for bit equal between the general path
     (program, its stored DAC range set, state built on first read) and the fused one fed the
-    same (numpy) normals, with and without stored input ranges."""
+    same (numpy) normals, with and without stored input ranges, float32 and float64 layers."""
     monkeypatch.setattr(crossbar, "program_and_prepare", _program_and_prepare_by_program)
-    ref_out, ref_params = _train_steps(cls, preset, ranges)
+    ref_out, ref_params = _train_steps(cls, preset, ranges, dtype)
     monkeypatch.setattr(crossbar, "program_and_prepare", _numpy_normals_program_and_prepare)
-    out, params = _train_steps(cls, preset, ranges)
+    out, params = _train_steps(cls, preset, ranges, dtype)
     torch.testing.assert_close(out, ref_out, rtol=0, atol=0)
     for p, q in zip(params, ref_params):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
