@@ -345,12 +345,13 @@ class _GRUSequence(torch.autograd.Function):
         #   d z_pre = dh (h_{t-1} - n) z (1 - z)               = dh * pz
         #   d r_pre = d n_pre gh_n r (1 - r)                   = dh * a * pr
         #   d gh_n  = d n_pre r;  d h_{t-1} = dh z + d gh W_hh
-        # temporaries in reused buffers (only dgi leaves this function); 1 - x as -x + 1 (exact)
+        # temporaries in reused buffers (only dgi leaves this function)
         shape = tuple(ns.shape)
-        omz = torch.neg(z, out=scratch("gru_omz", shape, dt)).add_(1.0)
+        one = ns.new_ones(())
+        omz = torch.sub(one, z, out=scratch("gru_omz", shape, dt))
         a = torch.mul(ns, ns, out=scratch("gru_a", shape, dt)).neg_().add_(1.0).mul_(omz)
         pz = torch.sub(h_prev, ns, out=scratch("gru_pz", shape, dt)).mul_(z).mul_(omz)
-        pr = torch.neg(r, out=scratch("gru_pr", shape, dt)).add_(1.0).mul_(r).mul_(ghn).mul_(a)
+        pr = torch.sub(one, r, out=scratch("gru_pr", shape, dt)).mul_(r).mul_(ghn).mul_(a)
         an = torch.mul(a, r, out=scratch("gru_an", shape, dt))
         dgi = torch.empty(steps, b, 3 * hs, dtype=dt)
         dgh = scratch("gru_dgh", (steps, b, 3 * hs), dt)
