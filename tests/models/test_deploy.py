@@ -98,7 +98,8 @@ def test_evaluate_shapes_reproducible_and_ideal_exact(data):
     np.testing.assert_array_equal(a1, a2)
     assert len(np.unique(a1)) > 1            # draws differ
     assert net.lstm.config == IDEAL and not net.lstm.programmed   # the model itself is untouched
-    over = models.evaluate_over_time(net, X, y, PCM, instances=2, draws=2, t_s=(1.0, 86400.0), seed=0)
+    with pytest.warns(UserWarning, match="no adc_calibration inputs were given"):   # said out loud
+        over = models.evaluate_over_time(net, X, y, PCM, instances=2, draws=2, t_s=(1.0, 86400.0), seed=0)
     assert over.shape == (2, 2, 2) and np.all((over >= 0) & (over <= 1))
     with pytest.raises(ValueError, match="instances must be an int >= 1"):
         models.evaluate(net, X, y, instances=0)
