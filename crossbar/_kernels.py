@@ -1,4 +1,5 @@
-"""Every numba kernel of the crossbar: arrays and scalars in, arrays out.
+"""The numba kernels of the crossbar's reads and of the IR-drop dissection (programming
+for training has its own, :mod:`crossbar._program_kernels`): arrays and scalars in, arrays out.
 
 Kernels assume valid input (the public modules check it; the DAC pass also counts NaN/Inf
 inputs for the read's finiteness check). They are serial (``parallel`` off: two thread
