@@ -294,7 +294,7 @@ def attenuation(a_us: np.ndarray, g_us: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- nested dissection
-# The tile is cut into leaf blocks of 2-3 cells a side (rows and columns each halved
+# The tile is cut into leaf blocks of 2-4 cells a side (rows and columns each halved
 # recursively to the same depth), and each block is reduced to its ports: the row nodes of
 # its first and last column (L, Rt) and the column nodes of its first and last row (T, B),
 # as the Schur complement of its nodal matrix onto them. Neighbouring blocks are then
@@ -304,11 +304,11 @@ def attenuation(a_us: np.ndarray, g_us: np.ndarray) -> np.ndarray:
 # column ends) have nothing outside and are eliminated as soon as a block owns them. What
 # is left is the whole tile seen from its row ends and sense ends; the driver and sense
 # resistances close it. About ``(R + C)^3`` flops in the last merges instead of the
-# sweep's ``R C^3``: at 512 x 512 a third of the time, and the gap grows with the size.
+# sweep's ``R C^3``: at 512 x 512 a sixth of the time, and the gap grows with the size.
 # Every merge of a level that has the same shape is one batched call: small matrices in
 # :func:`crossbar._kernels.schur_tail`, large ones in LAPACK (Cholesky) and BLAS.
 
-_LEAF_MIN = 2          # leaves have 2-3 (rarely 4) cells a side
+_LEAF_MIN = 2          # leaves have 2-4 cells a side
 _NUMBA_MAX = 160       # matrices up to this size are eliminated by the numba kernel
 
 
@@ -334,6 +334,15 @@ def _ports(a: int, b: int, top: bool, right: bool) -> list[tuple[str, int]]:
         groups.append(("T", b))
     groups.append(("B", b))
     return groups
+
+
+def _stamp(m: np.ndarray, p: np.ndarray, q: np.ndarray, g) -> None:
+    """Add conductances ``g`` between nodes ``p[i]`` and ``q[i]`` to every nodal matrix of the
+    stack ``m`` (N, n, n), in place; ``g`` a scalar or (N, len(p))."""
+    m[:, p, p] += g
+    m[:, q, q] += g
+    m[:, p, q] -= g
+    m[:, q, p] -= g
 
 
 def _eliminate(m: np.ndarray, k: int) -> np.ndarray:
@@ -414,11 +423,7 @@ def _leaf_level(g_s: np.ndarray, gr: float, gc: float) -> _Level:
         cells = g_s[(r0[rows][:, None, None] + np.arange(a)[:, None]),
                     (c0[cols][:, None, None] + np.arange(b)[None, :])].reshape(rows.size, -1)
         for p, q, val in ((rn[:, :-1], rn[:, 1:], gr), (cn[:-1], cn[1:], gc), (rn, cn, cells)):
-            p, q = where[p.ravel()], where[q.ravel()]
-            m[:, p, p] += val
-            m[:, q, q] += val
-            m[:, p, q] -= val
-            m[:, q, p] -= val
+            _stamp(m, where[p.ravel()], where[q.ravel()], val)
         return (a, b, t, rt), _eliminate(m, keep.size)
 
     return _Level.build(rb, cb, code, make)
@@ -437,7 +442,6 @@ def _merge(level: _Level, vertical: bool, gr: float, gc: float) -> _Level:
         rb, cb = level.rb, level.cb[0::2] + level.cb[1::2]
     n_groups = len(level.keys)
     code = gp * n_groups + gq
-    merged: dict[tuple, list] = {}
 
     def make(c, rows, cols):
         kp, kq = level.keys[c // n_groups], level.keys[c % n_groups]
@@ -448,6 +452,7 @@ def _merge(level: _Level, vertical: bool, gr: float, gc: float) -> _Level:
     new = _Level.build(rb, cb, code, make)
     # blocks of equal shape made from different pairs of shapes: one group, so the next
     # level batches them together
+    merged: dict[tuple, list] = {}
     for gi, key in enumerate(new.keys):
         merged.setdefault(key, []).append(gi)
     if len(merged) == len(new.keys):
@@ -496,7 +501,8 @@ def _join(kp, kq, sp, sq, vertical, g):
     for who, name in segs:
         start.append(o)
         o += src[who][1][name][1]
-    n, k = o, o - 2 * src["P"][1][meet[0][1]][1]
+    e = op[meet[0][1]][1]                 # nodes on each side of the meeting line
+    n, k = o, o - 2 * e
     m = np.zeros((sp.shape[0], n, n))
     for (w1, n1), s1 in zip(segs, start):
         stack, offs = src[w1]
@@ -505,12 +511,7 @@ def _join(kp, kq, sp, sq, vertical, g):
             if w2 == w1:
                 b0, lb = offs[n2]
                 m[:, s1:s1 + la, s2:s2 + lb] = stack[:, a0:a0 + la, b0:b0 + lb]
-    e = (n - k) // 2
-    i1, i2 = np.arange(k, k + e), np.arange(k + e, n)
-    m[:, i1, i1] += g
-    m[:, i2, i2] += g
-    m[:, i1, i2] -= g
-    m[:, i2, i1] -= g
+    _stamp(m, np.arange(k, k + e), np.arange(k + e, n), g)
     return key, _eliminate(m, k)
 
 
