@@ -65,6 +65,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from . import _kernels
+
 __all__ = ["transfer_matrix", "mna_matrix", "mna_read", "attenuation", "linear_noise_std", "max_relative_drop",
            "noise_error_bound", "NOISE_BOUND_FACTOR", "DISSECTION_MIN"]
 
@@ -351,7 +353,7 @@ def _eliminate(m: np.ndarray, k: int) -> np.ndarray:
     if n == k:
         return m
     if n <= _NUMBA_MAX:
-        if _kernels().schur_tail(m, k) != 0:   # cannot happen for G >= 0 and wires > 0
+        if _kernels.schur_tail(m, k) != 0:   # cannot happen for G >= 0 and wires > 0
             raise np.linalg.LinAlgError("nested dissection met a pivot <= 0 (conductances >= 0 expected)")
         return m[:, :k, :k]
     out = np.empty((m.shape[0], k, k))
@@ -364,12 +366,6 @@ def _eliminate(m: np.ndarray, k: int) -> np.ndarray:
         except np.linalg.LinAlgError:          # not positive definite (cannot happen for G >= 0)
             out[b] = mkk - mke @ np.linalg.solve(mee, mke.T)
     return out
-
-
-@functools.lru_cache(maxsize=1)
-def _kernels():
-    from crossbar import _kernels     # numba: imported on first use only
-    return _kernels
 
 
 class _Level:
