@@ -744,6 +744,13 @@ class ArrayConfig(_Config):
     """"output" (fast, exact in distribution), "per_cell" (reference, draws every cell) or
     "output_column_mean" (an approximation for speed: each tile column's read-noise variance
     averaged over its cells, so no variance product; see crossbar/README.md for its error)."""
+    normal_generator: str = "boxmuller"
+    """the generator of the normals drawn on every read and in training: "boxmuller" (the
+    default since 2026-11-30: counter-based splitmix64 + a vectorised float32 Box-Muller
+    transform, :mod:`crossbar._normals`) or "legacy" (the streams of results made before:
+    crossbar's splitmix64 ziggurat for the read noise and torch's generator for the output
+    noise models adds). Both are N(0, 1); they give different numbers for the same seed.
+    Deployment's programming draws (numpy's Generator) do not depend on it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -756,6 +763,7 @@ class ArrayConfig(_Config):
                 raise ValueError(f"{key} must be a {typ.__name__} or a dict, got {type(value).__name__}")
         _check_bool("drift_compensation", self.drift_compensation)
         _check_choice("read_noise_path", self.read_noise_path, ("output", "per_cell", "output_column_mean"))
+        _check_choice("normal_generator", self.normal_generator, ("boxmuller", "legacy"))
 
     @property
     def is_digital(self) -> bool:
