@@ -15,6 +15,7 @@ that mixes torch and numpy sets one thread per pool itself (``crossbar.set_blas_
 from xbarsim.threads import set_blas_threads
 
 from ._kernels import standard_normal
+from ._normals import fill_standard_normal
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program, program_and_prepare
 from .config import (
     ADCConfig,
@@ -38,4 +39,5 @@ __all__ = [
     "program_and_prepare", "mvm",
     "load_programmed", "as_generator", "set_blas_threads", "measured_time_span", "time_span_warning",
     "standard_normal",
+    "fill_standard_normal",
 ]

@@ -178,3 +178,29 @@ def fill_normals(out, key):
             m1 = m - 1
             _box_muller(out[s:s + m1], out[npairs + s:npairs + s + m1], h[:m1], w[:m1])
             _box_muller(out[s + m1:s + m], last, h[m1:], w[m1:])
+
+
+def fill_standard_normal(out: np.ndarray, key: int) -> None:
+    """Fill ``out`` (any shape, C-contiguous, float32 or float64) with the standard normals
+    of ``key`` (an int in [0, 2^64)): the ``"boxmuller"`` generator, exported as
+    ``crossbar.fill_standard_normal``. A float64 ``out`` gets the float32 normals, widened.
+
+    Raises:
+        ValueError: ``out`` is not a C-contiguous, writeable float32/float64 array, or
+            ``key`` is not an int in [0, 2^64).
+    """
+    if not isinstance(out, np.ndarray) or out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"out must be a float32 or float64 numpy array, got "
+                         f"{type(out).__name__} {getattr(out, 'dtype', '')}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a C-contiguous, writeable array to be filled in place, got "
+                         f"shape {out.shape}, strides {out.strides}, writeable={out.flags.writeable}")
+    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or not 0 <= int(key) < 1 << 64:
+        raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
+    flat = out.reshape(-1)
+    if out.dtype == np.float32:
+        fill_normals(flat, np.uint64(int(key)))
+    else:
+        tmp = np.empty(flat.shape[0], np.float32)
+        fill_normals(tmp, np.uint64(int(key)))
+        flat[:] = tmp
