@@ -81,6 +81,39 @@ class _DigitalRead:
         return yh
 
 
+class _StepNoiseRead:
+    """The recurrent read of a digital config with ``"boxmuller"`` ``"mvm"`` output noise:
+    ``y_t = h W^T`` into a slice of a buffer, then :class:`crossbar.StepNoise` adds in one pass
+    the noise of step ``t`` (variance from ``y_t`` itself plus ``input_var[t]``), the step's
+    input projection and bias, and doubles the LSTM's g block (the numbers of the step path's
+    :class:`MatrixReader` reads, which use the same kernel)."""
+
+    __slots__ = ("wt", "reader", "key", "input_var", "noise", "ys")
+
+    def __init__(self, w_read: Tensor, reader: MatrixReader, input_var: list[float], key: int):
+        self.wt = w_read.t()
+        self.reader = reader
+        self.key = key
+        self.input_var = input_var
+        self.noise = None
+        self.ys: tuple[Tensor, ...] = ()
+
+    def bind(self, ys: Tensor, add: Tensor | None = None, bias: Tensor | None = None,
+             double_cols: tuple[int, int] | None = None) -> None:
+        """Reads land in ``ys[i]`` (ys: (S, B, out), C-contiguous); after the noise, ``add[i]``
+        (same shape) and ``bias`` (out,) are added and the columns ``double_cols`` doubled."""
+        if add is not None and not add.is_contiguous():
+            add = add.contiguous()
+        self.noise = self.reader.step_noise(ys, self.key, add, bias, double_cols)
+        self.ys = ys.unbind(0)
+
+    def step(self, h: Tensor, t: int, i: int) -> Tensor:
+        """Read ``h`` at time step ``t`` into ``ys[i]`` and finish it (see :meth:`bind`)."""
+        y = torch.mm(h, self.wt, out=self.ys[i])
+        self.noise(i, t, self.input_var[t])
+        return y
+
+
 class _ReaderRead:
     """The recurrent read through a :class:`MatrixReader` (any config): one one-step read of
     ``h`` at step ``t``, exactly as the step path's ``analog_mvm(h, w_hh, reader, t)``."""
@@ -129,16 +162,23 @@ class _LSTMSequence(torch.autograd.Function):
         # same bits as (s + s) - 1)
         neg_one, two = gi.new_full((), -1.0), gi.new_full((), 2.0)
         h, c = h0, c0
+        kernel = isinstance(read, _StepNoiseRead)
+        if kernel:
+            # read, noise, + gi, + bias and the g block's doubling in one pass per step
+            read.bind(acts, gi, bias, (2 * hs, 3 * hs))
         # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
         # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
         for t in order:
-            gates = read.plus(h, t, gis[t], act_t[t])   # read + gi, in acts[t]
-            if bias is not None:
-                gates.add_(bias)
-            # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
-            # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
             g_t = a_g[t]
-            add(g_t, g_t, out=g_t)
+            if kernel:
+                gates = read.step(h, t, t)
+            else:
+                gates = read.plus(h, t, gis[t], act_t[t])   # read + gi, in acts[t]
+                if bias is not None:
+                    gates.add_(bias)
+                # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
+                # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
+                add(g_t, g_t, out=g_t)
             gates.sigmoid_()
             addcmul(neg_one, g_t, two, out=g_t)
             c_t = mul(a_f[t], c, out=css[t]).addcmul_(a_i[t], g_t)
@@ -238,6 +278,11 @@ def _recurrent_read(reader: MatrixReader, gi: Tensor, summed: SummedNoise | None
     if (w_read is None or (coef is not None and summed is None and reader.summed is not None)
             or (bit_exact and coef is not None and reader.noise_draw != "mvm")):
         return _ReaderRead(reader)
+    if coef is not None and reader.boxmuller and reader.noise_draw == "mvm":
+        steps = gi.shape[0]
+        input_var = summed.first_variances(steps) if summed is not None else [0.0] * steps
+        reader.count(steps * gi.shape[1])
+        return _StepNoiseRead(w_read, reader, input_var, reader.sequence_key())
     noise = None
     if coef is not None:
         steps = gi.shape[0]
@@ -304,10 +349,16 @@ class _GRUSequence(torch.autograd.Function):
         gis, outs, rzs, nss, ghns = gi.unbind(0), out.unbind(0), rz.unbind(0), ns.unbind(0), ghn.unbind(0)
         gh_buf = gi.new_empty(b, h3)          # the digital read of each step lands here
         h = h0
+        kernel = isinstance(read, _StepNoiseRead)
+        if kernel:
+            read.bind(gh_buf.unsqueeze(0), None, b_hh)   # read, noise and + b_hh in one pass
         for t in order:
-            gh = read(h, t, gh_buf)
-            if b_hh is not None:
-                gh.add_(b_hh)
+            if kernel:
+                gh = read.step(h, t, 0)
+            else:
+                gh = read(h, t, gh_buf)
+                if b_hh is not None:
+                    gh.add_(b_hh)
             g_t = gis[t]
             rz_t = torch.add(g_t[:, :2 * hs], gh[:, :2 * hs], out=rzs[t]).sigmoid_()
             ghn_t = ghns[t].copy_(gh[:, 2 * hs:])
@@ -421,9 +472,12 @@ class _RNNSequence(torch.autograd.Function):
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         gis, outs = gi.unbind(0), out.unbind(0)
         h = h0
+        kernel = isinstance(read, _StepNoiseRead)
+        if kernel:
+            read.bind(out, gi)   # read, noise and + gi in one pass, in out[t]
         for t in order:
             # act(gi + gh) as rnn_tanh_step / rnn_relu_step (the read is a fresh tensor: add in place)
-            pre = read.plus(h, t, gis[t], outs[t])
+            pre = read.step(h, t, t) if kernel else read.plus(h, t, gis[t], outs[t])
             h = pre.clamp_(min=0) if relu else pre.tanh_()
         return out, h.clone()
 
