@@ -27,7 +27,7 @@ from numba import njit
 
 from ._normals import derive_key, fill_normals
 
-__all__ = ["fill_standard_normal_steps", "StepNoise"]
+__all__ = ["fill_standard_normal_steps", "StepNoise", "lstm_cell_update", "lstm_hidden"]
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False, error_model="numpy")
 
@@ -186,3 +186,59 @@ class StepNoise:
         the variance used. ``extra_var`` (>= 0) is added to the variance."""
         return _noise_step(self.ys, t, step, self.key, self.add, self.has_add, self.bias, self.has_bias,
                            self.k_ms, self.const, extra_var, self.lo, self.hi, self.zs, self.sc)
+
+
+_ONES = {"f": np.ones(1, np.float32), "d": np.ones(1, np.float64)}
+
+
+@njit(**_JIT)
+def _lstm_cell(acts, cs, tcs, c_prev, t, one_arr):
+    one = one_arr[0]   # 1 in the arrays' dtype (a float literal would widen float32 to float64)
+    b = acts.shape[1]
+    hs = acts.shape[2] // 4
+    for i in range(b):
+        a = acts[t, i]
+        ci = cs[t, i]
+        ti = tcs[t, i]
+        cp = c_prev[i]
+        for j in range(hs):
+            s = a[2 * hs + j]
+            g = (s + s) - one
+            a[2 * hs + j] = g
+            c = a[hs + j] * cp[j] + a[j] * g
+            ci[j] = c
+            ti[j] = c + c
+
+
+@njit(**_JIT)
+def _lstm_hidden(acts, tcs, out, t, one_arr):
+    one = one_arr[0]
+    b = acts.shape[1]
+    hs = acts.shape[2] // 4
+    for i in range(b):
+        a = acts[t, i]
+        ti = tcs[t, i]
+        oi = out[t, i]
+        for j in range(hs):
+            s = ti[j]
+            tc = (s + s) - one
+            ti[j] = tc
+            oi[j] = a[3 * hs + j] * tc
+
+
+def lstm_cell_update(acts: np.ndarray, cs: np.ndarray, tcs: np.ndarray, c_prev: np.ndarray, t: int) -> None:
+    """LSTM step ``t``, between the two sigmoids of ``tanh(x) = 2 sigmoid(2 x) - 1``, in place.
+
+    With ``acts[t]`` = (sigmoid(i), sigmoid(f), sigmoid(2 g_pre), sigmoid(o)) (B, 4H):
+    ``g = 2 s - 1`` into the g block, ``c_t = f c_prev + i g`` into ``cs[t]`` and ``2 c_t`` into
+    ``tcs[t]`` (for the sigmoid of :func:`lstm_hidden`). All arrays C-contiguous, one dtype:
+    acts (T, B, 4H), cs and tcs (T, B, H), c_prev (B, H). Kernels assume valid input (the
+    caller, :mod:`models.fused`, owns the buffers)."""
+    _lstm_cell(acts, cs, tcs, c_prev, t, _ONES[acts.dtype.char])
+
+
+def lstm_hidden(acts: np.ndarray, tcs: np.ndarray, out: np.ndarray, t: int) -> None:
+    """LSTM step ``t`` after the sigmoid of ``tcs[t] = sigmoid(2 c_t)``, in place:
+    ``tanh(c_t) = 2 s - 1`` into ``tcs[t]`` and ``h_t = o tanh(c_t)`` into ``out[t]`` (shapes as
+    :func:`lstm_cell_update`; out (T, B, H))."""
+    _lstm_hidden(acts, tcs, out, t, _ONES[acts.dtype.char])

@@ -22,6 +22,8 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
+import crossbar
+
 from .reader import _SCRATCH, MatrixReader, SummedNoise
 
 __all__ = ["RecurrentNoise", "lstm_sequence", "gru_sequence", "rnn_sequence"]
@@ -162,23 +164,32 @@ class _LSTMSequence(torch.autograd.Function):
         # same bits as (s + s) - 1)
         neg_one, two = gi.new_full((), -1.0), gi.new_full((), 2.0)
         h, c = h0, c0
-        kernel = isinstance(read, _StepNoiseRead)
-        if kernel:
-            # read, noise, + gi, + bias and the g block's doubling in one pass per step
+        if isinstance(read, _StepNoiseRead):
+            # boxmuller "mvm" noise: per step the read, noise, + gi, + bias and the g block's
+            # doubling in one pass (crossbar.StepNoise), torch's sigmoid, the cell update
+            # (crossbar.lstm_cell_update), torch's sigmoid of 2 c, the output (crossbar.lstm_hidden)
             read.bind(acts, gi, bias, (2 * hs, 3 * hs))
+            acts_n, cs_n, tcs_n, out_n = acts.numpy(), cs.numpy(), tcs.numpy(), out.numpy()
+            c_prev = c0.detach().contiguous().numpy()
+            cell, hidden = crossbar.lstm_cell_update, crossbar.lstm_hidden
+            for t in order:
+                read.step(h, t, t).sigmoid_()
+                cell(acts_n, cs_n, tcs_n, c_prev, t)
+                tcss[t].sigmoid_()
+                hidden(acts_n, tcs_n, out_n, t)
+                c_prev = cs_n[t]
+                h = outs[t]
+            return out, h.clone(), css[order[-1]].clone(), acts, cs, tcs
         # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
         # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
         for t in order:
+            gates = read.plus(h, t, gis[t], act_t[t])   # read + gi, in acts[t]
+            if bias is not None:
+                gates.add_(bias)
+            # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
+            # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
             g_t = a_g[t]
-            if kernel:
-                gates = read.step(h, t, t)
-            else:
-                gates = read.plus(h, t, gis[t], act_t[t])   # read + gi, in acts[t]
-                if bias is not None:
-                    gates.add_(bias)
-                # tanh(x) = 2 sigmoid(2x) - 1 (torch's CPU tanh is several times slower than its
-                # sigmoid): one sigmoid over all four gates, the g block pre-doubled (exact)
-                add(g_t, g_t, out=g_t)
+            add(g_t, g_t, out=g_t)
             gates.sigmoid_()
             addcmul(neg_one, g_t, two, out=g_t)
             c_t = mul(a_f[t], c, out=css[t]).addcmul_(a_i[t], g_t)

@@ -72,3 +72,31 @@ def test_step_noise_rejects_bad_input():
         crossbar.StepNoise(y, 1, -0.1, 0.0)
     with pytest.raises(ValueError, match="leading step axis"):
         crossbar.fill_standard_normal_steps(np.float32(1.0), 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_kernels_equal_numpy_twin(dtype):
+    """lstm_cell_update / lstm_hidden: g = 2s - 1, c = f c_prev + i g, 2c; then tanh(c) =
+    2s - 1 and h = o tanh(c), each operation rounded in the arrays' dtype."""
+    rng = np.random.default_rng(1)
+    steps, b, hs = 3, 4, 5
+    acts = rng.uniform(size=(steps, b, 4 * hs)).astype(dtype)
+    cs = np.zeros((steps, b, hs), dtype)
+    tcs = np.zeros((steps, b, hs), dtype)
+    out = np.zeros((steps, b, hs), dtype)
+    c_prev = rng.normal(size=(b, hs)).astype(dtype)
+    a0 = acts.copy()
+    crossbar.lstm_cell_update(acts, cs, tcs, c_prev, 1)
+    one = dtype(1)
+    i, f, s, o = (a0[1, :, k * hs:(k + 1) * hs] for k in range(4))
+    g = (s + s) - one
+    c = f * c_prev + i * g
+    assert np.array_equal(acts[1, :, 2 * hs:3 * hs], g)
+    assert np.array_equal(cs[1], c) and np.array_equal(tcs[1], c + c)
+    assert np.array_equal(acts[0], a0[0]) and not cs[0].any()
+    sig = (1 / (1 + np.exp(-tcs[1]))).astype(dtype)
+    tcs[1] = sig
+    crossbar.lstm_hidden(acts, tcs, out, 1)
+    tc = (sig + sig) - one
+    assert np.array_equal(tcs[1], tc) and np.array_equal(out[1], o * tc)
+    assert not out[0].any() and not out[2].any()
