@@ -198,14 +198,14 @@ def _lstm_cell(acts, cs, tcs, c_prev, t, one_arr):
     hs = acts.shape[2] // 4
     for i in range(b):
         a = acts[t, i]
+        ai, af, ag = a[:hs], a[hs:2 * hs], a[2 * hs:3 * hs]   # separate loops over slices vectorise
         ci = cs[t, i]
         ti = tcs[t, i]
         cp = c_prev[i]
         for j in range(hs):
-            s = a[2 * hs + j]
-            g = (s + s) - one
-            a[2 * hs + j] = g
-            c = a[hs + j] * cp[j] + a[j] * g
+            ag[j] = (ag[j] + ag[j]) - one
+        for j in range(hs):
+            c = af[j] * cp[j] + ai[j] * ag[j]
             ci[j] = c
             ti[j] = c + c
 
