@@ -13,6 +13,14 @@ h_{t-1}` is one matmul over all steps (LSTM, GRU). Same draws as the step path
 same seed; the Elman RNN gives its numbers bit for bit, the LSTM and GRU to rounding
 (the LSTM computes ``tanh(x)`` as ``2 sigmoid(2x) - 1``; both sum the weight gradient in
 one product). ``models.rnn.FAST_RECURRENCE = False`` forces the step path.
+
+With ``normal_generator="boxmuller"`` and ``noise_draw="mvm"`` on a digital config, each
+step's read is one matmul into the step's slice followed by one :class:`crossbar.StepNoise`
+pass (normals made in a small scratch, the relative scale's mean square, ``+ gi``,
+``+ bias``, the LSTM's g-block doubling); the step path's reads call the same kernel, so the
+draws and the read's bits are the same. The LSTM's cell update and output between its two
+sigmoids are :func:`crossbar.lstm_cell_update` and :func:`crossbar.lstm_hidden` there
+(torch's sigmoid kept). With ``"legacy"`` every number is that of before.
 """
 from __future__ import annotations
 
