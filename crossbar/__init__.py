@@ -16,6 +16,7 @@ from xbarsim.threads import set_blas_threads
 
 from ._kernels import standard_normal
 from ._normals import fill_standard_normal
+from ._fused_noise import StepNoise, fill_standard_normal_steps, lstm_cell_update, lstm_hidden
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program, program_and_prepare
 from .config import (
     ADCConfig,
@@ -40,4 +41,5 @@ __all__ = [
     "load_programmed", "as_generator", "set_blas_threads", "measured_time_span", "time_span_warning",
     "standard_normal",
     "fill_standard_normal",
+    "StepNoise", "fill_standard_normal_steps", "lstm_cell_update", "lstm_hidden",
 ]

@@ -13,6 +13,14 @@ h_{t-1}` is one matmul over all steps (LSTM, GRU). Same draws as the step path
 same seed; the Elman RNN gives its numbers bit for bit, the LSTM and GRU to rounding
 (the LSTM computes ``tanh(x)`` as ``2 sigmoid(2x) - 1``; both sum the weight gradient in
 one product). ``models.rnn.FAST_RECURRENCE = False`` forces the step path.
+
+With ``normal_generator="boxmuller"`` and ``noise_draw="mvm"`` on a digital config, each
+step's read is one matmul into the step's slice followed by one :class:`crossbar.StepNoise`
+pass (normals made in a small scratch, the relative scale's mean square, ``+ gi``,
+``+ bias``, the LSTM's g-block doubling); the step path's reads call the same kernel, so the
+draws and the read's bits are the same. The LSTM's cell update and output between its two
+sigmoids are :func:`crossbar.lstm_cell_update` and :func:`crossbar.lstm_hidden` there
+(torch's sigmoid kept). With ``"legacy"`` every number is that of before.
 """
 from __future__ import annotations
 
@@ -21,6 +29,8 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
+
+import crossbar
 
 from .reader import _SCRATCH, MatrixReader, SummedNoise
 
@@ -81,6 +91,39 @@ class _DigitalRead:
         return yh
 
 
+class _StepNoiseRead:
+    """The recurrent read of a digital config with ``"boxmuller"`` ``"mvm"`` output noise:
+    ``y_t = h W^T`` into a slice of a buffer, then :class:`crossbar.StepNoise` adds in one pass
+    the noise of step ``t`` (variance from ``y_t`` itself plus ``input_var[t]``), the step's
+    input projection and bias, and doubles the LSTM's g block (the numbers of the step path's
+    :class:`MatrixReader` reads, which use the same kernel)."""
+
+    __slots__ = ("wt", "reader", "key", "input_var", "noise", "ys")
+
+    def __init__(self, w_read: Tensor, reader: MatrixReader, input_var: list[float], key: int):
+        self.wt = w_read.t()
+        self.reader = reader
+        self.key = key
+        self.input_var = input_var
+        self.noise = None
+        self.ys: tuple[Tensor, ...] = ()
+
+    def bind(self, ys: Tensor, add: Tensor | None = None, bias: Tensor | None = None,
+             double_cols: tuple[int, int] | None = None) -> None:
+        """Reads land in ``ys[i]`` (ys: (S, B, out), C-contiguous); after the noise, ``add[i]``
+        (same shape) and ``bias`` (out,) are added and the columns ``double_cols`` doubled."""
+        if add is not None and not add.is_contiguous():
+            add = add.contiguous()
+        self.noise = self.reader.step_noise(ys, self.key, add, bias, double_cols)
+        self.ys = ys.unbind(0)
+
+    def step(self, h: Tensor, t: int, i: int) -> Tensor:
+        """Read ``h`` at time step ``t`` into ``ys[i]`` and finish it (see :meth:`bind`)."""
+        y = torch.mm(h, self.wt, out=self.ys[i])
+        self.noise(i, t, self.input_var[t])
+        return y
+
+
 class _ReaderRead:
     """The recurrent read through a :class:`MatrixReader` (any config): one one-step read of
     ``h`` at step ``t``, exactly as the step path's ``analog_mvm(h, w_hh, reader, t)``."""
@@ -129,6 +172,22 @@ class _LSTMSequence(torch.autograd.Function):
         # same bits as (s + s) - 1)
         neg_one, two = gi.new_full((), -1.0), gi.new_full((), 2.0)
         h, c = h0, c0
+        if isinstance(read, _StepNoiseRead):
+            # boxmuller "mvm" noise: per step the read, noise, + gi, + bias and the g block's
+            # doubling in one pass (crossbar.StepNoise), torch's sigmoid, the cell update
+            # (crossbar.lstm_cell_update), torch's sigmoid of 2 c, the output (crossbar.lstm_hidden)
+            read.bind(acts, gi, bias, (2 * hs, 3 * hs))
+            acts_n, cs_n, tcs_n, out_n = acts.numpy(), cs.numpy(), tcs.numpy(), out.numpy()
+            c_prev = c0.detach().contiguous().numpy()
+            cell, hidden = crossbar.lstm_cell_update, crossbar.lstm_hidden
+            for t in order:
+                read.step(h, t, t).sigmoid_()
+                cell(acts_n, cs_n, tcs_n, c_prev, t)
+                tcss[t].sigmoid_()
+                hidden(acts_n, tcs_n, out_n, t)
+                c_prev = cs_n[t]
+                h = outs[t]
+            return out, h.clone(), css[order[-1]].clone(), acts, cs, tcs
         # every step works in place in its slices of acts, cs, tcs and out (no temporaries);
         # 2 x is computed as x + x (exact, the same bits as 2.0 * x, one cheaper op)
         for t in order:
@@ -238,6 +297,11 @@ def _recurrent_read(reader: MatrixReader, gi: Tensor, summed: SummedNoise | None
     if (w_read is None or (coef is not None and summed is None and reader.summed is not None)
             or (bit_exact and coef is not None and reader.noise_draw != "mvm")):
         return _ReaderRead(reader)
+    if coef is not None and reader.boxmuller and reader.noise_draw == "mvm":
+        steps = gi.shape[0]
+        input_var = summed.first_variances(steps) if summed is not None else [0.0] * steps
+        reader.count(steps * gi.shape[1])
+        return _StepNoiseRead(w_read, reader, input_var, reader.sequence_key())
     noise = None
     if coef is not None:
         steps = gi.shape[0]
@@ -304,10 +368,16 @@ class _GRUSequence(torch.autograd.Function):
         gis, outs, rzs, nss, ghns = gi.unbind(0), out.unbind(0), rz.unbind(0), ns.unbind(0), ghn.unbind(0)
         gh_buf = gi.new_empty(b, h3)          # the digital read of each step lands here
         h = h0
+        kernel = isinstance(read, _StepNoiseRead)
+        if kernel:
+            read.bind(gh_buf.unsqueeze(0), None, b_hh)   # read, noise and + b_hh in one pass
         for t in order:
-            gh = read(h, t, gh_buf)
-            if b_hh is not None:
-                gh.add_(b_hh)
+            if kernel:
+                gh = read.step(h, t, 0)
+            else:
+                gh = read(h, t, gh_buf)
+                if b_hh is not None:
+                    gh.add_(b_hh)
             g_t = gis[t]
             rz_t = torch.add(g_t[:, :2 * hs], gh[:, :2 * hs], out=rzs[t]).sigmoid_()
             ghn_t = ghns[t].copy_(gh[:, 2 * hs:])
@@ -421,9 +491,12 @@ class _RNNSequence(torch.autograd.Function):
         order = range(steps - 1, -1, -1) if reverse else range(steps)
         gis, outs = gi.unbind(0), out.unbind(0)
         h = h0
+        kernel = isinstance(read, _StepNoiseRead)
+        if kernel:
+            read.bind(out, gi)   # read, noise and + gi in one pass, in out[t]
         for t in order:
             # act(gi + gh) as rnn_tanh_step / rnn_relu_step (the read is a fresh tensor: add in place)
-            pre = read.plus(h, t, gis[t], outs[t])
+            pre = read.step(h, t, t) if kernel else read.plus(h, t, gis[t], outs[t])
             h = pre.clamp_(min=0) if relu else pre.tanh_()
         return out, h.clone()
 

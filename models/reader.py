@@ -17,6 +17,23 @@ drift compensation) the crossbar read is exactly ``x @ W.T`` and models adds the
 noise itself, so :class:`MatrixReader` computes the product in torch (``weight=``; or
 from the programmed array's weights when deployed) and nothing is programmed in
 training. No random numbers move: the digital crossbar read draws none.
+
+Normal generators
+-----------------
+``config.normal_generator`` picks the source of the output-noise normals ``z``:
+
+* ``"legacy"``: torch's generator (``torch.randn`` / ``normal_``), the stream of every result
+  made before 2026-11-30 (kept bit for bit).
+* ``"boxmuller"`` (default): each fill draws ONE key from the layer's torch generator
+  (:func:`draw_key`: one int64, the same consumption for every fill) and the normals come
+  from :mod:`crossbar`'s counter-based Box-Muller generator: the normals of time step ``t``
+  of a fill are ``crossbar.fill_standard_normal`` of ``derive_key(key, t)``
+  (:func:`crossbar.fill_standard_normal_steps`). The noise of a ``"mvm"`` read is added by
+  :class:`crossbar.StepNoise` one step at a time (normals made in a small scratch, the
+  relative scale's mean square computed in the same pass), on the step path and in the fused
+  recurrences alike, so both give the same bits. One-step reads of a sequence share the
+  sequence's key (drawn at the first of them), as the legacy stream shares one draw of all
+  steps.
 """
 from __future__ import annotations
 
@@ -28,10 +45,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+import crossbar
+
 from .noise import (NoiseCoefficients, adds_output_noise, has_fresh_read_noise, noise_coefficients,
                     noise_variance, output_noise_of)
 
-__all__ = ["MatrixReader", "SummedNoise"]
+__all__ = ["MatrixReader", "SummedNoise", "draw_key"]
+
+
+def draw_key(generator: torch.Generator) -> int:
+    """One key of the ``"boxmuller"`` generator from ``generator``: one int64 draw in
+    [0, 2^63 - 1) (every fill consumes exactly this, so other draws do not shift)."""
+    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator))
 
 
 class _Scratch(threading.local):
@@ -82,7 +107,7 @@ class MatrixReader:
 
     __slots__ = ("programmed", "config", "noise_draw", "steps", "batch", "generator", "np_rng",
                  "t_s", "out_features", "_sigma", "_conv", "_z", "_noise_here", "_crossbar_noise",
-                 "summed", "_digital_w")
+                 "summed", "_digital_w", "boxmuller", "_key")
 
     def __init__(self, programmed: Any, config: Any, noise_draw: str, steps: int, batch: int,
                  generator: torch.Generator, np_rng: np.random.Generator, t_s: float | None,
@@ -112,6 +137,9 @@ class MatrixReader:
                 "(read_noise_draw='per_read'); use noise_draw='mvm', read_noise_draw='per_time' or a config "
                 "without read noise")
         self._z: Tensor | None = None
+        #: True with ``config.normal_generator == "boxmuller"`` (module docstring)
+        self.boxmuller = getattr(config, "normal_generator", "legacy") == "boxmuller"
+        self._key: int | None = None   # boxmuller "mvm": the key of a sequence's one-step reads
         self.summed: SummedNoise | None = None
         self._digital_w: Tensor | None = None
         if config.is_digital and weight is not None:
@@ -151,6 +179,9 @@ class MatrixReader:
         buffer to fill instead of allocating (noise_draw "mvm" only; the draws do not
         outlive it)."""
         if self.noise_draw == "mvm":
+            if self.boxmuller:
+                raise RuntimeError("sequence_draws: boxmuller 'mvm' noise is added by crossbar.StepNoise "
+                                   "(MatrixReader.sequence_key), not from drawn normals")
             if out is not None:
                 if not out.is_contiguous():
                     raise ValueError(f"sequence_draws: out must be contiguous, got strides {out.stride()}")
@@ -160,13 +191,29 @@ class MatrixReader:
             return self._z if self.steps > 1 else z
         return self._z_for(0, self.steps, batch, dtype)
 
+    def sequence_key(self) -> int:
+        """boxmuller, ``noise_draw="mvm"``: the key of this reader's one-step reads of a
+        sequence (drawn at the first call, from the generator, as the first one-step read
+        would), for :class:`crossbar.StepNoise` with step index ``t``."""
+        if self._key is None:
+            self._key = draw_key(self.generator)
+        return self._key
+
+    def _randn(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """Standard normals of ``shape`` (leading axis: steps) from this reader's generator."""
+        if not self.boxmuller:
+            return torch.randn(*shape, generator=self.generator, dtype=dtype)
+        z = torch.empty(shape, dtype=dtype)
+        crossbar.fill_standard_normal_steps(z.numpy(), draw_key(self.generator))
+        return z
+
     def _draws(self, dtype: torch.dtype) -> Tensor:
         if self._z is None or self._z.dtype != dtype:
             shape = {"mvm": None, "step": (self.steps, 1), "sequence": (1, self.batch),
                      "batch": (1, 1)}[self.noise_draw]
             if shape is None:
                 raise AssertionError("mvm draws are made per read")
-            self._z = torch.randn(*shape, self.out_features, generator=self.generator, dtype=dtype)
+            self._z = self._randn((*shape, self.out_features), dtype)
         return self._z
 
     @property
@@ -211,8 +258,10 @@ class MatrixReader:
     def _add_noise(self, y: Tensor, t0: int, s: int, b: int) -> Tensor:
         if not self._noise_here:
             return y
-        var = noise_variance(y, self._sigma, self._conv)  # list of per-step floats
         summed = self.summed
+        if self.boxmuller and self.noise_draw == "mvm" and not (summed is not None and summed.first is self):
+            return self._add_step_noise(y, t0, s)
+        var = noise_variance(y, self._sigma, self._conv)  # list of per-step floats
         if summed is not None:
             if summed.first is self:
                 # the second read of the pair adds this read's noise with its own
@@ -225,6 +274,29 @@ class MatrixReader:
         else:
             scale = torch.tensor(var, dtype=y.dtype).sqrt_().reshape(s, 1, 1)
             y = y.addcmul_(scale, z) if z.shape == y.shape else y + scale * z
+        return y
+
+    def step_noise(self, ys: Tensor, key: int, add: Tensor | None = None, bias: Tensor | None = None,
+                   double_cols: tuple[int, int] | None = None) -> Any:
+        """The :class:`crossbar.StepNoise` of this reader's output noise on the reads ``ys``
+        (S, B, out) (boxmuller, ``"mvm"``): call it with ``(t, step, extra_var)``."""
+        coef = noise_coefficients(self._sigma, self._conv)
+        return crossbar.StepNoise(ys.detach().numpy(), key, coef.per_mean_square, coef.constant,
+                                  add=None if add is None else add.detach().numpy(),
+                                  bias=None if bias is None else bias.detach().numpy(), double_cols=double_cols)
+
+    def _add_step_noise(self, y: Tensor, t0: int, s: int) -> Tensor:
+        """boxmuller ``"mvm"``: add the noise of steps ``t0 .. t0+s-1`` to ``y`` (S, B, out) in place
+        with :class:`crossbar.StepNoise` (the second read of a :class:`SummedNoise` adds the
+        first's variance)."""
+        key = self.sequence_key() if (s == 1 and self.steps > 1) else draw_key(self.generator)
+        if not y.is_contiguous():
+            y = y.contiguous()
+        noise = self.step_noise(y, key)
+        summed = self.summed
+        extra = summed.total_variance([0.0] * s, t0) if summed is not None else None
+        for i in range(s):
+            noise(i, t0 + i, 0.0 if extra is None else extra[i])
         return y
 
     def _z_for(self, t0: int, s: int, b: int, dtype: torch.dtype) -> Tensor:

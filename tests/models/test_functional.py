@@ -13,6 +13,7 @@ from models import functional as Fn
 from models.fused import _DigitalRead, _LSTMSequence
 
 IDEAL = crossbar.preset("ideal")
+GENERATORS = ("boxmuller", "legacy")
 
 
 def _reader(w: torch.Tensor, config, noise_draw="mvm", steps=1, batch=1, seed=0):
@@ -85,12 +86,13 @@ def _noise_std_bound(sigma: float, n: int) -> float:
     return 5 * sigma * math.sqrt(2 / (n - 1)) / 2
 
 
+@pytest.mark.parametrize("generator", GENERATORS)
 @pytest.mark.parametrize("convention,level", [("absolute", 0.3), ("relative", 0.2), ("snr_db", 10.0)])
-def test_output_noise_level_per_convention(convention, level):
+def test_output_noise_level_per_convention(convention, level, generator):
     torch.manual_seed(5)
     w = torch.randn(N_OUT, 8)
     x = torch.randn(1, N_ROWS, 8)
-    cfg = crossbar.preset("paper", out_noise_sigma=level, out_noise_convention=convention)
+    cfg = crossbar.preset("paper", out_noise_sigma=level, out_noise_convention=convention, normal_generator=generator)
     y = _reader(w, cfg, batch=N_ROWS)(x)
     clean = x @ w.t()
     ms = float(clean.square().mean())
@@ -102,13 +104,14 @@ def test_output_noise_level_per_convention(convention, level):
     assert abs(float(noise.std()) - want) < _noise_std_bound(want, n)
 
 
-def test_relative_scale_is_per_time_step():
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_relative_scale_is_per_time_step(generator):
     """Batching T steps into one read keeps each step's own RMS as the scale."""
     torch.manual_seed(6)
     w = torch.randn(N_OUT, 8)
     x = torch.randn(2, N_ROWS, 8)
     x[1] *= 10.0  # step 1 has 10x the RMS of step 0
-    cfg = crossbar.preset("paper", out_noise_sigma=0.1)
+    cfg = crossbar.preset("paper", out_noise_sigma=0.1, normal_generator=generator)
     y = _reader(w, cfg, steps=2, batch=N_ROWS)(x)
     clean = x @ w.t()
     for t in range(2):
@@ -292,13 +295,16 @@ def _lstm_pair(cfg, noise_draw, **kw):
     return [models.AnalogLSTM.from_torch(t, cfg, noise_draw=noise_draw, seed=4) for _ in range(2)]
 
 
+@pytest.mark.parametrize("generator", GENERATORS)
 @pytest.mark.parametrize("noise_draw", Fn.NOISE_DRAWS)
 @pytest.mark.parametrize("convention,level", [("relative", 0.3), ("absolute", 0.2), ("snr_db", 8.0), (None, 0)])
-def test_lstm_sequence_path_equals_step_path_same_seed(monkeypatch, noise_draw, convention, level):
+def test_lstm_sequence_path_equals_step_path_same_seed(monkeypatch, noise_draw, convention, level, generator):
     """The fused recurrence of digital configs gives the step-by-step path's numbers and
-    straight-through gradients (same seed: same draws), forward and reverse, two layers."""
+    straight-through gradients (same seed: same draws), forward and reverse, two layers,
+    with either normal generator."""
     cfg = IDEAL if convention is None else crossbar.preset("paper", out_noise_sigma=level,
-                                                           out_noise_convention=convention)
+                                                           out_noise_convention=convention,
+                                                           normal_generator=generator)
     fast, ref = _lstm_pair(cfg, noise_draw, num_layers=2, bidirectional=True)
     x = torch.randn(6, 4, 3, dtype=torch.float64)
     h0 = torch.randn(4, 4, 5, dtype=torch.float64)
@@ -352,6 +358,15 @@ def test_every_config_takes_the_fused_recurrence_unless_forced(monkeypatch):
                         None, 5, weight=torch.zeros(5, 3))
 
 
+def _paper_or(preset, sigma):
+    """The paper preset with relative sigma (``paper_legacy``: the legacy normal generator) or
+    another named preset."""
+    if preset.startswith("paper"):
+        return crossbar.preset("paper", out_noise_sigma=sigma,
+                               normal_generator="legacy" if preset == "paper_legacy" else "boxmuller")
+    return crossbar.preset(preset)
+
+
 def _fused_and_step(monkeypatch, cls, cfg, dtype, **kw):
     """Forward + backward of one layer on the fused and on the step path, same seed and weights."""
     torch.manual_seed(21)
@@ -371,23 +386,23 @@ def _fused_and_step(monkeypatch, cls, cfg, dtype, **kw):
     return res
 
 
-@pytest.mark.parametrize("preset", ["paper", "pcm", "rram"])
+@pytest.mark.parametrize("preset", ["paper", "paper_legacy", "pcm", "rram"])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_rnn_sequence_equals_step_path_bit_for_bit(monkeypatch, preset, nonlinearity):
     """The fused Elman recurrence gives the step path's outputs and gradients exactly (float32)."""
-    cfg = crossbar.preset(preset, out_noise_sigma=0.1) if preset == "paper" else crossbar.preset(preset)
+    cfg = _paper_or(preset, 0.1)
     fast, ref = _fused_and_step(monkeypatch, models.AnalogRNN, cfg, torch.float32, nonlinearity=nonlinearity)
     for k, (a, b) in enumerate(zip(fast, ref)):
         assert torch.equal(a, b), f"tensor {k}"
 
 
 @pytest.mark.parametrize("noise_draw", Fn.NOISE_DRAWS)
-@pytest.mark.parametrize("preset", ["ideal", "paper", "pcm"])
+@pytest.mark.parametrize("preset", ["ideal", "paper", "paper_legacy", "pcm"])
 def test_gru_sequence_equals_step_path_same_seed(monkeypatch, noise_draw, preset):
     """The fused GRU recurrence: the step path's draws, outputs and gradients to rounding (float64)."""
     if preset == "pcm" and noise_draw != "mvm":
         pytest.skip("fresh read noise needs noise_draw='mvm'")
-    cfg = crossbar.preset(preset, out_noise_sigma=0.2) if preset == "paper" else crossbar.preset(preset)
+    cfg = _paper_or(preset, 0.2)
     fast, ref = _fused_and_step(monkeypatch, models.AnalogGRU, cfg, torch.float64, noise_draw=noise_draw)
     for k, (a, b) in enumerate(zip(fast, ref)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"tensor {k}")
