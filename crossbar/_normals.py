@@ -115,6 +115,17 @@ def _bits_from_f32(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def _sqrt_f32(typingctx, x):
+    """IEEE sqrt of a float32 (the LLVM intrinsic: an instruction, vectorises; never libm)."""
+    sig = types.float32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.sqrt", [ir.FloatType()])
+        return builder.call(fn, args)
+    return sig, codegen
+
+
 @njit(inline="always", **_JIT)
 def _mix(x):
     """SplitMix64's output function (Steele, Lea and Flood 2014)."""
@@ -147,7 +158,7 @@ def _neg2log(v):
 def _radius(word):
     """``R = sqrt(-2 ln u)`` from the top 30 bits of a uint64 word."""
     v = _f32(_i32(_i32(word >> np.uint64(33)) | _i32(1)))
-    return np.sqrt(_neg2log(v))
+    return _sqrt_f32(_neg2log(v))
 
 
 @njit(inline="always", **_JIT)
@@ -189,17 +200,17 @@ def fill_normals(out, key):
     """
     n = out.shape[0]
     h = n // 2
-    cos_half = out[:h]
-    sin_half = out[n - h:]
+    p = np.uint64(n - h)
     x = np.uint64(key)
-    for i in range(h):
+    # unsigned indices: no negative-index wraparound, no views (nothing to count or free)
+    for i in range(np.uint64(h)):
         x += GAMMA
         c, s = _pair(_mix(x))
-        cos_half[i] = c
-        sin_half[i] = s
-    if n - h > h:  # odd n: the last pair's cosine, its sine dropped
+        out[i] = c
+        out[p + i] = s
+    if p > np.uint64(h):  # odd n: the last pair's cosine, its sine dropped
         c, s = _pair(_mix(x + GAMMA))
-        out[h] = c
+        out[np.uint64(h)] = c
 
 
 def fill_standard_normal(out: np.ndarray, key: int) -> None:
@@ -233,3 +244,37 @@ def fill_standard_normal(out: np.ndarray, key: int) -> None:
         tmp = np.empty(flat.shape[0], np.float32)
         fill_normals(tmp, np.uint64(int(key)))
         flat[:] = tmp
+
+
+# ---- the pieces over arrays, for tests/crossbar/test_normals.py (accuracy on dense grids)
+
+@njit(**_JIT)
+def _neg2log_array(v, out):
+    """``out[i] = L`` (float32 ``-2 ln(v[i] 2^-31)``) for float32 ``v[i]`` in [1, 2^31]."""
+    for i in range(v.shape[0]):
+        out[i] = _neg2log(v[i])
+
+
+@njit(**_JIT)
+def _radius_array(words, out):
+    """``out[i] = R`` of the uint64 ``words[i]`` (from their top 30 bits)."""
+    for i in range(words.shape[0]):
+        out[i] = _radius(words[i])
+
+
+@njit(**_JIT)
+def _sin_cos_array(t, sin_out, cos_out):
+    """The float32 sine and cosine polynomials at ``t[i]`` in [-pi/4, pi/4]."""
+    for i in range(t.shape[0]):
+        sn, cs = _sin_cos(t[i])
+        sin_out[i] = sn
+        cos_out[i] = cs
+
+
+@njit(**_JIT)
+def _pairs_array(words, cos_out, sin_out):
+    """``(R cos phi, R sin phi)`` of each uint64 word, as :func:`fill_normals` makes them."""
+    for i in range(words.shape[0]):
+        c, s = _pair(words[i])
+        cos_out[i] = c
+        sin_out[i] = s
