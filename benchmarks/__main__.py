@@ -1,4 +1,4 @@
-"""``python -m benchmarks mvm|rnn|energy [options]`` (same as ``xbarsim bench mvm|rnn|energy``)."""
+"""``python -m benchmarks mvm|rnn|energy|normals|... [options]`` (same as ``xbarsim bench ...``)."""
 from __future__ import annotations
 
 import importlib
@@ -8,6 +8,7 @@ _BENCHES = {
     "mvm": ("benchmarks.mvm", "noisy MVM kernel vs clean BLAS matmul, per-cell path, plain torch, aihwkit"),
     "rnn": ("benchmarks.rnn", "analog LSTM, GRU, RNN training step and inference vs their torch twins and aihwkit"),
     "energy": ("benchmarks.energy", "chip presets' predicted TOPS/W vs their published figures (crossbar.energy)"),
+    "normals": ("benchmarks.normals", "ns per standard normal: crossbar's Box-Muller and ziggurat, numpy, torch"),
     "irdrop": ("benchmarks.irdrop", "IR drop: MNIST LSTM accuracy vs wire resistance, fast read-noise error"),
     "reproduce": ("benchmarks.reproduce", "the paper on row-by-row MNIST and past it (docs/REPRODUCTION.md)"),
 }

@@ -18,15 +18,16 @@ The stream (``normal_generator="boxmuller"``, the default since 2026-11-30; froz
   ``L = (-2 ln 2) e + s (Q0 + q (Q1 + q (Q2 + q Q3)))``, ``Q0 = -4`` and Q1..Q3 a
   minimax fit of ``-4 atanh(s)/s`` (constants ``_Q1.._Q3``; each ``+``, ``*`` and ``/``
   a float32 IEEE operation, in this order).
-* Angle, from the low 32 bits ``b = w_i mod 2^32``: quadrant ``K = b >> 30`` and
-  ``t = float32(J) * float32(pi 2^-33)``, ``J`` the int32 ``(b << 2) | 2`` (so ``t`` lies in
-  (-pi/4, pi/4), on a grid symmetric about 0); ``phi = K pi/2 + t``.
-  ``S = t + t z (S1 + z (S2 + z S3))``, ``C = 1 + z (-1/2 + z (C2 + z (C3 + z C4)))`` with
-  ``z = t * t`` (Cephes' sinf/cosf coefficients on [-pi/4, pi/4]); then
-  ``(cos phi, sin phi) = (C, S), (-S, C), (-C, -S), (S, -C)`` for ``K = 0, 1, 2, 3``
-  (the signs are exact: a flip of the sign bit).
-* Layout. ``out[i] = R_i cos(phi_i)`` for ``i < p`` and ``out[p + i] = R_i sin(phi_i)``
-  for ``i < n - p``: the first half holds the cosines, the second the sines; an odd ``n``
+* Angle, from the low 32 bits ``b = w_i mod 2^32``: ``J`` = the int32 ``(b << 2) | 2``
+  (bits 0..29 of ``b``, shifted up, plus 2) and ``t = float32(J) * float32(pi 2^-33)``, in
+  (-pi/4, pi/4) on a grid symmetric about 0; ``S = t + t z (S1 + z (S2 + z S3))``,
+  ``C = 1 + z (-1/2 + z (C2 + z (C3 + z C4)))``, ``z = t * t`` (Cephes' sinf/cosf
+  coefficients on [-pi/4, pi/4]). The pair is ``(x, y) = (C, S)`` for ``J > 0`` and
+  ``(S, C)`` for ``J < 0``, then ``x`` negated when bit 31 of ``b`` is set and ``y`` when
+  bit 30 is (exact sign flips): ``(x, y) = (cos phi, sin phi)`` for the angle ``phi`` that
+  these eight reflections of ``t`` reach, uniform on the circle up to the grid.
+* Layout. ``out[i] = R_i x_i`` for ``i < p`` and ``out[p + i] = R_i y_i``
+  for ``i < n - p``: the first half holds the x ("cosines"), the second the y ("sines"); an odd ``n``
   drops the last pair's sine. So a fill of ``n`` and one of ``n + 1`` share the cosines
   ``out[:p]`` of the first ``p`` pairs and the sines of the first ``n // 2`` pairs.
 * Accuracy (tests/crossbar/test_normals.py, over dense grids of the whole input ranges):
@@ -92,7 +93,6 @@ _C2C = _f32(4.166664568298827E-2)
 _C3C = _f32(-1.388731625493765E-3)
 _C4C = _f32(2.443315711809948E-5)
 _SIGN = np.int32(-0x80000000)
-_QUARTER = np.int32(0x40000000)
 
 
 @intrinsic
@@ -173,13 +173,13 @@ def _sin_cos(t):
 @njit(inline="always", **_JIT)
 def _polar(rad, b):
     """``(rad cos phi, rad sin phi)`` for the angle of the int32 ``b`` (module docstring)."""
-    t = _f32(_i32(_i32(b << _i32(2)) | _i32(2))) * _ANGLE_SCALE
-    sn, cs = _sin_cos(t)
-    odd = _i32(b << _i32(1)) < _i32(0)          # quadrant 1 or 3: cos and sin swap
-    x = sn if odd else cs
-    y = cs if odd else sn
-    neg_x = _i32(_i32(b + _QUARTER) & _SIGN)   # quadrant 1 or 2
-    neg_y = _i32(b & _SIGN)                      # quadrant 2 or 3
+    j = _i32(_i32(b << _i32(2)) | _i32(2))
+    sn, cs = _sin_cos(_f32(j) * _ANGLE_SCALE)
+    swap = j < _i32(0)                           # t < 0: (sin t, cos t)
+    x = sn if swap else cs
+    y = cs if swap else sn
+    neg_x = _i32(b & _SIGN)                      # bit 31 of b
+    neg_y = _i32(_i32(b << _i32(1)) & _SIGN)     # bit 30 of b
     return (_f32_from_bits(_i32(_bits_from_f32(rad * x) ^ neg_x)),
             _f32_from_bits(_i32(_bits_from_f32(rad * y) ^ neg_y)))
 

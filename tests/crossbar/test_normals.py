@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import ndtr
+from scipy.special import erfinv, ndtr
 
 import crossbar
 from crossbar import _normals as nm
@@ -50,15 +50,19 @@ def _words(key, p, start=0):
 
 
 def _ref_pairs(w):
-    """float64 (R cos phi, R sin phi) of uint64 words, u and phi exactly as defined."""
+    """float64 (R x, R y) of uint64 words: u, t and the reflections exactly as defined, exact sin, cos."""
     a = (w >> np.uint64(34)).astype(np.int64)
     u = (2 * a + 1).astype(np.float32).astype(np.float64) * 2.0 ** -31
     r = np.sqrt(-2.0 * np.log(u))
     b = (w & np.uint64(0xFFFFFFFF)).astype(np.int64)
     j = ((b << 2) & 0xFFFFFFFF) | 2
     j = np.where(j >= 1 << 31, j - (1 << 32), j)
-    phi = (b >> 30) * (np.pi / 2) + j * (np.pi * 2.0 ** -33)
-    return r * np.cos(phi), r * np.sin(phi)
+    t = j * (np.pi * 2.0 ** -33)
+    x = np.where(j < 0, np.sin(t), np.cos(t))
+    y = np.where(j < 0, np.cos(t), np.sin(t))
+    x = np.where(b & (1 << 31), -x, x)
+    y = np.where(b & (1 << 30), -y, y)
+    return r * x, r * y
 
 
 def _ref_fill(key, n):
@@ -362,13 +366,13 @@ def test_far_tails_and_histogram_over_2_30_normals():
     5 binomial sd (or 5 + 5 sd for tiny counts), every |z| <= Z_MAX, and a chi-square over
     100 equiprobable bins within 5 sd of its degrees of freedom."""
     pieces, n = 64, 1 << 24
-    edges = np.sqrt(2) * __import__("scipy.special", fromlist=["erfinv"]).erfinv(np.linspace(-1, 1, 101)[1:-1])
+    edges = np.sqrt(2) * erfinv(np.linspace(-1, 1, 101)[1:-1])
     counts = np.zeros(100, np.int64)
     c5 = c6 = 0
     zmax = 0.0
     out = np.empty(n, np.float32)
     for i in range(pieces):
-        nm.fill_normals(out, nm.derive_key(np.uint64(7), np.uint64(i)))
+        nm.fill_normals(out, np.uint64(nm.derive_key(np.uint64(7), np.uint64(i))))
         a = np.abs(out)
         c5 += np.count_nonzero(a > 5)
         c6 += np.count_nonzero(a > 6)
