@@ -151,7 +151,8 @@ def _neg2log(v):
     m = _f32_from_bits(_i32(_i32(b & _MANT) + _SQRT_HALF_BITS))
     s = (m - _f32(1.0)) / (m + _f32(1.0))
     q = s * s
-    return _M2LN2 * _f32(e) + s * (((_Q3 * q + _Q2) * q + _Q1) * q + _Q0)
+    # -4 s is exact: the rounding errors sit in the small correction s q P(q)
+    return _M2LN2 * _f32(e) + (_Q0 * s + (s * q) * ((_Q3 * q + _Q2) * q + _Q1))
 
 
 @njit(inline="always", **_JIT)
@@ -165,7 +166,7 @@ def _radius(word):
 def _sin_cos(t):
     """(sin t, cos t) in float32 for t in [-pi/4, pi/4] (Cephes' polynomials)."""
     z = t * t
-    sn = ((_S3 * z + _S2) * z + _S1) * z * t + t
+    sn = t + (t * z) * ((_S3 * z + _S2) * z + _S1)
     cs = (((_C4C * z + _C3C) * z + _C2C) * z - _f32(0.5)) * z + _f32(1.0)
     return sn, cs
 
