@@ -1,53 +1,64 @@
 """xbarsim's standard-normal generator: counter-based SplitMix64 words and the Box-Muller
-transform in float32, written so that LLVM vectorises one fused loop (numba has no vector
-math library here, so log, sin and cos are polynomials of our own).
+transform in float32, written so that LLVM vectorises the loop (numba has no vector math
+library here, so log, sin and cos are polynomials of our own).
 
-The stream (``normal_generator="boxmuller"``, the default since 2026-11-30; frozen
-2026-11-30 08:10 UTC):
+The stream (``normal_generator="boxmuller"``, the default since 2026-11-30; definition
+frozen 2026-11-30 08:10 UTC). Every operation below is one IEEE float32 operation
+(round to nearest even) in the order written, unless it says integer:
 
 * Words. A fill of ``n`` normals from key ``k`` (uint64) uses the 64-bit words
-  ``w_i = mix(k + (i + 1) * GAMMA)`` (mod 2^64) for the pairs ``i = 0 .. p - 1``,
-  ``p = ceil(n/2)``: the outputs of SplitMix64 (Steele, Lea and Flood 2014) started at
-  state ``k``, ``GAMMA = 0x9E3779B97F4A7C15``, ``mix(z)``: ``z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9; z ^= z >> 27; z *= 0x94D049BB133111EB; z ^= z >> 31``.
-  Pair ``i`` depends on ``(k, i)`` only, never on ``n``.
-* Radius, from the top 30 bits ``a = w_i >> 34``: ``v = float32(2a + 1)`` (rounded to
-  nearest), ``u = v 2^-31`` in (0, 1], ``R = sqrt(L)`` with ``L`` the float32 value of
-  ``-2 ln u`` computed as: split ``v = 2^(e+31) m`` with ``m`` in [sqrt(1/2), sqrt(2))
-  (exact, integer operations on the bits), ``s = (m - 1)/(m + 1)``, ``q = s^2``,
-  ``L = (-2 ln 2) e + s (Q0 + q (Q1 + q (Q2 + q Q3)))``, ``Q0 = -4`` and Q1..Q3 a
-  minimax fit of ``-4 atanh(s)/s`` (constants ``_Q1.._Q3``; each ``+``, ``*`` and ``/``
-  a float32 IEEE operation, in this order).
+  ``w_i = mix(k + (i + 1) GAMMA)`` (integer, mod 2^64) for the pairs
+  ``i = 0 .. p - 1``, ``p = ceil(n/2)``: the outputs of SplitMix64 (Steele, Lea and Flood
+  2014) started at state ``k``; ``GAMMA = 0x9E3779B97F4A7C15``; ``mix(z)``:
+  ``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27; z *= 0x94D049BB133111EB;
+  z ^= z >> 31``. Pair ``i`` depends on ``(k, i)`` only, never on ``n``.
+* Radius, from the top 30 bits ``a = w_i >> 34``: ``v = float32(2a + 1)`` (rounded),
+  ``u = v 2^-31`` in (0, 1]. ``v = 2^(e+31) m`` with ``m`` in [sqrt(1/2), sqrt(2)) and
+  ``e`` an integer (integer operations on the bits, exact); ``s = (m - 1) / (m + 1)``,
+  ``q = s * s``, ``L = (-2 ln 2) * e + ((-4) * s + (s * q) * ((Q3 * q + Q2) * q + Q1))``
+  (``-2 ln 2`` rounded to float32; ``-4 + Q1 q + Q2 q^2 + Q3 q^3`` is a minimax fit of
+  ``-4 atanh(s)/s = -2 ln(m)/s`` for ``q`` in [0, 0.02944], relative error 8e-10; the
+  constants ``_Q1, _Q2, _Q3``); ``R = sqrt(L)`` (correctly rounded): float32
+  ``sqrt(-2 ln u)``.
 * Angle, from the low 32 bits ``b = w_i mod 2^32``: ``J`` = the int32 ``(b << 2) | 2``
-  (bits 0..29 of ``b``, shifted up, plus 2) and ``t = float32(J) * float32(pi 2^-33)``, in
-  (-pi/4, pi/4) on a grid symmetric about 0; ``S = t + t z (S1 + z (S2 + z S3))``,
-  ``C = 1 + z (-1/2 + z (C2 + z (C3 + z C4)))``, ``z = t * t`` (Cephes' sinf/cosf
-  coefficients on [-pi/4, pi/4]). The pair is ``(x, y) = (C, S)`` for ``J > 0`` and
-  ``(S, C)`` for ``J < 0``, then ``x`` negated when bit 31 of ``b`` is set and ``y`` when
-  bit 30 is (exact sign flips): ``(x, y) = (cos phi, sin phi)`` for the angle ``phi`` that
-  these eight reflections of ``t`` reach, uniform on the circle up to the grid.
-* Layout. ``out[i] = R_i x_i`` for ``i < p`` and ``out[p + i] = R_i y_i``
-  for ``i < n - p``: the first half holds the x ("cosines"), the second the y ("sines"); an odd ``n``
-  drops the last pair's sine. So a fill of ``n`` and one of ``n + 1`` share the cosines
-  ``out[:p]`` of the first ``p`` pairs and the sines of the first ``n // 2`` pairs.
-* Accuracy (tests/crossbar/test_normals.py, over dense grids of the whole input ranges):
-  ``L`` within 2 ulp of float64 ``-2 ln u``, ``R`` within 1.5 ulp of ``sqrt(-2 ln u)``,
-  ``S`` and ``C`` within 1.5 ulp of float64 ``sin t`` and ``cos t``, each output within
-  4 ulp of float64 Box-Muller from the same ``u`` and ``t`` (plus the float64 value's own
-  rounding). ``u >= 2^-31`` bounds ``|z|`` by ``sqrt(62 ln 2) = 6.5555``, which cuts a
-  tail of probability 5.5e-11 (torch's float32 normals stop near 5.8); ``u = 1`` (for
-  ``a = 2^30 - 1``: ``v`` rounds to 2^31) gives ``R = 0``.
-* Bit for bit the same on any x86-64 machine: IEEE float32 operations only (no fused
-  multiply-add, no fast-math, sqrt and division correctly rounded), no math library; the
-  vectorised loop and its scalar remainder compute the same operations.
+  (integer: bits 0..29 of ``b`` moved up, plus 2), ``t = float32(J) * float32(pi 2^-33)``
+  in (-pi/4, pi/4) on a grid symmetric about 0, ``z = t * t``,
+  ``S = t + (t * z) * ((S3 * z + S2) * z + S1)``,
+  ``C = (((C4 * z + C3) * z + C2) * z - 1/2) * z + 1`` (Cephes' sinf and cosf coefficients
+  for [-pi/4, pi/4]). The pair is ``(x, y) = (C, S)`` if ``J > 0`` and ``(S, C)`` if
+  ``J < 0``; then ``x`` changes sign if bit 31 of ``b`` is set and ``y`` if bit 30 is (a
+  flip of the sign bit, exact). These eight reflections of ``t`` give
+  ``(x, y) = (cos phi, sin phi)`` for an angle ``phi`` uniform on the circle (up to the
+  grid), ``(R x, R y)`` two independent standard normals.
+* Constants (each the float32 nearest to the decimal): ``Q1 = -1.3333355``,
+  ``Q2 = -0.79955155``, ``Q3 = -0.5974171``, ``S1 = -1.6666654611e-1``,
+  ``S2 = 8.3321608736e-3``, ``S3 = -1.9515295891e-4``, ``C2 = 4.166664568298827e-2``,
+  ``C3 = -1.388731625493765e-3``, ``C4 = 2.443315711809948e-5``; ``float32(pi 2^-33)``,
+  ``float32(-2 ln 2)``.
+* Layout. ``out[i] = R_i x_i`` for ``i < p`` and ``out[p + i] = R_i y_i`` for
+  ``i < n - p``: the first half holds the ``x`` ("cosines"), the second the ``y``
+  ("sines"); an odd ``n`` drops the last pair's ``y``. So fills of ``n`` and ``n + 1``
+  share the ``x`` of the first ``ceil(n/2)`` pairs and the ``y`` of the first ``n // 2``.
+* Accuracy (tests/crossbar/test_normals.py, against float64 numpy over the whole input
+  ranges): ``L`` within 1.7 ulp of ``-2 ln u`` and ``R`` within 1.5 ulp of
+  ``sqrt(-2 ln u)`` (all 2^30 values of ``a``); ``S`` within 0.8 ulp and ``C`` within
+  1.2 ulp of ``sin t``, ``cos t`` (all 2^30 values of ``J``); each output within 4.4 ulp
+  of exact Box-Muller at the exact angle ``J pi 2^-33``, of which rounding ``J`` to
+  float32 alone is up to 1.75 ulp. ``u >= 2^-31`` bounds ``|z|`` by
+  ``sqrt(62 ln 2) = 6.5555``, a cut tail of probability 5.5e-11 (torch's float32 normals
+  stop near 5.8); ``a = 2^30 - 1`` rounds ``v`` to 2^31: ``u = 1``, ``R = 0``.
+* Bit for bit the same on any x86-64 machine: IEEE float32 operations only, no fused
+  multiply-add (numba's fastmath off: LLVM contracts nothing), no math library (sqrt is
+  the LLVM intrinsic, an instruction); the vectorised loop and its scalar remainder do
+  the same operations.
 
 Callers that fill in pieces (one per row or per step) derive one key per piece with
 :func:`derive_key` from the call's seed, so a piece's numbers do not depend on how the
 others were drawn.
 
-Speed (``python -m benchmarks normals``, one thread, AMD EPYC Zen 2, AVX2): about
-1.1-1.2 ns per normal for n = 32768 and n = 512 inside a numba kernel, against 2.9 for the
-legacy ziggurat and 4.4 for torch's ``normal_``.
+Speed (``xbarsim bench normals``, one thread, AMD EPYC Zen 2 with AVX2, the fill called
+from a numba loop): about 1.06 ns per normal for n = 32768 and 1.1 for n = 512, against
+2.9 for the legacy ziggurat; torch's ``normal_`` takes 4.4 (figures in crossbar/README.md).
 """
 from __future__ import annotations
 
