@@ -340,6 +340,8 @@ def test_loop_is_vectorised_and_calls_no_math_library():
     assert " x float>" in llvm, "the fill loop is not vectorised"
     for name in ("@logf", "@sinf", "@cosf", "@sqrtf", "@expf", "fma"):
         assert name not in llvm, f"{name} in the fill's IR"
+    asm = "\n".join(fn.inspect_asm().values())
+    assert "vfmadd" not in asm and "vfnmadd" not in asm, "multiply-adds were contracted into FMA"
 
 
 # ---- slow: exhaustive radius, far tails
