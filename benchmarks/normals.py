@@ -3,22 +3,25 @@ beside numpy's and torch's.
 
 Generators, each filling a float32 array of ``n`` normals in place:
 
-* ``boxmuller``: crossbar's default (``crossbar._normals.fill_normals``, the kernel of
-  ``crossbar.fill_standard_normal``): counter-based SplitMix64 + vectorised float32 Box-Muller;
-* ``ziggurat``: crossbar's legacy generator (``crossbar._kernels.fill_normal``: scalar
-  SplitMix64 + ziggurat), ``normal_generator="legacy"``;
+* ``boxmuller``: crossbar's default, ``crossbar.fill_standard_normal(out, key)``
+  (counter-based SplitMix64 + vectorised float32 Box-Muller, crossbar/_normals.py);
+* ``ziggurat``: crossbar's legacy generator (``normal_generator="legacy"``: scalar
+  SplitMix64 + ziggurat), ``crossbar.standard_normal(rng, out)`` (which also draws the
+  call's 64-bit seed from ``rng``);
 * ``numpy``: ``np.random.Generator(PCG64).standard_normal(out=..., dtype=np.float32)``;
 * ``torch``: ``Tensor.normal_()`` on a float32 tensor (skipped when torch is not importable).
 
-Each row is timed from Python, one call per fill, so it includes each library's call
-overhead (most of the time at n = 512). The ``*_in_kernel`` rows time the numba
-generators as crossbar's read path uses them: called from a compiled loop over ``--rows``
-rows of ``n`` (one key per row from ``derive_key`` for ``boxmuller``, one seed per row for
-``ziggurat``), no Python in between. All variants of one ``n`` are timed round robin (one
-sample of each per round, ``--repeat`` rounds, a sample being enough calls for about
-``--sample-ms``); the table gives medians of the wall time and of the CPU time (what one
-unloaded core takes when other processes share the machine) and the ratio to
-``boxmuller`` (Python rows) or ``boxmuller_in_kernel`` (kernel rows). One thread.
+Each of these rows is one Python call per fill, so it includes each library's call
+overhead (most of the time at n = 512). Two more rows time the generators without it:
+``boxmuller_in_kernel`` calls ``crossbar.fill_normals`` (the numba core) from a compiled
+loop over ``--rows`` rows of ``n``, one key per row from ``crossbar.derive_key``, the way
+crossbar's read path uses it; ``ziggurat_block`` fills the same ``(rows, n)`` block in one
+``crossbar.standard_normal`` call (its kernel loops over all of it). All variants of one
+``n`` are timed round robin (one sample of each per round, ``--repeat`` rounds, a sample
+being enough calls for about ``--sample-ms``); the table gives medians of the wall time
+and of the CPU time (what one unloaded core takes when other processes share the
+machine) and the ratio to ``boxmuller`` (one-call rows) or ``boxmuller_in_kernel``
+(block rows). One thread.
 
 Example:
     xbarsim bench normals --sizes 512,32768 --json normals.json
@@ -38,13 +41,16 @@ from xbarsim.cliargs import int_at_least, positive_float
 
 __all__ = ["main"]
 
+#: the rows that draw a (rows, n) block per call
+_BLOCK_ROWS = ("boxmuller_in_kernel", "ziggurat_block")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xbarsim bench normals", description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="512,32768",
                    help="comma list of fill sizes n (normals per call), default 512,32768")
     p.add_argument("--rows", type=int_at_least(1), default=64,
-                   help="rows of n filled per compiled loop in the *_in_kernel rows (default 64)")
+                   help="rows of n per call in the block rows (default 64)")
     p.add_argument("--repeat", type=int_at_least(3), default=41, help="timed rounds (default 41; medians)")
     p.add_argument("--sample-ms", type=positive_float, default=2.0,
                    help="length of one timed sample, ms (enough calls to fill it)")
@@ -64,31 +70,26 @@ def _sizes(text: str) -> list[int] | None:
 
 
 def _variants(n: int, rows: int, seed: int, torch) -> dict[str, Callable[[], object]]:
-    """name -> a function that draws ``n`` normals (Python rows) or ``rows * n`` (kernel rows)."""
+    """name -> a function that draws ``n`` normals (one-call rows) or ``rows * n`` (block rows)."""
     from numba import njit
 
-    from crossbar import _kernels, _normals
+    import crossbar
 
-    kn, wn, fn = _kernels._KN, _kernels._WN, _kernels._FN
-    fill_bm, fill_zig, derive_key = _normals.fill_normals, _kernels.fill_normal, _normals.derive_key
+    fill, derive_key = crossbar.fill_normals, crossbar.derive_key
 
     @njit(cache=False, nogil=True)
     def bm_rows(block, seed):
         for r in range(block.shape[0]):
-            fill_bm(block[r], derive_key(seed, np.uint64(r)))
-
-    @njit(cache=False, nogil=True)
-    def zig_rows(block, seed):
-        for r in range(block.shape[0]):
-            fill_zig(block[r], seed + np.uint64(r), kn, wn, fn)
+            fill(block[r], derive_key(seed, np.uint64(r)))
 
     out = np.empty(n, np.float32)
     block = np.empty((rows, n), np.float32)
     key = np.uint64(seed)
     gen = np.random.Generator(np.random.PCG64(seed))
+    zig_rng = np.random.Generator(np.random.SFC64(seed))
     fns: dict[str, Callable[[], object]] = {
-        "boxmuller": lambda: fill_bm(out, key),
-        "ziggurat": lambda: fill_zig(out, key, kn, wn, fn),
+        "boxmuller": lambda: crossbar.fill_standard_normal(out, seed),
+        "ziggurat": lambda: crossbar.standard_normal(zig_rng, out),
         "numpy": lambda: gen.standard_normal(out=out, dtype=np.float32),
     }
     if torch is not None:
@@ -96,7 +97,7 @@ def _variants(n: int, rows: int, seed: int, torch) -> dict[str, Callable[[], obj
         torch.manual_seed(seed)
         fns["torch"] = lambda: t.normal_()
     fns["boxmuller_in_kernel"] = lambda: bm_rows(block, key)
-    fns["ziggurat_in_kernel"] = lambda: zig_rows(block, key)
+    fns["ziggurat_block"] = lambda: crossbar.standard_normal(zig_rng, block)
     return fns
 
 
@@ -168,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for n in sizes:
         fns = _variants(n, args.rows, args.seed, torch)
-        count = {k: (args.rows * n if k.endswith("_in_kernel") else n) for k in fns}
+        count = {k: (args.rows * n if k in _BLOCK_ROWS else n) for k in fns}
         calls = {k: _calls_per_sample(fn, args.sample_ms * 1e-3) for k, fn in fns.items()}
         timed = _time_round_robin(fns, calls, args.repeat)
         for name, (wall, cpu) in timed.items():
-            ref = "boxmuller_in_kernel" if name.endswith("_in_kernel") else "boxmuller"
+            ref = "boxmuller_in_kernel" if name in _BLOCK_ROWS else "boxmuller"
             ns, cpu_ns = wall / count[name] * 1e9, cpu / count[name] * 1e9
             ratio = wall / count[name] / (timed[ref][0] / count[ref])
             records.append(dict(name=name, n=n, normals_per_call=count[name], calls_per_sample=calls[name],
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch_note:
         print(f"torch: {torch_note}")
     print(f"\nmedians of {args.repeat} round-robin samples of ~{args.sample_ms:g} ms, {args.threads} thread(s); "
-          "ratio: to boxmuller (Python rows) or boxmuller_in_kernel (kernel rows, "
+          "ratio: to boxmuller (one-call rows) or boxmuller_in_kernel (block rows, "
           f"{args.rows} rows of n per call)")
     if args.json:
         meta = dict(benchmark="normals", version=version(), sizes=sizes, rows=args.rows, repeat=args.repeat,

@@ -15,7 +15,7 @@ that mixes torch and numpy sets one thread per pool itself (``crossbar.set_blas_
 from xbarsim.threads import set_blas_threads
 
 from ._kernels import standard_normal
-from ._normals import fill_standard_normal
+from ._normals import derive_key, fill_normals, fill_standard_normal
 from ._fused_noise import StepNoise, fill_standard_normal_steps, lstm_cell_update, lstm_hidden
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program, program_and_prepare
 from .config import (
@@ -42,4 +42,6 @@ __all__ = [
     "standard_normal",
     "fill_standard_normal",
     "StepNoise", "fill_standard_normal_steps", "lstm_cell_update", "lstm_hidden",
+    "fill_normals",
+    "derive_key",
 ]

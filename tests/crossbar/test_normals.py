@@ -314,17 +314,21 @@ def test_rejects_non_contiguous_and_read_only():
         crossbar.fill_standard_normal(ro, 1)
 
 
-@pytest.mark.parametrize("key", [-1, 2 ** 64, 1.5, True, "3", None])
+@pytest.mark.parametrize("key", [-1, 2 ** 64, np.int64(-1), 1.5, np.float64(2.0), True, np.bool_(True), "3", None])
 def test_rejects_key_out_of_range(key):
     with pytest.raises(ValueError, match="key must be an int"):
         crossbar.fill_standard_normal(np.zeros(4, np.float32), key)
 
 
-def test_empty_and_numpy_integer_key():
+def test_empty_and_numpy_integer_keys():
     crossbar.fill_standard_normal(np.zeros(0, np.float32), np.uint64(3))
-    a = np.empty(8, np.float32)
-    crossbar.fill_standard_normal(a, np.uint64(3))
-    np.testing.assert_array_equal(a, _fill(8, 3))
+    for key in (np.uint64(3), np.int64(3), np.uint32(3), 3):
+        a = np.empty(8, np.float32)
+        crossbar.fill_standard_normal(a, key)
+        np.testing.assert_array_equal(a, _fill(8, 3))
+    big = np.empty(8, np.float32)
+    crossbar.fill_standard_normal(big, np.uint64(2 ** 64 - 1))
+    np.testing.assert_array_equal(big, _fill(8, 2 ** 64 - 1))
 
 
 # ---- how it is compiled
