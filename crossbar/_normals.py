@@ -74,7 +74,6 @@ _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False, error_mod
 
 _f32 = np.float32
 _i32 = np.int32
-_u64 = np.uint64
 
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -152,7 +151,13 @@ def _mix(x):
 
 @njit(**_JIT)
 def derive_key(seed, index):
-    """The key of piece ``index`` of the fills seeded with ``seed`` (both uint64-convertible)."""
+    """The key of piece ``index`` (a row, a step) of the fills seeded with ``seed``.
+
+    ``mix(seed ^ mix(index + GAMMA))`` with SplitMix64's ``mix``, both arguments taken as
+    uint64: distinct pieces get unrelated keys, so each piece can be drawn alone and in any
+    order. Returns a uint64 (a Python int when called from Python: wrap it in
+    ``np.uint64`` before passing a value >= 2^63 to :func:`fill_normals` from Python).
+    """
     return _mix(np.uint64(seed) ^ _mix(np.uint64(index) + GAMMA))
 
 
@@ -209,7 +214,8 @@ def _pair(word):
 
 @njit(**_JIT)
 def fill_normals(out, key):
-    """Fill the 1-D float32 array ``out`` with the standard normals of key ``key`` (uint64).
+    """Fill the 1-D float32 array ``out`` with the standard normals of ``key`` (uint64, or
+    a non-negative int64); exported as ``crossbar.fill_normals`` for numba code.
 
     The stream and layout are in the module docstring: pair ``i`` comes from SplitMix64
     word ``i`` of ``key``; ``out[:ceil(n/2)]`` holds the x, the rest the y. No allocation;
