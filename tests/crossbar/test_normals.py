@@ -177,8 +177,9 @@ def test_pairs_within_bound_of_float64_box_muller():
 def test_layout_cosines_first_then_sines_and_n_plus_one_consistent():
     """Pair i comes from word i whatever n: fills of n and n + 1 share the cosines of the
     first ceil(n/2) pairs and the sines of the first n//2 pairs, bit for bit (this also
-    compares the vectorised loop with its scalar remainder and the odd-n tail)."""
-    for n in [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 255, 256, 257, 4096, 4097]:
+    compares the two-chain loop, the leftover pairs redone as whole vectors, the scalar
+    leftovers and the odd-n tail: each size splits the pairs differently)."""
+    for n in [*range(1, 160), 255, 256, 257, *range(505, 515), 4096, 4097]:
         a, b = _fill(n), _fill(n + 1)
         p, pb = n - n // 2, (n + 1) - (n + 1) // 2
         np.testing.assert_array_equal(a[:p], b[:p], err_msg=f"cosines of n={n} and n+1")
