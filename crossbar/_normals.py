@@ -57,7 +57,7 @@ Callers that fill in pieces (one per row or per step) derive one key per piece w
 others were drawn.
 
 Speed (``xbarsim bench normals``, one thread, AMD EPYC Zen 2 with AVX2, the fill called
-from a numba loop): 1.1 ns per normal for n = 512 and 32768, against 3.0 for the
+from a numba loop): 1.1-1.15 ns per normal for n = 512 and 32768, against 3.0 for the
 legacy ziggurat; torch's ``normal_`` takes 4.5 (the table in crossbar/README.md).
 """
 from __future__ import annotations
