@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._normals import derive_key, fill_normals
+
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 #: float64 conversion inside kernels (numba's ``float(x)`` keeps a float32 ``x`` float32)
 f64 = np.float64
@@ -368,6 +370,60 @@ def noise_adc_tiles(parts, seed, var, row_terms, col_terms, scale, adc, acc, row
     return clipped
 
 
+@njit(inline="always", **_JIT)
+def _noise_row_bm(p, z, b, var, nd, row_terms, col_terms, u):
+    """:func:`_noise_row` for the ``"boxmuller"`` read: the same sums, except that with one
+    dense term and no rank-one term (the general read noise) the noise term ``sqrt(v) z``
+    is formed in the dtype of ``var`` (a float32 read: the correctly rounded float32 square
+    root and product, relative error below 2^-23, the precision of the float32 normals
+    themselves) and added to ``p`` in float64; every other layout as :func:`_noise_row`."""
+    m = u.shape[0]
+    if nd == 1 and row_terms.shape[0] == 0:
+        for j in range(m):
+            u[j] = f64(p[b, j]) + f64(np.sqrt(var[0, b, j]) * z[j])
+    else:
+        _noise_row(p, z, b, var, nd, row_terms, col_terms, u)
+
+
+@njit(**_JIT)
+def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, row_scale):
+    """:func:`noise_adc_tiles` with the ``"boxmuller"`` generator: row ``b`` of tile ``k``
+    takes ``z`` = the ``m`` float32 normals of :func:`crossbar._normals.fill_normals` with
+    key ``derive_key(seed, k B + b)``, drawn into a row buffer that stays in L1 (no (T, B, m)
+    normals buffer); then noise as :func:`_noise_row_bm` (the arithmetic of
+    :func:`noise_adc_accumulate`, except that the general read noise's ``sqrt(v) z`` is
+    formed in the read's dtype), ADC, scale and accumulation as :func:`adc_accumulate`.
+    So a row's normals depend on (seed, tile, row, m) only, not on how the others were drawn.
+
+    Args:
+        parts, var, row_terms, col_terms, scale, adc, acc, row_scale: as :func:`noise_adc_tiles`.
+        seed: the call's seed (int in [0, 2^63)).
+
+    Returns:
+        The number of saturated conversions over all tiles.
+    """
+    nt, nb, m = parts.shape
+    dense = var.shape[0] > 0
+    u = np.empty(m)
+    z = np.empty(m, np.float32)
+    s = np.uint64(seed)
+    clipped = 0
+    for k in range(nt):
+        p = parts[k]
+        vk = var[k:k + 1] if dense else var
+        nd = 1 if dense else 0
+        rows = row_terms[k]
+        cols = col_terms[k]
+        sk = scale[k]
+        first = k == 0
+        last = k == nt - 1
+        for b in range(nb):
+            fill_normals(z, derive_key(s, np.uint64(k * nb + b)))
+            _noise_row_bm(p, z, b, vk, nd, rows, cols, u)
+            clipped += _adc_scale_accumulate_row(u, b, adc, sk, acc, first, last, f64(row_scale[b]))
+    return clipped
+
+
 @njit(**_JIT)
 def bit_slices(xn, levels, bits, k, out, out_sq, sq):
     """Bit-serial inputs: the DAC codes of ``xn`` cut into slices of ``k`` bits, least
@@ -504,7 +560,12 @@ def warm() -> None:
         shift_add(sl, np.ones(4, dt), r, np.empty((2, 3), dt))
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)
-        standard_normal(np.random.default_rng(0), o)
+        for gen in GENERATORS:
+            standard_normal(np.random.default_rng(0), o, gen)
+        for var in (x[None], np.empty((0, 2, 3), dt)):
+            noise_adc_tiles_bm(parts, 1, var, np.empty((1, 0, 2), dt), np.empty((1, 0, 3), dt), s2, adc, o, r)
+            noise_adc_tiles_bm(parts, 1, var, r[None, None], s2[:, None, :], s2, adc, o, r)
+            noise_adc_tiles_bm(parts, 1, var, np.ones((1, 2, 2), dt), np.ones((1, 2, 3), dt), s2, adc, o, r)
 
 
 # ---------------------------------------------------------------------------------------
@@ -616,17 +677,40 @@ def normal_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 1 << 63))
 
 
-def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``: the
-    generator of the read's short-term noise (one draw from ``rng`` seeds the stream;
-    exported as ``crossbar.standard_normal``).
+#: the generators :func:`standard_normal` knows (``ArrayConfig.normal_generator``)
+GENERATORS = ("boxmuller", "legacy")
+
+
+def standard_normal(rng: np.random.Generator, out: np.ndarray, generator: str = "boxmuller") -> None:
+    """Fill ``out`` (any shape, C-contiguous, float32 or float64) with standard normals seeded
+    from ``rng``: the generator of the read's short-term noise (one draw from ``rng``,
+    :func:`normal_seed`, seeds the call; exported as ``crossbar.standard_normal``).
+
+    ``generator="boxmuller"`` (the default, ``ArrayConfig.normal_generator``): the whole
+    buffer (flattened) is one fill of :func:`crossbar._normals.fill_normals` with key
+    ``derive_key(seed, 0)`` (float32 normals; a float64 ``out`` gets them widened).
+    ``"legacy"``: the splitmix64/ziggurat stream of :func:`fill_normal` seeded with ``seed``
+    (the numbers of results made before 2026-11-30).
 
     Raises:
         ValueError: ``out`` is not C-contiguous or not writeable (``reshape(-1)`` would fill
-            a copy and leave ``out`` as it was).
+            a copy and leave ``out`` as it was), not float32/float64, or an unknown generator.
     """
     check_fillable("out", out)
-    fill_normal(out.reshape(-1), normal_seed(rng), _KN, _WN, _FN)
+    if out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"out must be float32 or float64, got {out.dtype}")
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+    seed = normal_seed(rng)
+    flat = out.reshape(-1)
+    if generator == "legacy":
+        fill_normal(flat, seed, _KN, _WN, _FN)
+    elif out.dtype == np.float32:
+        fill_normals(flat, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
+    else:
+        tmp = np.empty(flat.shape[0], np.float32)
+        fill_normals(tmp, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
+        flat[:] = tmp
 
 
 def check_fillable(name: str, a: np.ndarray) -> None:

@@ -250,7 +250,7 @@ CASES = {
 def test_fast_read_is_bit_identical_to_frozen_pipeline(case, dtype):
     w = np.random.default_rng(7).normal(size=(45, 100)) / 10.0
     x = np.random.default_rng(8).uniform(-1.3, 1.3, size=(9, 100)).astype(dtype)
-    arr = crossbar.program(w, crossbar.preset("pcm", **CASES[case]), seed=3)
+    arr = crossbar.program(w, crossbar.preset("pcm", normal_generator="legacy", **CASES[case]), seed=3)
     for t_s, seed in ((3600.0, 11), (1.0, 12), (86400.0 * 365, 13)):
         y = arr.mvm(x, t_s=t_s, seed=seed)
         ref = _frozen_read(arr, x, t_s, crossbar.as_generator(seed))
