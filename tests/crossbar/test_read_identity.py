@@ -158,9 +158,35 @@ def _frozen_bit_slices(xn, bits, k, n_sl):
     return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
 
 
-def _frozen_read(arr, x, t_s, rng):
+def _keyed_normals(seed, nt, nr, m):
+    """The "boxmuller" normals of a read: row b of tile k from derive_key(seed, k nr + b), float32."""
+    from crossbar._normals import derive_key, fill_normals
+
+    z = np.empty((nt, nr, m), np.float32)
+    for k in range(nt):
+        for b in range(nr):
+            fill_normals(z[k, b], np.uint64(derive_key(np.uint64(seed), np.uint64(k * nr + b))))
+    return z
+
+
+def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_scale):
+    """One tile of the "boxmuller" read from the frozen kernels: the general read noise alone
+    (one dense term, no rank-one term) has its noise term sqrt(v) z formed in the dtype of
+    v, added to p in float64 (then no noise left for the kernel); every other layout is
+    noise_adc_accumulate with the float32 normals."""
+    if var.shape[0] == 1 and rows.shape[0] == 0:
+        p64 = p.astype(np.float64) + (np.sqrt(var[0]) * z.astype(var.dtype)).astype(np.float64)
+        z0 = np.zeros(p.shape)
+        return F.noise_adc_accumulate(p64, z0, np.empty((0,) + p.shape), np.empty((0, p.shape[0])),
+                                      np.empty((0, p.shape[1])), scale, adc, acc, first, last, row_scale)
+    return F.noise_adc_accumulate(p, z, var, rows, cols, scale, adc, acc, first, last, row_scale)
+
+
+def _frozen_read(arr, x, t_s, rng, generator="legacy"):
     """The fast read of main 4e3dc05 (ProgrammedArray._mvm_analog, _mvm_bitserial and _noise_adc,
-    output-referred read noise), assembled from the frozen kernels and the array's read state."""
+    output-referred read noise), assembled from the frozen kernels and the array's read state;
+    with ``generator="boxmuller"`` the same pipeline with the row-keyed normals and noise term
+    of :func:`crossbar._kernels.noise_adc_tiles_bm` (:func:`_keyed_normals`, :func:`_boxmuller_tile`)."""
     cfg = arr.config
     dt = x.dtype
     st = arr.read_state(t_s, dt)
@@ -200,8 +226,12 @@ def _frozen_read(arr, x, t_s, rng):
         for k in range(nt):
             F.adc_accumulate(parts[k], st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
     else:
-        z = np.empty((nt, nr, n_out), dt)
-        F.standard_normal(rng, z)
+        if generator == "legacy":
+            z = np.empty((nt, nr, n_out), dt)
+            F.standard_normal(rng, z)
+        else:
+            z = _keyed_normals(K.normal_seed(rng), nt, nr, n_out)
+        tile_noise = F.noise_adc_accumulate if generator == "legacy" else _boxmuller_tile
         inv_s2 = st.inv_s2
         v = np.empty((1, nr, n_out), dt)
         for k, (a, b) in enumerate(st.tiles):
@@ -215,8 +245,8 @@ def _frozen_read(arr, x, t_s, rng):
                 rows, cols = np.empty((0, nr), dt), np.empty((0, n_out), dt)
             if general:
                 np.matmul(xsq if nt == 1 else xsq[:, a:b], st.var[a:b], out=v[0])
-            F.noise_adc_accumulate(parts[k], z[k], v if general else np.empty((0, nr, n_out), dt), rows, cols,
-                                   st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+            tile_noise(parts[k], z[k], v if general else np.empty((0, nr, n_out), dt), rows, cols,
+                       st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
     if not serial:
         return acc
     y = acc[:nb] * dt.type(coef[0])
