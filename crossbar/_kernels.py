@@ -5,9 +5,12 @@ Kernels assume valid input (the public modules check it; the DAC pass also count
 inputs for the read's finiteness check). They are serial (``parallel`` off: two thread
 pools in one process stall each other, DESIGN.md) and cached on disk.
 Matrix products are not here: BLAS (numpy matmul) does them; these kernels do the
-elementwise work around them. Random numbers come in as filled buffers, or as the seed of
-the splitmix64/ziggurat stream that :func:`noise_adc_tiles` draws a row at a time (the same
-numbers :func:`fill_normal` puts in a buffer).
+elementwise work around them. Random numbers come in as filled buffers, or as the seed
+that a read's noise + ADC pass draws its normals from, a row at a time inside the pass:
+:func:`noise_adc_tiles_bm` (``normal_generator="boxmuller"``, the default: each row of each
+tile filled by :func:`crossbar._normals.fill_normals` from its own key) or
+:func:`noise_adc_tiles` (``"legacy"``: the splitmix64/ziggurat stream, the numbers
+:func:`fill_normal` puts in a buffer).
 Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`),
 with ``np.floor``: numba lowers ``math.floor`` to a float -> int64 -> float round trip that
 keeps loops from vectorising (same value for |v| < 2^63).
