@@ -374,18 +374,101 @@ def noise_adc_tiles(parts, seed, var, row_terms, col_terms, scale, adc, acc, row
 
 
 @njit(inline="always", **_JIT)
-def _noise_row_bm(p, z, b, var, nd, row_terms, col_terms, u):
-    """:func:`_noise_row` for the ``"boxmuller"`` read: the same sums, except that with one
-    dense term and no rank-one term (the general read noise) the noise term ``sqrt(v) z``
-    is formed in the dtype of ``var`` (a float32 read: the correctly rounded float32 square
-    root and product, relative error below 2^-23, the precision of the float32 normals
-    themselves) and added to ``p`` in float64; every other layout as :func:`_noise_row`."""
+def _noise_row_bm(p, z, b, dense, var, nd, row_terms, col_terms, k, u):
+    """:func:`_noise_row` for the ``"boxmuller"`` read, times the ADC's input factor ``k``
+    (:func:`_adc_factors`): ``u[j] = (p[b, j] + sqrt(v[b, j]) z[j]) k`` in float64, except
+    that with one dense term and no rank-one term (the general read noise) the noise term
+    ``sqrt(v) z`` is formed in the dtype of ``var`` (a float32 read: the correctly rounded
+    float32 square root and product, relative error below 2^-23, the precision of the
+    float32 normals themselves) and widened; every other layout sums as :func:`_noise_row`.
+    ``dense`` is ``var[0]`` as a C-contiguous (B, m) array (its rows load as vectors)."""
     m = u.shape[0]
     if nd == 1 and row_terms.shape[0] == 0:
         for j in range(m):
-            u[j] = f64(p[b, j]) + f64(np.sqrt(var[0, b, j]) * z[j])
+            u[j] = (f64(p[b, j]) + f64(np.sqrt(dense[b, j]) * z[j])) * k
     else:
         _noise_row(p, z, b, var, nd, row_terms, col_terms, u)
+        for j in range(m):
+            u[j] = u[j] * k
+
+
+@njit(inline="always", **_JIT)
+def _adc_factors(adc, scale, f):
+    """The boxmuller read's ADC in factors (:func:`_adc_row_bm`): returns ``k``, the factor
+    that takes a partial sum to the converter's input (``L / R`` quantising, ``1 / R`` without
+    levels, 1 without an ADC), and fills ``f[j]``, the float64 factor that takes the
+    converter's output to digital units (``(R / L) scale[j]``, ``R scale[j]``, ``scale[j]``)."""
+    on, levels, full_range, clip = adc
+    if on and levels > 0:
+        k = f64(levels) / full_range
+        c = full_range / f64(levels)
+    elif on:
+        k = 1.0 / full_range
+        c = full_range
+    else:
+        k = 1.0
+        c = 1.0
+    for j in range(f.shape[0]):
+        f[j] = c * f64(scale[j])
+    return k
+
+
+@njit(inline="always", **_JIT)
+def _adc_row_bm(u, b, adc, f, acc, first, last, rs):
+    """Row ``b`` of one tile for the boxmuller read: ``acc[b, j] = (acc[b, j] if not first) +
+    f[j] ADC(u[j])``, times ``rs`` on the last tile, where ``u`` is already in converter units
+    (:func:`_noise_row_bm`) and ``ADC(u) = floor(clip(u, -L, L) + 0.5)``, the integer code
+    (``clip(u, -1, 1)`` without levels, ``u`` without an ADC). This is
+    :func:`_adc_scale_accumulate_row`'s ``R floor(clip(p / R, -1, 1) L + 0.5) / L scale``
+    with its float64 products associated as ``(p (L / R))`` and ``code ((R / L) scale)``:
+    the same code and value up to float64 rounding (a few ulp of float64, far below the
+    float32 of a read). The common converter (quantising, clipping) is one fused loop per
+    tile position; ``u`` may be overwritten. Returns the number of saturated conversions,
+    ``|u| > L`` (``|u| > 1`` without levels; 0 when the ADC is off or does not clip)."""
+    on, levels, full_range, clip = adc
+    m = u.shape[0]
+    lv = f64(levels)
+    clipped = 0
+    if on and clip:
+        bound = lv if levels > 0 else 1.0
+        for j in range(m):
+            clipped += abs(u[j]) > bound
+    if on and levels > 0 and clip:   # the common converter: quantise, scale and accumulate in one loop
+        if first:
+            if last:
+                for j in range(m):
+                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
+            else:
+                for j in range(m):
+                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
+        elif last:
+            for j in range(m):
+                acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
+        else:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+        return clipped
+    if on:
+        if levels > 0:
+            for j in range(m):
+                u[j] = np.floor(u[j] + 0.5)
+        elif clip:
+            for j in range(m):
+                u[j] = min(max(u[j], -1.0), 1.0)
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (u[j] * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = u[j] * f[j] + acc[b, j]
+    return clipped
 
 
 @njit(**_JIT)
@@ -393,9 +476,10 @@ def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, 
     """:func:`noise_adc_tiles` with the ``"boxmuller"`` generator: row ``b`` of tile ``k``
     takes ``z`` = the ``m`` float32 normals of :func:`crossbar._normals.fill_normals` with
     key ``derive_key(seed, k B + b)``, drawn into a row buffer that stays in L1 (no (T, B, m)
-    normals buffer); then noise as :func:`_noise_row_bm` (the arithmetic of
+    normals buffer); then noise as :func:`_noise_row_bm` (the sums of
     :func:`noise_adc_accumulate`, except that the general read noise's ``sqrt(v) z`` is
-    formed in the read's dtype), ADC, scale and accumulation as :func:`adc_accumulate`.
+    formed in the read's dtype), ADC, scale and accumulation as :func:`_adc_row_bm` (the
+    float64 products of :func:`adc_accumulate` associated for speed).
     So a row's normals depend on (seed, tile, row, m) only, not on how the others were drawn.
 
     Args:
@@ -408,22 +492,24 @@ def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, 
     nt, nb, m = parts.shape
     dense = var.shape[0] > 0
     u = np.empty(m)
+    f = np.empty(m)
     z = np.empty(m, np.float32)
     s = np.uint64(seed)
     clipped = 0
     for k in range(nt):
         p = parts[k]
         vk = var[k:k + 1] if dense else var
+        vd = var[k] if dense else p   # the dense term as a C array (p: a placeholder, unused)
         nd = 1 if dense else 0
         rows = row_terms[k]
         cols = col_terms[k]
-        sk = scale[k]
+        kin = _adc_factors(adc, scale[k], f)
         first = k == 0
         last = k == nt - 1
         for b in range(nb):
             fill_normals(z, derive_key(s, np.uint64(k * nb + b)))
-            _noise_row_bm(p, z, b, vk, nd, rows, cols, u)
-            clipped += _adc_scale_accumulate_row(u, b, adc, sk, acc, first, last, f64(row_scale[b]))
+            _noise_row_bm(p, z, b, vd, vk, nd, rows, cols, kin, u)
+            clipped += _adc_row_bm(u, b, adc, f, acc, first, last, f64(row_scale[b]))
     return clipped
 
 

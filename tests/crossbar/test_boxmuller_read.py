@@ -22,13 +22,18 @@ import frozen_kernels as F
 from test_read_identity import CASES, _boxmuller_tile, _frozen_read, _keyed_normals, _seeds
 
 
+ADCS = [(True, 127, 1.5, True), (True, 127, 1.5, False), (True, 0, 1.5, True), (True, 0, 1.5, False),
+        (True, 7, 0.5, True), (False, 0, 1.0, False)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("nt", [1, 2, 3])
 @pytest.mark.parametrize("terms", ["dense", "dense+out", "uniform", "out", "uniform+out"])
-def test_noise_adc_tiles_bm_is_row_keyed_normals_then_each_tile(rng, dtype, nt, terms):
-    """noise_adc_tiles_bm == row-keyed normals in a (T, B, m) buffer, then one frozen noise +
-    ADC call per tile (with the dtype noise term of the general read noise): saturation
-    counts and every bit of the result; odd sizes (B = 5, m = 37), 1 to 3 tiles."""
+@pytest.mark.parametrize("adc", ADCS)
+def test_noise_adc_tiles_bm_is_row_keyed_normals_then_each_tile(rng, dtype, nt, terms, adc):
+    """noise_adc_tiles_bm == row-keyed normals in a (T, B, m) buffer, then its arithmetic per
+    tile written in numpy (_boxmuller_tile): saturation counts and every bit of the result;
+    odd sizes (B = 5, m = 37), 1 to 3 tiles, every variance-term layout."""
     nb, m = 5, 37
     parts = rng.normal(size=(nt, nb, m)).astype(dtype)
     var = (rng.random((nt, nb, m)) * 0.05).astype(dtype) if "dense" in terms else np.empty((0, nb, m), dtype)
@@ -37,8 +42,7 @@ def test_noise_adc_tiles_bm_is_row_keyed_normals_then_each_tile(rng, dtype, nt, 
     cols = rng.random((nt, nr, m)).astype(dtype)
     scale = rng.uniform(0.5, 2, (nt, m)).astype(dtype)
     rs = rng.uniform(0.5, 2, nb).astype(dtype)
-    adc = (True, 127, 1.5, True)
-    for seed in _seeds(5):
+    for seed in _seeds(3):
         acc_new, acc_ref = np.empty((nb, m), dtype), np.empty((nb, m), dtype)
         c_new = K.noise_adc_tiles_bm(parts, seed, var, rows, cols, scale, adc, acc_new, rs)
         z = _keyed_normals(seed, nt, nb, m)
@@ -50,20 +54,30 @@ def test_noise_adc_tiles_bm_is_row_keyed_normals_then_each_tile(rng, dtype, nt, 
         assert acc_new.tobytes() == acc_ref.tobytes()
 
 
-def test_noise_term_precision_of_a_float64_read_is_float64(rng):
-    """A float64 read's general read noise is sqrt(v) z in float64 (the float32 normals widened):
-    the kernel equals noise_adc_accumulate given those normals, bit for bit."""
-    nb, m = 4, 21
-    parts = rng.normal(size=(1, nb, m))
-    var = rng.random((1, nb, m)) * 0.05
-    scale, rs = rng.uniform(0.5, 2, (1, m)), rng.uniform(0.5, 2, nb)
-    adc = (True, 127, 1.5, True)
-    acc_new, acc_ref = np.empty((nb, m)), np.empty((nb, m))
-    K.noise_adc_tiles_bm(parts, 77, var, np.empty((1, 0, nb)), np.empty((1, 0, m)), scale, adc, acc_new, rs)
-    z = _keyed_normals(77, 1, nb, m)
-    F.noise_adc_accumulate(parts[0], z[0].astype(np.float64), var, np.empty((0, nb)), np.empty((0, m)), scale[0],
-                           adc, acc_ref, True, True, rs)
-    assert acc_new.tobytes() == acc_ref.tobytes()
+@pytest.mark.parametrize("adc", ADCS)
+@pytest.mark.parametrize("terms", ["dense", "uniform+out"])
+def test_float64_boxmuller_tile_matches_the_float64_reference(rng, adc, terms):
+    """A float64 read of the boxmuller kernel equals crossbar.reference.noise_adc_accumulate
+    (the obvious float64 twin) fed the same normals, to 1e-12 relative, for every converter
+    setting, 2 tiles (first, then last); inputs away from the ADC's rounding boundaries."""
+    from crossbar import reference
+
+    nt, nb, m = 2, 6, 40
+    L = max(adc[1], 1)
+    codes = rng.integers(-L - 3, L + 4, size=(nt, nb, m))
+    parts = (codes + rng.uniform(-0.3, 0.3, size=codes.shape)) * adc[2] / L  # 0.2 of a step from any boundary
+    var = (rng.random((nt, nb, m)) * 1e-6) if "dense" in terms else np.empty((0, nb, m))
+    nr = 2 if "uniform" in terms else 0
+    rows, cols = rng.random((nt, nr, nb)) * 1e-6, rng.random((nt, nr, m))
+    scale, rs = rng.uniform(0.5, 2, (nt, m)), rng.uniform(0.5, 2, nb)
+    acc = np.empty((nb, m))
+    K.noise_adc_tiles_bm(parts, 99, var, rows, cols, scale, adc, acc, rs)
+    z = _keyed_normals(99, nt, nb, m).astype(np.float64)
+    ref = None
+    for k in range(nt):
+        ref = reference.noise_adc_accumulate(parts[k], z[k], var[k:k + 1] if var.shape[0] else var, rows[k], cols[k],
+                                             scale[k], adc, ref, k == 0, k == nt - 1, rs)
+    np.testing.assert_allclose(acc, ref, rtol=1e-12, atol=1e-300)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

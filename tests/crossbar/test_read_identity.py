@@ -170,16 +170,47 @@ def _keyed_normals(seed, nt, nr, m):
 
 
 def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_scale):
-    """One tile of the "boxmuller" read from the frozen kernels: the general read noise alone
-    (one dense term, no rank-one term) has its noise term sqrt(v) z formed in the dtype of
-    v, added to p in float64 (then no noise left for the kernel); every other layout is
-    noise_adc_accumulate with the float32 normals."""
+    """One tile of the "boxmuller" read in numpy, the operations of noise_adc_tiles_bm in its
+    order (float64 unless said): u = (p + sqrt(v) z) k, where the general read noise alone
+    (one dense term, no rank-one term) forms sqrt(v) z in the dtype of v, other layouts sum
+    v = var + rows cols in float64; k = L / R (1 / R without levels, 1 without an ADC);
+    code = floor(clip(u, -L, L) + 0.5) (clip(u, -1, 1) without levels); out = code f,
+    f = (R / L) scale (R scale, scale); + acc unless first; * row_scale on the last tile.
+    Updates ``acc`` in place and returns the saturated conversions |u| > L (or > 1)."""
+    on, levels, full_range, clip = adc
+    if on and levels > 0:
+        k, c = levels / full_range, full_range / levels
+    elif on:
+        k, c = 1.0 / full_range, full_range
+    else:
+        k, c = 1.0, 1.0
+    f = c * scale.astype(np.float64)
+    p64 = p.astype(np.float64)
     if var.shape[0] == 1 and rows.shape[0] == 0:
-        p64 = p.astype(np.float64) + (np.sqrt(var[0]) * z.astype(var.dtype)).astype(np.float64)
-        z0 = np.zeros(p.shape)
-        return F.noise_adc_accumulate(p64, z0, np.empty((0,) + p.shape), np.empty((0, p.shape[0])),
-                                      np.empty((0, p.shape[1])), scale, adc, acc, first, last, row_scale)
-    return F.noise_adc_accumulate(p, z, var, rows, cols, scale, adc, acc, first, last, row_scale)
+        u = (p64 + (np.sqrt(var[0]) * z.astype(var.dtype)).astype(np.float64)) * k
+    else:
+        v = np.zeros(p.shape)
+        for d in range(var.shape[0]):
+            v = v + var[d].astype(np.float64)
+        for r in range(rows.shape[0]):
+            v = v + np.outer(rows[r].astype(np.float64), cols[r].astype(np.float64))
+        u = (p64 + np.sqrt(v) * z.astype(np.float64)) * k
+    clipped = 0
+    if on and clip:
+        clipped = int(np.count_nonzero(np.abs(u) > (levels if levels > 0 else 1.0)))
+    if on and levels > 0:
+        q = np.floor((np.clip(u, -levels, levels) if clip else u) + 0.5)
+    elif on and clip:
+        q = np.clip(u, -1.0, 1.0)
+    else:
+        q = u
+    out = q * f
+    if not first:
+        out = out + acc.astype(np.float64)
+    if last:
+        out = out * row_scale.astype(np.float64)[:, None]
+    acc[...] = out
+    return clipped
 
 
 def _frozen_read(arr, x, t_s, rng, generator="legacy"):
