@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tile-cols", type=int, default=None, help="override the preset's tile cols")
     ap.add_argument("--dac-bits", type=int, default=None, help="override the preset's DAC bits")
     ap.add_argument("--adc-bits", type=int, default=None, help="override the preset's ADC bits")
+    ap.add_argument("--normal-generator", choices=("boxmuller", "legacy"), default=None,
+                    help="the reads' normal generator (default: the preset's, boxmuller)")
     ap.add_argument("--t-s", type=float, default=3600.0, help="read time after programming, s")
     ap.add_argument("--threads", type=int_at_least(1), default=1, help="threads for BLAS / torch (default 1)")
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: config keys ``--tile-rows`` ... override, as argparse names them
-_OVERRIDES = ("tile_rows", "tile_cols", "dac_bits", "adc_bits")
+_OVERRIDES = ("tile_rows", "tile_cols", "dac_bits", "adc_bits", "normal_generator")
 
 
 def _config(args: argparse.Namespace, ap: argparse.ArgumentParser):
@@ -230,6 +232,7 @@ def _config(args: argparse.Namespace, ap: argparse.ArgumentParser):
         ap.error(str(exc))
     args.dac_bits, args.adc_bits = cfg.dac.bits, cfg.adc.bits
     args.tile_rows, args.tile_cols = cfg.tile.rows, cfg.tile.cols
+    args.normal_generator = cfg.normal_generator
     return cfg
 
 
@@ -387,7 +390,9 @@ def _floor_extra(work: Workload, stack: int = 1) -> dict:
 
 
 def _normals(work: Workload):
-    """The standard normals one ``fast`` read draws (one per output and row tile), alone."""
+    """The standard normals one ``fast`` read draws (one per output and row tile), alone, from
+    the read's generator (``normal_generator``; boxmuller: one fill of them all, where the
+    read fills a row at a time)."""
     arr = work.arr
     if arr.is_digital:
         return "digital preset: no per-tile normals"
@@ -398,7 +403,14 @@ def _normals(work: Workload):
         return "this read draws no normals (no read noise, no output noise)"
     z = np.empty((len(st.tiles), work.args.batch, work.args.cols), np.float32)
     rng = np.random.default_rng(work.args.seed)
-    return lambda: crossbar.standard_normal(rng, z)
+    gen = arr.config.normal_generator
+    return lambda: crossbar.standard_normal(rng, z, gen)
+
+
+def _normals_extra(work: Workload) -> dict:
+    st = work.arr.read_state(work.args.t_s, np.float32)
+    return dict(generator=work.arr.config.normal_generator, normals=len(st.tiles) * work.args.batch * work.args.cols,
+                note=f"the normals of one fast read alone ({work.arr.config.normal_generator})")
 
 
 def _bitserial_floor(work: Workload) -> dict:
@@ -410,7 +422,7 @@ VARIANTS: list[Variant] = [
     Variant("blas", lambda work: (lambda: work.x32 @ work.wt32)),
     Variant("fast", lambda work: (lambda: work.arr.mvm(work.x32, t_s=work.args.t_s))),
     Variant("fast_floor", _fast_floor, extra=_floor_extra),
-    Variant("normals", _normals, extra=lambda work: dict(note="the normals of one fast read alone")),
+    Variant("normals", _normals, extra=_normals_extra),
     Variant("fast_uniform", _fast_uniform),
     Variant("fast_column_mean", _column_mean, extra=_column_mean_error),
     Variant("fast_bitserial", _fast_bitserial, repeat=lambda args: max(3, args.repeat // 4),
@@ -514,7 +526,7 @@ def print_table(records: list[dict], cfg, args: argparse.Namespace) -> None:
     """The human table: a header line with the settings, one row per variant."""
     print(f"mvm  preset={cfg.name}  batch x rows x cols = {args.batch} x {args.rows} x {args.cols}  "
           f"tile={args.tile_rows}x{args.tile_cols}  dac={args.dac_bits}b adc={args.adc_bits}b  "
-          f"t={args.t_s:g}s  threads={args.threads}")
+          f"t={args.t_s:g}s  normals={args.normal_generator}  threads={args.threads}")
     print(f"{'variant':<16}{'median ms':>12}{'GFLOP/s':>10}{'x blas':>9}")
     for r in records:
         if "skipped" in r:

@@ -5,9 +5,12 @@ Kernels assume valid input (the public modules check it; the DAC pass also count
 inputs for the read's finiteness check). They are serial (``parallel`` off: two thread
 pools in one process stall each other, DESIGN.md) and cached on disk.
 Matrix products are not here: BLAS (numpy matmul) does them; these kernels do the
-elementwise work around them. Random numbers come in as filled buffers, or as the seed of
-the splitmix64/ziggurat stream that :func:`noise_adc_tiles` draws a row at a time (the same
-numbers :func:`fill_normal` puts in a buffer).
+elementwise work around them. Random numbers come in as filled buffers, or as the seed
+that a read's noise + ADC pass draws its normals from, a row at a time inside the pass:
+:func:`noise_adc_tiles_bm` (``normal_generator="boxmuller"``, the default: each row of each
+tile filled by :func:`crossbar._normals.fill_normals` from its own key) or
+:func:`noise_adc_tiles` (``"legacy"``: the splitmix64/ziggurat stream, the numbers
+:func:`fill_normal` puts in a buffer).
 Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`),
 with ``np.floor``: numba lowers ``math.floor`` to a float -> int64 -> float round trip that
 keeps loops from vectorising (same value for |v| < 2^63).
@@ -18,6 +21,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from ._normals import derive_key, fill_normals
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 #: float64 conversion inside kernels (numba's ``float(x)`` keeps a float32 ``x`` float32)
@@ -368,6 +373,177 @@ def noise_adc_tiles(parts, seed, var, row_terms, col_terms, scale, adc, acc, row
     return clipped
 
 
+@njit(inline="always", **_JIT)
+def _noise_row_bm(p, z, b, dense, var, nd, row_terms, col_terms, k, u):
+    """:func:`_noise_row` for the ``"boxmuller"`` read, times the ADC's input factor ``k``
+    (:func:`_adc_factors`): ``u[j] = (p[b, j] + sqrt(v[b, j]) z[j]) k`` in float64, except
+    that with one dense term and no rank-one term (the general read noise) the noise term
+    ``sqrt(v) z`` is formed in the dtype of ``var`` (a float32 read: the correctly rounded
+    float32 square root and product, relative error below 2^-23, the precision of the
+    float32 normals themselves) and widened; every other layout sums as :func:`_noise_row`.
+    ``dense`` is ``var[0]`` as a C-contiguous (B, m) array (its rows load as vectors)."""
+    m = u.shape[0]
+    if nd == 1 and row_terms.shape[0] == 0:
+        for j in range(m):
+            u[j] = (f64(p[b, j]) + f64(np.sqrt(dense[b, j]) * z[j])) * k
+    else:
+        _noise_row(p, z, b, var, nd, row_terms, col_terms, u)
+        for j in range(m):
+            u[j] = u[j] * k
+
+
+@njit(inline="always", **_JIT)
+def _adc_factors(adc, scale, f):
+    """The boxmuller read's ADC in factors (:func:`_adc_row_bm`): returns ``k``, the factor
+    that takes a partial sum to the converter's input (``L / R`` quantising, ``1 / R`` without
+    levels, 1 without an ADC), and fills ``f[j]``, the float64 factor that takes the
+    converter's output to digital units (``(R / L) scale[j]``, ``R scale[j]``, ``scale[j]``)."""
+    on, levels, full_range, clip = adc
+    if on and levels > 0:
+        k = f64(levels) / full_range
+        c = full_range / f64(levels)
+    elif on:
+        k = 1.0 / full_range
+        c = full_range
+    else:
+        k = 1.0
+        c = 1.0
+    for j in range(f.shape[0]):
+        f[j] = c * f64(scale[j])
+    return k
+
+
+@njit(inline="always", **_JIT)
+def _adc_row_bm(u, b, adc, f, acc, first, last, rs):
+    """Row ``b`` of one tile for the boxmuller read: ``acc[b, j] = (acc[b, j] if not first) +
+    f[j] ADC(u[j])``, times ``rs`` on the last tile, where ``u`` is already in converter units
+    (:func:`_noise_row_bm`) and ``ADC(u) = floor(clip(u, -L, L) + 0.5)``, the integer code
+    (``clip(u, -1, 1)`` without levels, ``u`` without an ADC). This is
+    :func:`_adc_scale_accumulate_row`'s ``R floor(clip(p / R, -1, 1) L + 0.5) / L scale``
+    with its float64 products associated as ``(p (L / R))`` and ``code ((R / L) scale)``:
+    the same code and value up to float64 rounding (a few ulp of float64, far below the
+    float32 of a read). The common converter (quantising, clipping) is one fused loop per
+    tile position; ``u`` may be overwritten. Returns the number of saturated conversions,
+    ``|u| > L`` (``|u| > 1`` without levels; 0 when the ADC is off or does not clip)."""
+    on, levels, full_range, clip = adc
+    m = u.shape[0]
+    lv = f64(levels)
+    clipped = 0
+    if on and clip:
+        bound = lv if levels > 0 else 1.0
+        for j in range(m):
+            clipped += abs(u[j]) > bound
+    if on and levels > 0 and clip:   # the common converter: quantise, scale and accumulate in one loop
+        if first:
+            if last:
+                for j in range(m):
+                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
+            else:
+                for j in range(m):
+                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
+        elif last:
+            for j in range(m):
+                acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
+        else:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+        return clipped
+    if on:
+        if levels > 0:
+            for j in range(m):
+                u[j] = np.floor(u[j] + 0.5)
+        elif clip:
+            for j in range(m):
+                u[j] = min(max(u[j], -1.0), 1.0)
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (u[j] * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = u[j] * f[j] + acc[b, j]
+    return clipped
+
+
+@njit(inline="always", **_JIT)
+def _dense_quantised_row(p, dense, z, b, k, lv, f, acc, first, last, rs, u):
+    """:func:`_noise_row_bm` (one dense term, no rank-one term) then :func:`_adc_row_bm` for a
+    quantising, clipping ADC, written out: the same operations in the same order."""
+    m = u.shape[0]
+    for j in range(m):
+        u[j] = (f64(p[b, j]) + f64(np.sqrt(dense[b, j]) * z[j])) * k
+    clipped = 0
+    for j in range(m):
+        clipped += abs(u[j]) > lv
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+    return clipped
+
+
+@njit(**_JIT)
+def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, row_scale):
+    """:func:`noise_adc_tiles` with the ``"boxmuller"`` generator: row ``b`` of tile ``k``
+    takes ``z`` = the ``m`` float32 normals of :func:`crossbar._normals.fill_normals` with
+    key ``derive_key(seed, k B + b)``, drawn into a row buffer that stays in L1 (no (T, B, m)
+    normals buffer); then noise as :func:`_noise_row_bm` (the sums of
+    :func:`noise_adc_accumulate`, except that the general read noise's ``sqrt(v) z`` is
+    formed in the read's dtype), ADC, scale and accumulation as :func:`_adc_row_bm` (the
+    float64 products of :func:`adc_accumulate` associated for speed).
+    So a row's normals depend on (seed, tile, row, m) only, not on how the others were drawn.
+
+    Args:
+        parts, var, row_terms, col_terms, scale, adc, acc, row_scale: as :func:`noise_adc_tiles`.
+        seed: the call's seed (int in [0, 2^63)).
+
+    Returns:
+        The number of saturated conversions over all tiles.
+    """
+    nt, nb, m = parts.shape
+    dense = var.shape[0] > 0
+    u = np.empty(m)
+    f = np.empty(m)
+    z = np.empty(m, np.float32)
+    s = np.uint64(seed)
+    clipped = 0
+    for k in range(nt):
+        p = parts[k]
+        vk = var[k:k + 1] if dense else var
+        vd = var[k] if dense else p   # the dense term as a C array (p: a placeholder, unused)
+        nd = 1 if dense else 0
+        rows = row_terms[k]
+        cols = col_terms[k]
+        kin = _adc_factors(adc, scale[k], f)
+        first = k == 0
+        last = k == nt - 1
+        common = dense and rows.shape[0] == 0 and adc[0] and adc[1] > 0 and adc[3]
+        for b in range(nb):
+            fill_normals(z, derive_key(s, np.uint64(k * nb + b)))
+            if common:  # the general read noise into a quantising, clipping ADC: the same arithmetic, fewer passes
+                clipped += _dense_quantised_row(p, vd, z, b, kin, f64(adc[1]), f, acc, first, last,
+                                                f64(row_scale[b]), u)
+            else:
+                _noise_row_bm(p, z, b, vd, vk, nd, rows, cols, kin, u)
+                clipped += _adc_row_bm(u, b, adc, f, acc, first, last, f64(row_scale[b]))
+    return clipped
+
+
 @njit(**_JIT)
 def bit_slices(xn, levels, bits, k, out, out_sq, sq):
     """Bit-serial inputs: the DAC codes of ``xn`` cut into slices of ``k`` bits, least
@@ -504,7 +680,12 @@ def warm() -> None:
         shift_add(sl, np.ones(4, dt), r, np.empty((2, 3), dt))
         mean_square(x)
         mean_square_tiles(x[None], s[None], r)
-        standard_normal(np.random.default_rng(0), o)
+        for gen in GENERATORS:
+            standard_normal(np.random.default_rng(0), o, gen)
+        for var in (x[None], np.empty((0, 2, 3), dt)):
+            noise_adc_tiles_bm(parts, 1, var, np.empty((1, 0, 2), dt), np.empty((1, 0, 3), dt), s2, adc, o, r)
+            noise_adc_tiles_bm(parts, 1, var, r[None, None], s2[:, None, :], s2, adc, o, r)
+            noise_adc_tiles_bm(parts, 1, var, np.ones((1, 2, 2), dt), np.ones((1, 2, 3), dt), s2, adc, o, r)
 
 
 # ---------------------------------------------------------------------------------------
@@ -616,17 +797,40 @@ def normal_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 1 << 63))
 
 
-def standard_normal(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill ``out`` (any shape, C-contiguous) with standard normals seeded from ``rng``: the
-    generator of the read's short-term noise (one draw from ``rng`` seeds the stream;
-    exported as ``crossbar.standard_normal``).
+#: the generators :func:`standard_normal` knows (``ArrayConfig.normal_generator``)
+GENERATORS = ("boxmuller", "legacy")
+
+
+def standard_normal(rng: np.random.Generator, out: np.ndarray, generator: str = "boxmuller") -> None:
+    """Fill ``out`` (any shape, C-contiguous, float32 or float64) with standard normals seeded
+    from ``rng``: the generator of the read's short-term noise (one draw from ``rng``,
+    :func:`normal_seed`, seeds the call; exported as ``crossbar.standard_normal``).
+
+    ``generator="boxmuller"`` (the default, ``ArrayConfig.normal_generator``): the whole
+    buffer (flattened) is one fill of :func:`crossbar._normals.fill_normals` with key
+    ``derive_key(seed, 0)`` (float32 normals; a float64 ``out`` gets them widened).
+    ``"legacy"``: the splitmix64/ziggurat stream of :func:`fill_normal` seeded with ``seed``
+    (the numbers of results made before 2026-11-30).
 
     Raises:
         ValueError: ``out`` is not C-contiguous or not writeable (``reshape(-1)`` would fill
-            a copy and leave ``out`` as it was).
+            a copy and leave ``out`` as it was), not float32/float64, or an unknown generator.
     """
     check_fillable("out", out)
-    fill_normal(out.reshape(-1), normal_seed(rng), _KN, _WN, _FN)
+    if out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"out must be float32 or float64, got {out.dtype}")
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+    seed = normal_seed(rng)
+    flat = out.reshape(-1)
+    if generator == "legacy":
+        fill_normal(flat, seed, _KN, _WN, _FN)
+    elif out.dtype == np.float32:
+        fill_normals(flat, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
+    else:
+        tmp = np.empty(flat.shape[0], np.float32)
+        fill_normals(tmp, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
+        flat[:] = tmp
 
 
 def check_fillable(name: str, a: np.ndarray) -> None:

@@ -4,7 +4,9 @@ Kept apart from :mod:`crossbar._kernels` (the read kernels): :func:`program_pair
 arithmetic of :func:`crossbar.array.program` (mapping to G+/G-, optional quantisation,
 programming noise, clip to the device range) followed by the read state of
 :meth:`crossbar.ProgrammedArray.prepare` at ``t_s = 0`` (normalised conductance
-difference and per-cell read-noise variance), cell by cell without temporaries. It does
+difference and per-cell read-noise variance), cell by cell without temporaries;
+:func:`program_pairs_bm` is the same with the programming normals drawn row by row inside
+(the ``"boxmuller"`` generator, :mod:`crossbar._normals`). It does
 the same float64 operations in the same order as the numpy code (no fused multiply-add:
 ``fastmath`` off), so given the same normals it gives the same numbers; the only libm
 call is ``pow`` (PCM read law), as numpy's ``power`` on machines without SVML (AVX-512).
@@ -23,6 +25,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from ._normals import derive_key, fill_normals
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 
@@ -94,6 +98,109 @@ def _pcm_q(q, coeffs, q_below, idx, vals):
         q[idx[k]] = min(v, q_max)
 
 
+@njit(inline="always", **_JIT)
+def _targets_row(w, i, tile, scales, g_min, dg, step, xb, tp, tm):
+    """The target conductances of crossbar row ``i`` (in row tile ``tile``) into ``tp``/``tm``:
+    mapping and quantisation (see :func:`program_pairs`); ``xb``: a work row."""
+    n_out = w.shape[0]
+    for j in range(n_out):
+        xb[j] = np.float64(w[j, i])
+    for j in range(n_out):
+        wn = xb[j] / scales[tile, j]
+        tp[j] = g_min + dg * max(wn, 0.0)
+        tm[j] = g_min + dg * max(-wn, 0.0)
+    if step > 0.0:
+        for j in range(n_out):
+            tp[j] = g_min + math.floor((tp[j] - g_min) / step + 0.5) * step
+            tm[j] = g_min + math.floor((tm[j] - g_min) / step + 0.5) * step
+
+
+@njit(inline="always", **_JIT)
+def _noisy_row(tp, tm, zp, zm, prog, g_min, g_max, xb, sg, gpi, gmi):
+    """``G = clip(G_target + sigma_prog(G_target) z, g_min, g_max)`` of one row's pairs (the
+    normals ``zp``, ``zm`` of G+ and G-, float32 or float64, are widened to float64)."""
+    p_kind, p_x, p_c, p_lo, p_hi = prog
+    n_out = tp.shape[0]
+    _poly_law_row(tp, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
+    for j in range(n_out):
+        v = sg[j] * np.float64(zp[j])
+        gpi[j] = min(max(tp[j] + v, g_min), g_max)
+    _poly_law_row(tm, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
+    for j in range(n_out):
+        v = sg[j] * np.float64(zm[j])
+        gmi[j] = min(max(tm[j] + v, g_min), g_max)
+
+
+@njit(inline="always", **_JIT)
+def _noiseless_row(tp, tm, g_min, g_max, gpi, gmi):
+    """``G = clip(G_target, g_min, g_max)`` of one row's pairs (no programming law)."""
+    for j in range(tp.shape[0]):
+        gpi[j] = min(max(tp[j], g_min), g_max)
+        gmi[j] = min(max(tm[j], g_min), g_max)
+
+
+@njit(inline="always", **_JIT)
+def _difference_row(gpi, gmi, dg, gni):
+    """``gn = (G+ - G-) / dg`` of one row."""
+    for j in range(gpi.shape[0]):
+        gni[j] = (gpi[j] - gmi[j]) / dg
+
+
+@njit(inline="always", **_JIT)
+def _read_variance(gp, gm, read, g_max, dg, bounds, var):
+    """The read-noise variance of every cell at t = 0 into ``var`` (see :func:`program_pairs`),
+    one input row at a time (work rows in cache; branch-free loops); returns (any variance
+    > 0, every tile's variance the same down each of its columns) on the float64 variances."""
+    r_kind, r_x, r_c, r_lo, r_hi, growth, q_below = read
+    n_in, n_out = gp.shape
+    q = np.empty(2 * n_out)
+    idx = np.empty(2 * n_out, np.int64)
+    vals = np.empty(2 * n_out)
+    vrow = np.empty(n_out)
+    xb = np.empty(n_out)
+    sg = np.empty(n_out)
+    sh = np.empty(n_out)
+    first = np.empty(n_out)   # the float64 variance of each column in the first row of the tile
+    n_var = 0                 # cells with a variance > 0
+    n_diff = 0                # cells whose variance differs from their column's in the tile's first row
+    tile = 0
+    for i in range(n_in):
+        if i == bounds[tile + 1]:
+            tile += 1
+        gpi, gmi = gp[i], gm[i]
+        if r_kind == 2:
+            for j in range(n_out):
+                q[j] = abs(gpi[j]) / g_max
+                q[n_out + j] = abs(gmi[j]) / g_max
+            _pcm_q(q, r_c, q_below, idx, vals)
+            for j in range(n_out):
+                sp = abs(gpi[j]) * q[j]
+                sp = sp * growth
+                sm = abs(gmi[j]) * q[n_out + j]
+                sm = sm * growth
+                sp = sp / dg
+                sm = sm / dg
+                vrow[j] = sp * sp + sm * sm
+        else:
+            _poly_law_row(gpi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, sg)
+            _poly_law_row(gmi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, sh)
+            for j in range(n_out):
+                sp = sg[j] / dg
+                sm = sh[j] / dg
+                vrow[j] = sp * sp + sm * sm
+        vi = var[i]
+        for j in range(n_out):
+            vi[j] = vrow[j]
+            n_var += vrow[j] != 0.0
+        if i == bounds[tile]:
+            for j in range(n_out):
+                first[j] = vrow[j]
+        else:
+            for j in range(n_out):
+                n_diff += vrow[j] != first[j]
+    return n_var > 0, n_diff == 0
+
+
 @njit(**_JIT)
 def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
     """Program weights onto G+/G- pairs and prepare the read at t = 0, per cell.
@@ -124,8 +231,6 @@ def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
         evaluated on the float64 variances (False, False without a read law).
     """
     g_min, g_max, step = device
-    p_kind, p_x, p_c, p_lo, p_hi = prog
-    r_kind, r_x, r_c, r_lo, r_hi, growth, q_below = read
     n_out, n_in = w.shape
     dg = g_max - g_min
     # one input row (crossbar row) at a time, in work rows, so that the loops vectorise
@@ -137,83 +242,55 @@ def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
-        for j in range(n_out):
-            xb[j] = np.float64(w[j, i])
-        for j in range(n_out):
-            wn = xb[j] / scales[tile, j]
-            tp[j] = g_min + dg * max(wn, 0.0)
-            tm[j] = g_min + dg * max(-wn, 0.0)
-        if step > 0.0:
-            for j in range(n_out):
-                tp[j] = g_min + math.floor((tp[j] - g_min) / step + 0.5) * step
-                tm[j] = g_min + math.floor((tm[j] - g_min) / step + 0.5) * step
-        gpi, gmi = gp[i], gm[i]
-        if p_kind == 1:
-            _poly_law_row(tp, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
-            zp = z[0, i]
-            for j in range(n_out):
-                v = sg[j] * zp[j]
-                gpi[j] = min(max(tp[j] + v, g_min), g_max)
-            _poly_law_row(tm, n_out, p_x, p_c, p_lo, p_hi, g_max, xb, sg)
-            zm = z[1, i]
-            for j in range(n_out):
-                v = sg[j] * zm[j]
-                gmi[j] = min(max(tm[j] + v, g_min), g_max)
+        _targets_row(w, i, tile, scales, g_min, dg, step, xb, tp, tm)
+        if prog[0] == 1:
+            _noisy_row(tp, tm, z[0, i], z[1, i], prog, g_min, g_max, xb, sg, gp[i], gm[i])
         else:
-            for j in range(n_out):
-                gpi[j] = min(max(tp[j], g_min), g_max)
-                gmi[j] = min(max(tm[j], g_min), g_max)
-        gni = gn[i]
-        for j in range(n_out):
-            gni[j] = (gpi[j] - gmi[j]) / dg
-    if r_kind == 0:
+            _noiseless_row(tp, tm, g_min, g_max, gp[i], gm[i])
+        _difference_row(gp[i], gm[i], dg, gn[i])
+    if read[0] == 0:
         return False, False
-    # the read-noise variance, one input row at a time (work rows in cache; branch-free loops)
-    q = np.empty(2 * n_out)
-    idx = np.empty(2 * n_out, np.int64)
-    vals = np.empty(2 * n_out)
-    vrow = np.empty(n_out)
-    first = np.empty(n_out)   # the float64 variance of each column in the first row of the tile
-    n_var = 0                 # cells with a variance > 0
-    n_diff = 0                # cells whose variance differs from their column's in the tile's first row
+    return _read_variance(gp, gm, read, g_max, dg, bounds, var)
+
+
+@njit(**_JIT)
+def program_pairs_bm(w, scales, seed, device, prog, read, bounds, gp, gm, gn, var):
+    """:func:`program_pairs` with its programming normals drawn inside, from the
+    ``"boxmuller"`` generator: crossbar row ``i`` takes the ``2 out`` float32 normals of
+    :func:`crossbar._normals.fill_normals` with key ``derive_key(seed, i)`` (the first
+    ``out`` for G+, the next ``out`` for G-), drawn into a row buffer (no (2, in, out)
+    normals array); the same float64 arithmetic otherwise.
+
+    Args:
+        seed: the call's seed (int in [0, 2^63)); unused without a programming law.
+        w, scales, device, prog, read, bounds, gp, gm, gn, var: as :func:`program_pairs`.
+
+    Returns:
+        As :func:`program_pairs`.
+    """
+    g_min, g_max, step = device
+    n_out, n_in = w.shape
+    dg = g_max - g_min
+    tp = np.empty(n_out)
+    tm = np.empty(n_out)
+    xb = np.empty(n_out)
+    sg = np.empty(n_out)
+    zrow = np.empty(2 * n_out, np.float32)
+    s = np.uint64(seed)
     tile = 0
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
-        gpi, gmi = gp[i], gm[i]
-        if r_kind == 2:
-            for j in range(n_out):
-                q[j] = abs(gpi[j]) / g_max
-                q[n_out + j] = abs(gmi[j]) / g_max
-            _pcm_q(q, r_c, q_below, idx, vals)
-            for j in range(n_out):
-                sp = abs(gpi[j]) * q[j]
-                sp = sp * growth
-                sm = abs(gmi[j]) * q[n_out + j]
-                sm = sm * growth
-                sp = sp / dg
-                sm = sm / dg
-                vrow[j] = sp * sp + sm * sm
+        _targets_row(w, i, tile, scales, g_min, dg, step, xb, tp, tm)
+        if prog[0] == 1:
+            fill_normals(zrow, derive_key(s, np.uint64(i)))
+            _noisy_row(tp, tm, zrow[:n_out], zrow[n_out:], prog, g_min, g_max, xb, sg, gp[i], gm[i])
         else:
-            _poly_law_row(gpi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, sg)
-            _poly_law_row(gmi, n_out, r_x, r_c, r_lo, r_hi, g_max, xb, tp)
-            for j in range(n_out):
-                sp = sg[j] / dg
-                sm = tp[j] / dg
-                vrow[j] = sp * sp + sm * sm
-        vi = var[i]
-        for j in range(n_out):
-            vi[j] = vrow[j]
-            n_var += vrow[j] != 0.0
-        if i == bounds[tile]:
-            for j in range(n_out):
-                first[j] = vrow[j]
-        else:
-            for j in range(n_out):
-                n_diff += vrow[j] != first[j]
-    any_var = n_var > 0
-    uniform = n_diff == 0
-    return any_var, uniform
+            _noiseless_row(tp, tm, g_min, g_max, gp[i], gm[i])
+        _difference_row(gp[i], gm[i], dg, gn[i])
+    if read[0] == 0:
+        return False, False
+    return _read_variance(gp, gm, read, g_max, dg, bounds, var)
 
 
 @njit(**_JIT)
@@ -244,6 +321,8 @@ def warm() -> None:
         w = np.ones((3, 2), dt)
         scales = np.ones((1, 3))
         column_scales(w, bounds, scales)
-        program_pairs(w, scales, z, (0.0, 25.0, 0.0), (1, 1, c, 0.0, math.nan),
-                      (2, 0, np.array([0.0088, 0.65, 0.2]), math.nan, math.nan, 1.0, 0.008), bounds,
-                      np.empty((2, 3)), np.empty((2, 3)), np.empty((2, 3), dt), np.empty((2, 3), dt))
+        args = ((0.0, 25.0, 0.0), (1, 1, c, 0.0, math.nan),
+                (2, 0, np.array([0.0088, 0.65, 0.2]), math.nan, math.nan, 1.0, 0.008), bounds,
+                np.empty((2, 3)), np.empty((2, 3)), np.empty((2, 3), dt), np.empty((2, 3), dt))
+        program_pairs(w, scales, z, *args)
+        program_pairs_bm(w, scales, 1, *args)

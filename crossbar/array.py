@@ -637,7 +637,7 @@ class ProgrammedArray:
             sigma = self._output_sigma(ms)
             if sigma > 0:
                 z = np.empty_like(y)
-                K.standard_normal(rng, z)
+                K.standard_normal(rng, z, self.config.normal_generator)
                 K.add_scaled(y, z, sigma)
         return y
 
@@ -820,8 +820,12 @@ class ProgrammedArray:
             if general:  # the dense term of each tile, x^2 @ sigma^2
                 for k in range(nt):
                     np.matmul(wk.xsq_t[k], st.var_t[k], out=wk.v_t[k])
-            n_clip += K.noise_adc_tiles(wk.parts, seed, wk.v if general else wk.no_var, rows, cols, st.scale, st.adc,
-                                        acc, row_scale, K._KN, K._WN, K._FN)
+            var = wk.v if general else wk.no_var
+            if self.config.normal_generator == "legacy":
+                n_clip += K.noise_adc_tiles(wk.parts, seed, var, rows, cols, st.scale, st.adc, acc, row_scale,
+                                            K._KN, K._WN, K._FN)
+            else:  # "boxmuller": each row of each tile from its own key, drawn inside the pass
+                n_clip += K.noise_adc_tiles_bm(wk.parts, seed, var, rows, cols, st.scale, st.adc, acc, row_scale)
         if self.config.adc.active:
             self._clips[2] += n_clip
             self._clips[3] += nb * self.out_features * nt
@@ -1106,10 +1110,13 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     path) :func:`crossbar._program_kernels.program_pairs` maps, programs and computes the
     read state at ``t_s = 0`` cell by cell with the same float64 arithmetic as
     :func:`program` and :meth:`ProgrammedArray.prepare`, and the programming normals come
-    from the crossbar's ziggurat (:func:`crossbar._kernels.standard_normal`, exactly
-    N(0, 1), about 4x faster than numpy's here). So the result has the same distribution
-    as ``program`` (the same numbers given the same normals, tests/crossbar/test_program_kernel.py),
-    not the same draws. Other configs take ``program`` itself (same draws).
+    from the crossbar's generator (``config.normal_generator``): "boxmuller" draws each
+    crossbar row's normals inside the kernel from the row's key (one seed from ``rng``,
+    :func:`crossbar._kernels.normal_seed`), "legacy" fills a buffer from the ziggurat
+    (:func:`crossbar._kernels.standard_normal`); both exactly N(0, 1) and faster than
+    numpy's. So the result has the same distribution as ``program`` (the same numbers given
+    the same normals, tests/crossbar/test_program_kernel.py), not the same draws. Other
+    configs take ``program`` itself (same draws).
 
     The training forward of a device preset programs its weights afresh on every call
     (:mod:`models`), and this is that call; deployment uses :func:`program`.
@@ -1141,10 +1148,15 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
         raise ValueError(f"weights.dtype must be float32 or float64, got {w.dtype}")
     rng = as_generator(seed)
     n_out, n_in = w.shape
-    z = np.empty((2, n_in, n_out) if config.device.prog_sigma is not None else (2, 0, 0))
-    if z.size:
-        K.standard_normal(rng, z)
-    return _program_pairs(w, z, config, rng, dt, dac_range)
+    if config.normal_generator == "legacy":
+        z = np.empty((2, n_in, n_out) if config.device.prog_sigma is not None else (2, 0, 0))
+        if z.size:
+            K.standard_normal(rng, z, "legacy")
+        return _program_pairs(w, z, config, rng, dt, dac_range)
+    # "boxmuller": one seed drawn from rng (as the legacy fill draws it), the normals of each
+    # crossbar row drawn inside the kernel from that row's key
+    seed = K.normal_seed(rng) if config.device.prog_sigma is not None and n_in * n_out else 0
+    return _program_pairs(w, seed, config, rng, dt, dac_range)
 
 
 def _fused_laws(config: ArrayConfig):
@@ -1207,11 +1219,13 @@ def _fused_laws_of(config: ArrayConfig):
     return prog, read
 
 
-def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.random.Generator,
+def _program_pairs(w: np.ndarray, z: np.ndarray | int, config: ArrayConfig, rng: np.random.Generator,
                    dt: np.dtype, dac_range: float | None = None) -> ProgrammedArray:
     """The fused path of :func:`program_and_prepare` with the programming normals ``z``
     (2, in, out), G+ first (as :func:`_program_normalised` draws them: pass numpy's
-    ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly)."""
+    ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly), or,
+    when ``z`` is an int, the seed of the ``"boxmuller"`` normals the kernel draws row by
+    row (:func:`crossbar._program_kernels.program_pairs_bm`)."""
     prog, read = _fused_laws(config)
     dev = config.device
     if not w.flags.c_contiguous:
@@ -1225,8 +1239,11 @@ def _program_pairs(w: np.ndarray, z: np.ndarray, config: ArrayConfig, rng: np.ra
     gp, gm = np.empty((n_in, n_out)), np.empty((n_in, n_out))
     gn = np.empty((n_in, n_out), dt)
     var = np.empty((n_in, n_out) if read[0] != 0 else (0, 0), dt)
-    any_var, uniform = PK.program_pairs(w, scales, z, (float(dev.g_min_us), float(dev.g_max_us), float(step)),
-                                        prog, read, bounds, gp, gm, gn, var)
+    device = (float(dev.g_min_us), float(dev.g_max_us), float(step))
+    if isinstance(z, np.ndarray):
+        any_var, uniform = PK.program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var)
+    else:
+        any_var, uniform = PK.program_pairs_bm(w, scales, z, device, prog, read, bounds, gp, gm, gn, var)
     arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng,
                           dac_range=dac_range)
     if uniform and any_var:

@@ -2,8 +2,9 @@
 
 Exactness: given the same programming normals, the fused pass gives the numbers of the
 float64 numpy path (``program`` then ``prepare(0.0)``) bit for bit. Distribution: its
-normals come from the crossbar's ziggurat instead of numpy's generator, so the programmed
-conductances are checked against the programming law statistically.
+normals come from the crossbar's generator (``normal_generator``: boxmuller drawn row by row
+inside the kernel, or the legacy ziggurat) instead of numpy's, so the programmed
+conductances are checked against the programming law statistically, for both generators.
 """
 from __future__ import annotations
 
@@ -149,15 +150,16 @@ def _standardised_errors(cfg, w, seed):
     return (arr.conductances()[0] - gt) / dev.prog_sigma(gt, g_max_us=dev.g_max_us), arr
 
 
-def test_fused_programming_noise_is_the_programming_law():
-    """rram, weights mapped to mid-range G+ targets (12-28 uS, sigma ~2.5 uS: clipping at 1 and
+@pytest.mark.parametrize("generator", ["boxmuller", "legacy"])
+def test_fused_programming_noise_is_the_programming_law(generator):
+    """Both normal generators. rram, weights mapped to mid-range G+ targets (12-28 uS, sigma ~2.5 uS: clipping at 1 and
     39.26 uS is beyond 4 sigma, probability < 1e-4 per cell, counted below) over N = 120000 cells:
     the standardised errors have mean within 5/sqrt(N), variance within 5 sqrt(2/(N-1)) of 1,
     a KS p-value vs N(0, 1) above 1e-4, and are uncorrelated with the G- cells' errors
     (|r| <= 5/sqrt(N)); a spread 2 % wider would fail the variance bound (checked)."""
     from scipy.stats import kstest
 
-    cfg = _FUSED["rram"]
+    cfg = _FUSED["rram"].replace(normal_generator=generator)
     rng = np.random.default_rng(6)
     w = rng.uniform(0.3, 0.7, size=(400, 300))
     w[:, 0] = 1.0  # every column's scale is 1: targets = g_min + dg w
@@ -181,13 +183,14 @@ def test_fused_programming_noise_is_the_programming_law():
     assert abs(r) <= 5 / np.sqrt(keep.sum())
 
 
-def test_fused_programming_matches_program_in_distribution():
-    """pcm: the fused path and program() give the same distribution of programmed G+ (two-sample
+@pytest.mark.parametrize("generator", ["boxmuller", "legacy"])
+def test_fused_programming_matches_program_in_distribution(generator):
+    """Both normal generators. pcm: the fused path and program() give the same distribution of programmed G+ (two-sample
     KS, N = 2 x 51200, p > 1e-4) and of the read-noise variance of the prepared read, and
     different seeds give different draws (the draws are fresh)."""
     from scipy.stats import ks_2samp
 
-    cfg = _FUSED["pcm"]
+    cfg = _FUSED["pcm"].replace(normal_generator=generator)
     w = np.random.default_rng(7).uniform(-0.1, 0.1, size=(512, 100))
     fused = crossbar.program_and_prepare(w, cfg, seed=1)
     numpy_path = crossbar.program(w, cfg, seed=2).prepare(0.0)
@@ -222,3 +225,46 @@ def test_a_stored_dac_range_is_set_before_the_read_is_prepared(name):
     assert got.clip_counts() == ref.clip_counts()
     with pytest.raises(ValueError, match="dac_range must be a finite number > 0"):
         crossbar.program_and_prepare(w, cfg, seed=0, dac_range=-1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(12, 40), (40, 7), (1, 1), (257, 3)])
+@pytest.mark.parametrize("name", ["pcm", "rram", "pcm tiles of 16 rows", "pcm no programming noise"])
+def test_boxmuller_programming_is_the_row_keyed_normals(name, shape, dtype):
+    """program_and_prepare with normal_generator="boxmuller" draws one seed from the Generator
+    (as the legacy fill does: the Generator's state after the call is the same) and gives,
+    bit for bit, program_pairs fed the normals of row i = fill_normals(2 out, derive_key(seed, i))
+    (G+ the first out, G- the next), widened to float64."""
+    from crossbar._kernels import normal_seed
+    from crossbar._normals import derive_key, fill_normals
+
+    cfg = _FUSED[name].replace(normal_generator="boxmuller")
+    w = np.random.default_rng(4).uniform(-0.2, 0.2, size=shape).astype(dtype)
+    n_out, n_in = shape
+    rng = crossbar.as_generator(9)
+    got = crossbar.program_and_prepare(w, cfg, seed=rng, dtype=dtype)
+    legacy_rng = crossbar.as_generator(9)
+    crossbar.program_and_prepare(w, cfg.replace(normal_generator="legacy"), seed=legacy_rng, dtype=dtype)
+    np.testing.assert_array_equal(rng.random(4), legacy_rng.random(4))  # the same state after the call
+    rng = crossbar.as_generator(9)
+    got = crossbar.program_and_prepare(w, cfg, seed=rng, dtype=dtype)
+    draws = crossbar.as_generator(9)
+    if cfg.device.prog_sigma is not None:
+        seed = normal_seed(draws)
+        z = np.empty((2, n_in, n_out))
+        row = np.empty(2 * n_out, np.float32)
+        for i in range(n_in):
+            fill_normals(row, np.uint64(derive_key(np.uint64(seed), np.uint64(i))))
+            z[0, i], z[1, i] = row[:n_out], row[n_out:]
+    else:
+        z = np.empty((2, 0, 0))
+    ref = _program_pairs(w, z, cfg, draws, np.dtype(dtype))
+    for a, b in zip(got.conductances(), ref.conductances()):
+        np.testing.assert_array_equal(a, b)
+    sa, sb = got.read_state(0.0, dtype), ref.read_state(0.0, dtype)
+    np.testing.assert_array_equal(sa.gn, sb.gn)
+    assert (sa.var is None) == (sb.var is None)
+    if sa.var is not None:
+        np.testing.assert_array_equal(sa.var, sb.var)
+    x = np.random.default_rng(5).standard_normal((3, n_in)).astype(dtype)
+    np.testing.assert_array_equal(got.mvm(x, seed=2), ref.mvm(x, seed=2))

@@ -158,9 +158,66 @@ def _frozen_bit_slices(xn, bits, k, n_sl):
     return out.reshape(n_sl * xn.shape[0], xn.shape[1]), coef
 
 
-def _frozen_read(arr, x, t_s, rng):
+def _keyed_normals(seed, nt, nr, m):
+    """The "boxmuller" normals of a read: row b of tile k from derive_key(seed, k nr + b), float32."""
+    from crossbar._normals import derive_key, fill_normals
+
+    z = np.empty((nt, nr, m), np.float32)
+    for k in range(nt):
+        for b in range(nr):
+            fill_normals(z[k, b], np.uint64(derive_key(np.uint64(seed), np.uint64(k * nr + b))))
+    return z
+
+
+def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_scale):
+    """One tile of the "boxmuller" read in numpy, the operations of noise_adc_tiles_bm in its
+    order (float64 unless said): u = (p + sqrt(v) z) k, where the general read noise alone
+    (one dense term, no rank-one term) forms sqrt(v) z in the dtype of v, other layouts sum
+    v = var + rows cols in float64; k = L / R (1 / R without levels, 1 without an ADC);
+    code = floor(clip(u, -L, L) + 0.5) (clip(u, -1, 1) without levels); out = code f,
+    f = (R / L) scale (R scale, scale); + acc unless first; * row_scale on the last tile.
+    Updates ``acc`` in place and returns the saturated conversions |u| > L (or > 1)."""
+    on, levels, full_range, clip = adc
+    if on and levels > 0:
+        k, c = levels / full_range, full_range / levels
+    elif on:
+        k, c = 1.0 / full_range, full_range
+    else:
+        k, c = 1.0, 1.0
+    f = c * scale.astype(np.float64)
+    p64 = p.astype(np.float64)
+    if var.shape[0] == 1 and rows.shape[0] == 0:
+        u = (p64 + (np.sqrt(var[0]) * z.astype(var.dtype)).astype(np.float64)) * k
+    else:
+        v = np.zeros(p.shape)
+        for d in range(var.shape[0]):
+            v = v + var[d].astype(np.float64)
+        for r in range(rows.shape[0]):
+            v = v + np.outer(rows[r].astype(np.float64), cols[r].astype(np.float64))
+        u = (p64 + np.sqrt(v) * z.astype(np.float64)) * k
+    clipped = 0
+    if on and clip:
+        clipped = int(np.count_nonzero(np.abs(u) > (levels if levels > 0 else 1.0)))
+    if on and levels > 0:
+        q = np.floor((np.clip(u, -levels, levels) if clip else u) + 0.5)
+    elif on and clip:
+        q = np.clip(u, -1.0, 1.0)
+    else:
+        q = u
+    out = q * f
+    if not first:
+        out = out + acc.astype(np.float64)
+    if last:
+        out = out * row_scale.astype(np.float64)[:, None]
+    acc[...] = out
+    return clipped
+
+
+def _frozen_read(arr, x, t_s, rng, generator="legacy"):
     """The fast read of main 4e3dc05 (ProgrammedArray._mvm_analog, _mvm_bitserial and _noise_adc,
-    output-referred read noise), assembled from the frozen kernels and the array's read state."""
+    output-referred read noise), assembled from the frozen kernels and the array's read state;
+    with ``generator="boxmuller"`` the same pipeline with the row-keyed normals and noise term
+    of :func:`crossbar._kernels.noise_adc_tiles_bm` (:func:`_keyed_normals`, :func:`_boxmuller_tile`)."""
     cfg = arr.config
     dt = x.dtype
     st = arr.read_state(t_s, dt)
@@ -200,8 +257,12 @@ def _frozen_read(arr, x, t_s, rng):
         for k in range(nt):
             F.adc_accumulate(parts[k], st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
     else:
-        z = np.empty((nt, nr, n_out), dt)
-        F.standard_normal(rng, z)
+        if generator == "legacy":
+            z = np.empty((nt, nr, n_out), dt)
+            F.standard_normal(rng, z)
+        else:
+            z = _keyed_normals(K.normal_seed(rng), nt, nr, n_out)
+        tile_noise = F.noise_adc_accumulate if generator == "legacy" else _boxmuller_tile
         inv_s2 = st.inv_s2
         v = np.empty((1, nr, n_out), dt)
         for k, (a, b) in enumerate(st.tiles):
@@ -215,8 +276,8 @@ def _frozen_read(arr, x, t_s, rng):
                 rows, cols = np.empty((0, nr), dt), np.empty((0, n_out), dt)
             if general:
                 np.matmul(xsq if nt == 1 else xsq[:, a:b], st.var[a:b], out=v[0])
-            F.noise_adc_accumulate(parts[k], z[k], v if general else np.empty((0, nr, n_out), dt), rows, cols,
-                                   st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
+            tile_noise(parts[k], z[k], v if general else np.empty((0, nr, n_out), dt), rows, cols,
+                       st.scale[k], st.adc, acc, k == 0, k == nt - 1, row_scale)
     if not serial:
         return acc
     y = acc[:nb] * dt.type(coef[0])
@@ -250,7 +311,7 @@ CASES = {
 def test_fast_read_is_bit_identical_to_frozen_pipeline(case, dtype):
     w = np.random.default_rng(7).normal(size=(45, 100)) / 10.0
     x = np.random.default_rng(8).uniform(-1.3, 1.3, size=(9, 100)).astype(dtype)
-    arr = crossbar.program(w, crossbar.preset("pcm", **CASES[case]), seed=3)
+    arr = crossbar.program(w, crossbar.preset("pcm", normal_generator="legacy", **CASES[case]), seed=3)
     for t_s, seed in ((3600.0, 11), (1.0, 12), (86400.0 * 365, 13)):
         y = arr.mvm(x, t_s=t_s, seed=seed)
         ref = _frozen_read(arr, x, t_s, crossbar.as_generator(seed))

@@ -30,11 +30,12 @@ def _read_cfg(**kw):
     return crossbar.preset("pcm", dac_bits=None, adc_bits=None, out_noise_sigma=None, **kw)
 
 
+@pytest.mark.parametrize("generator", ["boxmuller", "legacy"])
 @pytest.mark.parametrize("t_s", [0.0, 3600.0])
-def test_read_noise_mean_and_variance_follow_the_law(rng, t_s):
+def test_read_noise_mean_and_variance_follow_the_law(rng, t_s, generator):
     n_out, n_in, n = 6, 10, 4000
     w = rng.normal(size=(n_out, n_in))
-    arr = crossbar.program(w, _read_cfg(tile_rows=4), seed=3)
+    arr = crossbar.program(w, _read_cfg(tile_rows=4, normal_generator=generator), seed=3)
     x = rng.uniform(-1, 1, size=n_in)
     y = arr.mvm(np.tile(x, (n, 1)), t_s=t_s, seed=4)         # N independent reads of one input
     # expected, computed from the conductances and the device law directly
@@ -50,10 +51,11 @@ def test_read_noise_mean_and_variance_follow_the_law(rng, t_s):
     _check_var(y.var(axis=0, ddof=1), var, n, "read-noise variance")
 
 
-def test_fast_and_per_cell_paths_agree_in_distribution(rng):
+@pytest.mark.parametrize("generator", ["boxmuller", "legacy"])
+def test_fast_and_per_cell_paths_agree_in_distribution(rng, generator):
     w = rng.normal(size=(3, 12))
     x = np.tile(rng.uniform(-1, 1, size=12), (3000, 1))
-    fast = crossbar.program(w, _read_cfg(), seed=7).mvm(x, seed=1)
+    fast = crossbar.program(w, _read_cfg(normal_generator=generator), seed=7).mvm(x, seed=1)
     cell = crossbar.program(w, _read_cfg(read_noise_path="per_cell"), seed=7).mvm(x, seed=2)
     for j in range(3):
         p = ks_2samp(fast[:, j], cell[:, j]).pvalue
