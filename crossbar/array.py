@@ -1110,13 +1110,13 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     path) :func:`crossbar._program_kernels.program_pairs` maps, programs and computes the
     read state at ``t_s = 0`` cell by cell with the same float64 arithmetic as
     :func:`program` and :meth:`ProgrammedArray.prepare`, and the programming normals come
-    from the crossbar's generator (``config.normal_generator``): "boxmuller" draws each
-    crossbar row's normals inside the kernel from the row's key (one seed from ``rng``,
-    :func:`crossbar._kernels.normal_seed`), "legacy" fills a buffer from the ziggurat
-    (:func:`crossbar._kernels.standard_normal`); both exactly N(0, 1) and faster than
-    numpy's. So the result has the same distribution as ``program`` (the same numbers given
-    the same normals, tests/crossbar/test_program_kernel.py), not the same draws. Other
-    configs take ``program`` itself (same draws).
+    from ``config.normal_generator``: "boxmuller" draws each crossbar row's normals inside
+    the kernel from the row's key (one seed from ``rng``,
+    :func:`crossbar._kernels.normal_seed`; exactly N(0, 1), 10x faster than numpy's), so the
+    result has the distribution of ``program``, not its draws; "legacy" takes numpy's
+    normals from ``rng`` as ``program`` does and gives ``program`` + ``prepare``'s numbers
+    bit for bit (tests/crossbar/test_program_kernel.py), as the training of results made
+    before 2026-11-30 did. Other configs take ``program`` itself (same draws).
 
     The training forward of a device preset programs its weights afresh on every call
     (:mod:`models`), and this is that call; deployment uses :func:`program`.
@@ -1149,9 +1149,10 @@ def program_and_prepare(weights, config: ArrayConfig, seed=None, dtype=np.float3
     rng = as_generator(seed)
     n_out, n_in = w.shape
     if config.normal_generator == "legacy":
-        z = np.empty((2, n_in, n_out) if config.device.prog_sigma is not None else (2, 0, 0))
-        if z.size:
-            K.standard_normal(rng, z, "legacy")
+        # numpy's normals, the draws of program (the training of results made before
+        # 2026-11-30 programmed with program + prepare): the same numbers, bit for bit
+        z = (rng.standard_normal((2, n_in, n_out)) if config.device.prog_sigma is not None
+             else np.empty((2, 0, 0)))
         return _program_pairs(w, z, config, rng, dt, dac_range)
     # "boxmuller": one seed drawn from rng (as the legacy fill draws it), the normals of each
     # crossbar row drawn inside the kernel from that row's key
