@@ -414,6 +414,27 @@ def _adc_factors(adc, scale, f):
 
 
 @njit(inline="always", **_JIT)
+def _quantised_accumulate(u, b, lv, f, acc, first, last, rs):
+    """``acc[b, j] = ((acc[b, j] if not first) + f[j] floor(clip(u[j], -L, L) + 0.5))``, times
+    ``rs`` on the last tile: the quantising, clipping ADC's codes scaled and accumulated in
+    one loop (one straight-line loop per flag setting, so each vectorises)."""
+    m = u.shape[0]
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+
+
+@njit(inline="always", **_JIT)
 def _adc_row_bm(u, b, adc, f, acc, first, last, rs):
     """Row ``b`` of one tile for the boxmuller read: ``acc[b, j] = (acc[b, j] if not first) +
     f[j] ADC(u[j])``, times ``rs`` on the last tile, where ``u`` is already in converter units
@@ -434,19 +455,7 @@ def _adc_row_bm(u, b, adc, f, acc, first, last, rs):
         for j in range(m):
             clipped += abs(u[j]) > bound
     if on and levels > 0 and clip:   # the common converter: quantise, scale and accumulate in one loop
-        if first:
-            if last:
-                for j in range(m):
-                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
-            else:
-                for j in range(m):
-                    acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
-        elif last:
-            for j in range(m):
-                acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
-        else:
-            for j in range(m):
-                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+        _quantised_accumulate(u, b, lv, f, acc, first, last, rs)
         return clipped
     if on:
         if levels > 0:
@@ -481,19 +490,7 @@ def _dense_quantised_row(p, dense, z, b, k, lv, f, acc, first, last, rs, u):
     clipped = 0
     for j in range(m):
         clipped += abs(u[j]) > lv
-    if first:
-        if last:
-            for j in range(m):
-                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] * rs
-        else:
-            for j in range(m):
-                acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j]
-    elif last:
-        for j in range(m):
-            acc[b, j] = (np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]) * rs
-    else:
-        for j in range(m):
-            acc[b, j] = np.floor(min(max(u[j], -lv), lv) + 0.5) * f[j] + acc[b, j]
+    _quantised_accumulate(u, b, lv, f, acc, first, last, rs)
     return clipped
 
 

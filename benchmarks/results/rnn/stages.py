@@ -1,4 +1,8 @@
-"""Where one analog training step goes, per stage, as in ``xbarsim bench rnn`` (issue 16).
+"""Where one analog training step goes, per stage, as in ``xbarsim bench rnn`` (issue 16),
+including the stages of the boxmuller paper path, ``crossbar.StepNoise`` calls (normals +
+noise add of the recurrent reads, "noise kernel") and ``crossbar.lstm_cell_update`` /
+``lstm_hidden`` ("cell kernels"), each wrapped only where the tree has it (so the script runs
+on older trees too; it was paper_stages.py for the s19 records, the same code).
 
 Usage (one thread per pool, as the benchmark)::
 
@@ -65,6 +69,11 @@ def main(preset: str, archs: list[str], reps: int) -> None:
     wrap(MR.MatrixReader, "sequence_draws", "torch_normals")
     if hasattr(MR.MatrixReader, "read_one"):
         wrap(MR.MatrixReader, "read_one", "read_rec")
+    if hasattr(crossbar, "StepNoise"):
+        wrap(crossbar.StepNoise, "__call__", "noise_kernel")
+    for name in ("lstm_cell_update", "lstm_hidden"):
+        if hasattr(crossbar, name):
+            wrap(crossbar, name, "cell_kernels")
     for arch in archs:
         torch.manual_seed(0)
         x = torch.randn(64, 28, 28)
@@ -102,15 +111,18 @@ def main(preset: str, archs: list[str], reps: int) -> None:
             rows["backward"].append(b)
             rows["sgd"].append(o)
             rows["programming"].append(acc["program"] + acc["read_state"])
-            for k in ("read_in", "read_rec", "torch_normals"):
+            for k in ("read_in", "read_rec", "torch_normals", "noise_kernel", "cell_kernels"):
                 rows[k].append(acc[k])
+            rows["forward"].append(f)
             rows["gates"].append(f - sum(acc[k] for k in ("program", "read_state", "read_in", "read_rec",
-                                                          "torch_normals")))
+                                                          "torch_normals", "noise_kernel", "cell_kernels")))
         base = statistics.median(rows["torch"])
         med = {k: statistics.median(v) for k, v in rows.items()}
         print(f"{preset} {arch}: torch step {base * 1e3:.2f} ms (torch fwd {med['t_fwd'] * 1e3:.2f}, bwd "
               f"{med['t_bwd'] * 1e3:.2f}); medians of {reps}, ratio to torch step")
-        for key, label in (("torch", "torch step"), ("step", "analog step"),
+        for key, label in (("torch", "torch step"), ("t_fwd", "  torch forward"), ("t_bwd", "  torch backward"),
+                           ("step", "analog step"), ("forward", "  forward"),
+                           ("noise_kernel", "  StepNoise (normals + add)"), ("cell_kernels", "  LSTM cell kernels"),
                            ("programming", "  programming (+ read state)"), ("read_in", "  input-projection read"),
                            ("read_rec", "  recurrent reads"), ("torch_normals", "  torch normals (digital)"),
                            ("gates", "  gates + rest of forward"), ("backward", "  backward"), ("sgd", "  SGD step")):
