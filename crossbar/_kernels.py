@@ -186,6 +186,27 @@ def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
 
 
 @njit(inline="always", **_JIT)
+def _scaled_accumulate(u, b, f, acc, first, last, rs):
+    """``acc[b, j] = ((acc[b, j] if not first) + u[j] f[j])``, times ``rs`` on the last tile
+    (``u[j] f[j]`` and ``f[j] u[j]`` are the same float: a product is commutative); one
+    straight-line loop per flag setting, so each vectorises."""
+    m = u.shape[0]
+    if first:
+        if last:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j] * rs
+        else:
+            for j in range(m):
+                acc[b, j] = u[j] * f[j]
+    elif last:
+        for j in range(m):
+            acc[b, j] = (u[j] * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            acc[b, j] = u[j] * f[j] + acc[b, j]
+
+
+@njit(inline="always", **_JIT)
 def _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, rs):
     """Row ``b`` of one tile: ``acc[b, j] = (acc[b, j] if not first) + scale[j] ADC(u[j])``,
     times ``rs`` on the last tile; ``u`` (float64, m) is overwritten. The loops are split by
@@ -215,19 +236,7 @@ def _adc_scale_accumulate_row(u, b, adc, scale, acc, first, last, rs):
         else:
             for j in range(m):
                 u[j] = u[j] * inv_r * full_range
-    if first:
-        if last:
-            for j in range(m):
-                acc[b, j] = scale[j] * u[j] * rs
-        else:
-            for j in range(m):
-                acc[b, j] = scale[j] * u[j]
-    elif last:
-        for j in range(m):
-            acc[b, j] = (scale[j] * u[j] + acc[b, j]) * rs
-    else:
-        for j in range(m):
-            acc[b, j] = scale[j] * u[j] + acc[b, j]
+    _scaled_accumulate(u, b, scale, acc, first, last, rs)
     return clipped
 
 
@@ -464,19 +473,7 @@ def _adc_row_bm(u, b, adc, f, acc, first, last, rs):
         elif clip:
             for j in range(m):
                 u[j] = min(max(u[j], -1.0), 1.0)
-    if first:
-        if last:
-            for j in range(m):
-                acc[b, j] = u[j] * f[j] * rs
-        else:
-            for j in range(m):
-                acc[b, j] = u[j] * f[j]
-    elif last:
-        for j in range(m):
-            acc[b, j] = (u[j] * f[j] + acc[b, j]) * rs
-    else:
-        for j in range(m):
-            acc[b, j] = u[j] * f[j] + acc[b, j]
+    _scaled_accumulate(u, b, f, acc, first, last, rs)
     return clipped
 
 
