@@ -12,9 +12,19 @@ numpy, numba, scipy and h5py only; never torch. Importing it changes no thread p
 that mixes torch and numpy sets one thread per pool itself (``crossbar.set_blas_threads(1)`` or
 :func:`xbarsim.threads.limit_threads`); see crossbar/README.md.
 """
+import os as _os
+from pathlib import Path as _Path
+
 from xbarsim.threads import set_blas_threads
 
-from ._kernels import standard_normal
+from ._kernel_cache import drop_stale_caches as _drop_stale_caches
+
+# numba's cache does not see a changed module that a kernel calls: drop it when any changed
+# (before a kernel loads; NUMBA_CACHE_DIR elsewhere is not looked at)
+if not _os.environ.get("NUMBA_CACHE_DIR"):
+    _drop_stale_caches(_Path(__file__).parent)
+
+from ._kernels import standard_normal  # noqa: E402
 from ._normals import derive_key, fill_normals, fill_standard_normal
 from ._fused_noise import StepNoise, fill_standard_normal_steps, lstm_cell_update, lstm_hidden
 from .array import ProgrammedArray, as_generator, load_programmed, mvm, program, program_and_prepare
