@@ -31,12 +31,11 @@ def sources_hash(package_dir: Path) -> str:
 
 
 def drop_stale_caches(package_dir: Path, cache_dir: Path | None = None) -> int:
-    """Delete the numba cache files of ``cache_dir`` (default: ``package_dir/__pycache__``)
-    when the kernel sources changed since the stamp there; returns how many were deleted
-    (0 when the stamp matches, or the directory is missing or cannot be written)."""
+    """Delete the numba cache files of ``cache_dir`` (default: ``package_dir/__pycache__``,
+    made if missing) when the kernel sources changed since the stamp there, and stamp it;
+    returns how many were deleted (0 when the stamp matches, or the directory cannot be
+    made or written)."""
     cache_dir = package_dir / "__pycache__" if cache_dir is None else cache_dir
-    if not cache_dir.is_dir():
-        return 0
     digest = sources_hash(package_dir)
     stamp = cache_dir / STAMP
     try:
@@ -46,6 +45,9 @@ def drop_stale_caches(package_dir: Path, cache_dir: Path | None = None) -> int:
         pass
     removed = 0
     try:
+        # no directory yet (no caches to drop): made now, so that numba's first caches are
+        # stamped and not dropped by the next import
+        cache_dir.mkdir(exist_ok=True)
         for p in list(cache_dir.glob("*.nbi")) + list(cache_dir.glob("*.nbc")):
             p.unlink(missing_ok=True)
             removed += 1

@@ -58,8 +58,19 @@ def test_a_change_in_any_kernel_module_drops_them(pkg, name):
     assert KC.drop_stale_caches(pkg) == 0  # stamped again
 
 
-def test_missing_or_unwritable_cache_dir_is_left_alone(pkg, tmp_path, monkeypatch):
-    assert KC.drop_stale_caches(pkg, cache_dir=tmp_path / "nowhere") == 0
+def test_a_missing_cache_dir_is_made_and_stamped(pkg, tmp_path):
+    """No cache directory yet (first import without bytecode): made and stamped, so the
+    caches numba writes next are not dropped by the following import."""
+    d = tmp_path / "fresh"
+    assert KC.drop_stale_caches(pkg, cache_dir=d) == 0
+    assert (d / KC.STAMP).read_text() == KC.sources_hash(pkg)
+    (d / "k.nbi").write_bytes(b"cached")
+    assert KC.drop_stale_caches(pkg, cache_dir=d) == 0
+    assert (d / "k.nbi").exists()
+
+
+def test_unwritable_cache_dir_is_left_alone(pkg, tmp_path, monkeypatch):
+    assert KC.drop_stale_caches(pkg, cache_dir=tmp_path / "no" / "parent") == 0  # cannot be made
 
     def refuse(self, missing_ok=False):
         raise PermissionError(f"read-only: {self}")
