@@ -4,9 +4,9 @@ Kept apart from :mod:`crossbar._kernels` (the read kernels): :func:`program_pair
 arithmetic of :func:`crossbar.array.program` (mapping to G+/G-, optional quantisation,
 programming noise, clip to the device range) followed by the read state of
 :meth:`crossbar.ProgrammedArray.prepare` at ``t_s = 0`` (normalised conductance
-difference and per-cell read-noise variance), cell by cell without temporaries;
-:func:`program_pairs_bm` is the same with the programming normals drawn row by row inside
-(the ``"boxmuller"`` generator, :mod:`crossbar._normals`). It does
+difference and per-cell read-noise variance), cell by cell without temporaries, with the
+programming normals given or drawn row by row inside (the ``"boxmuller"`` generator,
+:mod:`crossbar._normals`). It does
 the same float64 operations in the same order as the numpy code (no fused multiply-add:
 ``fastmath`` off), so given the same normals it gives the same numbers; the only libm
 call is ``pow`` (PCM read law), as numpy's ``power`` on machines without SVML (AVX-512).
@@ -202,7 +202,7 @@ def _read_variance(gp, gm, read, g_max, dg, bounds, var):
 
 
 @njit(**_JIT)
-def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
+def program_pairs(w, scales, z, seed, device, prog, read, bounds, gp, gm, gn, var):
     """Program weights onto G+/G- pairs and prepare the read at t = 0, per cell.
 
     For every cell (row i = input in row tile k, column j = output), with the normalised
@@ -219,7 +219,12 @@ def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
     Args:
         w: (out, in) weights, float32 or float64 (read as float64, exactly).
         scales: (n_tiles, out) float64 positive scales (:func:`column_scales`).
-        z: (2, in, out) float64 standard normals (G+ first), unused without a programming law.
+        z: (2, in, out) float64 standard normals (G+ first), or an empty (2, 0, 0) array to
+            draw them inside from the ``"boxmuller"`` generator: crossbar row ``i`` takes the
+            ``2 out`` float32 normals of :func:`crossbar._normals.fill_normals` with key
+            ``derive_key(seed, i)`` (the first ``out`` for G+, the next ``out`` for G-), drawn
+            into a row buffer (no (2, in, out) array). Unused without a programming law.
+        seed: the seed of the drawn normals (int in [0, 2^63)); unused when ``z`` is given.
         device, prog, read: the device range and its laws (module docstring).
         bounds: (n_tiles + 1,) int64 row-tile bounds.
         gp, gm: (in, out) float64 outputs, the programmed conductances.
@@ -238,51 +243,17 @@ def program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var):
     tm = np.empty(n_out)
     xb = np.empty(n_out)
     sg = np.empty(n_out)
-    tile = 0
-    for i in range(n_in):
-        if i == bounds[tile + 1]:
-            tile += 1
-        _targets_row(w, i, tile, scales, g_min, dg, step, xb, tp, tm)
-        if prog[0] == 1:
-            _noisy_row(tp, tm, z[0, i], z[1, i], prog, g_min, g_max, xb, sg, gp[i], gm[i])
-        else:
-            _noiseless_row(tp, tm, g_min, g_max, gp[i], gm[i])
-        _difference_row(gp[i], gm[i], dg, gn[i])
-    if read[0] == 0:
-        return False, False
-    return _read_variance(gp, gm, read, g_max, dg, bounds, var)
-
-
-@njit(**_JIT)
-def program_pairs_bm(w, scales, seed, device, prog, read, bounds, gp, gm, gn, var):
-    """:func:`program_pairs` with its programming normals drawn inside, from the
-    ``"boxmuller"`` generator: crossbar row ``i`` takes the ``2 out`` float32 normals of
-    :func:`crossbar._normals.fill_normals` with key ``derive_key(seed, i)`` (the first
-    ``out`` for G+, the next ``out`` for G-), drawn into a row buffer (no (2, in, out)
-    normals array); the same float64 arithmetic otherwise.
-
-    Args:
-        seed: the call's seed (int in [0, 2^63)); unused without a programming law.
-        w, scales, device, prog, read, bounds, gp, gm, gn, var: as :func:`program_pairs`.
-
-    Returns:
-        As :func:`program_pairs`.
-    """
-    g_min, g_max, step = device
-    n_out, n_in = w.shape
-    dg = g_max - g_min
-    tp = np.empty(n_out)
-    tm = np.empty(n_out)
-    xb = np.empty(n_out)
-    sg = np.empty(n_out)
-    zrow = np.empty(2 * n_out, np.float32)
+    given = z.shape[1] > 0
+    zrow = np.empty(0 if given else 2 * n_out, np.float32)
     s = np.uint64(seed)
     tile = 0
     for i in range(n_in):
         if i == bounds[tile + 1]:
             tile += 1
         _targets_row(w, i, tile, scales, g_min, dg, step, xb, tp, tm)
-        if prog[0] == 1:
+        if prog[0] == 1 and given:
+            _noisy_row(tp, tm, z[0, i], z[1, i], prog, g_min, g_max, xb, sg, gp[i], gm[i])
+        elif prog[0] == 1:
             fill_normals(zrow, derive_key(s, np.uint64(i)))
             _noisy_row(tp, tm, zrow[:n_out], zrow[n_out:], prog, g_min, g_max, xb, sg, gp[i], gm[i])
         else:
@@ -324,5 +295,5 @@ def warm() -> None:
         args = ((0.0, 25.0, 0.0), (1, 1, c, 0.0, math.nan),
                 (2, 0, np.array([0.0088, 0.65, 0.2]), math.nan, math.nan, 1.0, 0.008), bounds,
                 np.empty((2, 3)), np.empty((2, 3)), np.empty((2, 3), dt), np.empty((2, 3), dt))
-        program_pairs(w, scales, z, *args)
-        program_pairs_bm(w, scales, 1, *args)
+        program_pairs(w, scales, z, 0, *args)
+        program_pairs(w, scales, np.empty((2, 0, 0)), 1, *args)

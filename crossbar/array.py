@@ -1226,7 +1226,7 @@ def _program_pairs(w: np.ndarray, z: np.ndarray | int, config: ArrayConfig, rng:
     (2, in, out), G+ first (as :func:`_program_normalised` draws them: pass numpy's
     ``rng.standard_normal((2, in, out))`` to get :func:`program`'s numbers exactly), or,
     when ``z`` is an int, the seed of the ``"boxmuller"`` normals the kernel draws row by
-    row (:func:`crossbar._program_kernels.program_pairs_bm`)."""
+    row (:func:`crossbar._program_kernels.program_pairs`)."""
     prog, read = _fused_laws(config)
     dev = config.device
     if not w.flags.c_contiguous:
@@ -1241,10 +1241,8 @@ def _program_pairs(w: np.ndarray, z: np.ndarray | int, config: ArrayConfig, rng:
     gn = np.empty((n_in, n_out), dt)
     var = np.empty((n_in, n_out) if read[0] != 0 else (0, 0), dt)
     device = (float(dev.g_min_us), float(dev.g_max_us), float(step))
-    if isinstance(z, np.ndarray):
-        any_var, uniform = PK.program_pairs(w, scales, z, device, prog, read, bounds, gp, gm, gn, var)
-    else:
-        any_var, uniform = PK.program_pairs_bm(w, scales, z, device, prog, read, bounds, gp, gm, gn, var)
+    z, seed = (z, 0) if isinstance(z, np.ndarray) else (np.empty((2, 0, 0)), z)
+    any_var, uniform = PK.program_pairs(w, scales, z, seed, device, prog, read, bounds, gp, gm, gn, var)
     arr = ProgrammedArray(config, (n_out, n_in), g_pos=gp, g_neg=gm, scales=scales, seed_state=rng,
                           dac_range=dac_range)
     if uniform and any_var:
