@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._normals import derive_key, fill_normals
+from ._normals import derive_key, fill_normals, kernel_key
 
 __all__ = ["fill_standard_normal_steps", "StepNoise", "lstm_cell_update", "lstm_hidden"]
 
@@ -96,9 +96,8 @@ def _check(name: str, a, ndim: int, dtype=None, writeable: bool = False) -> None
 
 
 def _check_key(key) -> np.uint64:
-    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) or not 0 <= int(key) < 1 << 64:
-        raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
-    return np.uint64(int(key))
+    """``key`` checked (:func:`crossbar._normals.kernel_key`), as an np.uint64 (one kernel type)."""
+    return np.uint64(kernel_key(key))
 
 
 def fill_standard_normal_steps(out: np.ndarray, key: int) -> None:

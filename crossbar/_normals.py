@@ -257,6 +257,26 @@ def fill_normals(out, key):
         out[np.uint64(h)] = c
 
 
+def kernel_key(key):
+    """``key`` checked to be an int in [0, 2^64) and in the form the kernels take: an
+    ``np.uint64`` as it is, a Python int below 2^63 as it is (numba passes it as int64, 0.7 us
+    faster than making an np.uint64; the kernels read either as the same uint64), anything
+    larger as an ``np.uint64``; other numpy integers are converted. The checks cost ~0.3 us.
+
+    Raises:
+        ValueError: ``key`` is not an int (bools are not) or lies outside [0, 2^64).
+    """
+    if type(key) is np.uint64:
+        return key
+    if type(key) is not int:
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+            raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
+        key = int(key)
+    if not 0 <= key < _TWO64:
+        raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
+    return key if key < _TWO63 else np.uint64(key)
+
+
 def fill_standard_normal(out: np.ndarray, key: int) -> None:
     """Fill ``out`` in place with the standard normals of ``key``: the ``"boxmuller"``
     generator (stream in :mod:`crossbar._normals`), exported as ``crossbar.fill_standard_normal``.
@@ -273,20 +293,7 @@ def fill_standard_normal(out: np.ndarray, key: int) -> None:
     Example:
         >>> z = np.empty(4, np.float32); fill_standard_normal(z, 7)
     """
-    # fast paths for an np.uint64 (numba's own key type, any value in range) and a Python
-    # int (range-checked); other numpy integers are converted; the checks cost ~0.3 us
-    if type(key) is np.uint64:
-        k = key
-    elif type(key) is not int:
-        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
-            raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
-        key = int(key)
-    if type(key) is not np.uint64:
-        if not 0 <= key < _TWO64:
-            raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
-        # a Python int below 2^63 goes in as int64 (numba's own conversion, 0.7 us faster
-        # than making an np.uint64); the kernel reads either as the same uint64
-        k = key if key < _TWO63 else np.uint64(key)
+    k = kernel_key(key)
     if not isinstance(out, np.ndarray) or (out.dtype != _F32 and out.dtype != _F64):
         raise ValueError(f"out must be a float32 or float64 numpy array, got "
                          f"{type(out).__name__} {getattr(out, 'dtype', '')}")
