@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._normals import derive_key, fill_normals
+from ._normals import derive_key, fill_normals, fill_standard_normal
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, boundscheck=False)
 #: float64 conversion inside kernels (numba's ``float(x)`` keeps a float32 ``x`` float32)
@@ -816,15 +816,10 @@ def standard_normal(rng: np.random.Generator, out: np.ndarray, generator: str = 
     if generator not in GENERATORS:
         raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
     seed = normal_seed(rng)
-    flat = out.reshape(-1)
     if generator == "legacy":
-        fill_normal(flat, seed, _KN, _WN, _FN)
-    elif out.dtype == np.float32:
-        fill_normals(flat, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
+        fill_normal(out.reshape(-1), seed, _KN, _WN, _FN)
     else:
-        tmp = np.empty(flat.shape[0], np.float32)
-        fill_normals(tmp, np.uint64(derive_key(np.uint64(seed), np.uint64(0))))
-        flat[:] = tmp
+        fill_standard_normal(out, derive_key(np.uint64(seed), np.uint64(0)))
 
 
 def check_fillable(name: str, a: np.ndarray) -> None:
