@@ -185,6 +185,123 @@ def dac_rows_tile_sumsq(x, dac, alpha, out, row_scale, bounds, sumsq):
     return clipped, bad
 
 
+# ---------------------------------------------------------------------------------------
+# The float32 DAC of a float32 "boxmuller" read: the same converter with its arithmetic in
+# float32 (8 lanes per AVX2 register where float64 has 4; saturated and NaN/Inf inputs
+# counted per column, so that no horizontal reduction sits in the loop). The float64 DAC
+# above stays the float64 read's and the "legacy" read's (bit for bit the old numbers).
+
+#: the largest finite float32: ``not (|v| <= _F32_MAX)`` holds exactly for NaN and +-Inf
+_F32_MAX = np.float32(3.4028234663852886e38)
+_f32 = np.float32
+
+
+@njit(inline="always", **_JIT)
+def _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad):
+    """Row ``b`` of the float32 DAC (every operation one IEEE float32 operation):
+    ``e = x[b, i] * float32(L / r)``, ``out = floor(clip(e, -L, L) + 0.5) * float32(1 / L)``
+    (the factors rounded once from float64); without levels ``e = x[b, i] * float32(1 / r)``,
+    ``out = clip(e, -1, 1)``; ``out_sq = out * out`` when ``sq``. Adds 1 to ``n_clip[i]``
+    where ``|e|`` exceeds the full scale (L, or 1) with ``clip``, and to ``n_bad[i]`` where
+    ``x[b, i]`` is NaN or Inf. One straight-line loop per converter setting (vectorised)."""
+    n = x.shape[1]
+    if levels > 0:
+        sl = _f32(levels / r)
+        lv = _f32(levels)
+        l2 = _f32(levels * levels)
+        half = _f32(0.5)
+        if clip:
+            for i in range(n):
+                xv = x[b, i]
+                n_bad[i] += not (abs(xv) <= _F32_MAX)
+                e = xv * sl
+                n_clip[i] += abs(e) > lv
+                c = np.floor(min(max(e, -lv), lv) + half)
+                out[b, i] = c / lv
+                if sq:
+                    out_sq[b, i] = (c * c) / l2
+        else:
+            for i in range(n):
+                xv = x[b, i]
+                n_bad[i] += not (abs(xv) <= _F32_MAX)
+                c = np.floor(xv * sl + half)
+                out[b, i] = c / lv
+                if sq:
+                    out_sq[b, i] = (c * c) / l2
+    else:
+        s = _f32(1.0 / r)
+        one = _f32(1.0)
+        if clip:
+            for i in range(n):
+                xv = x[b, i]
+                n_bad[i] += not (abs(xv) <= _F32_MAX)
+                e = xv * s
+                n_clip[i] += abs(e) > one
+                v = min(max(e, -one), one)
+                out[b, i] = v
+                if sq:
+                    out_sq[b, i] = v * v
+        else:
+            for i in range(n):
+                xv = x[b, i]
+                n_bad[i] += not (abs(xv) <= _F32_MAX)
+                v = xv * s
+                out[b, i] = v
+                if sq:
+                    out_sq[b, i] = v * v
+
+
+@njit(inline="always", **_JIT)
+def _dac_rows32(x, dac, alpha, out, out_sq, sq, row_scale, bounds, sumsq, tile_sums):
+    """Every row of the float32 DAC (:func:`_dac_row_values32`); the range ``r`` and
+    ``row_scale[b] = r alpha`` as :func:`_dac_row`; with ``tile_sums`` the per-tile sums of
+    squares as :func:`dac_rows_tile_sumsq`. Returns (saturated inputs, NaN/Inf inputs)."""
+    abs_max, input_range, levels, clip = dac
+    n = x.shape[1]
+    n_clip = np.zeros(n, np.int32)
+    n_bad = np.zeros(n, np.int32)
+    for b in range(x.shape[0]):
+        r = _dac_row_range(x, b, abs_max, input_range)
+        row_scale[b] = r * alpha
+        _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad)
+        if tile_sums:
+            for k in range(sumsq.shape[0]):
+                acc = 0.0
+                for i in range(bounds[k], bounds[k + 1]):
+                    o = float(out[b, i])
+                    acc += o * o
+                sumsq[k, b] = acc
+    clipped = 0
+    bad = 0
+    for i in range(n):
+        clipped += n_clip[i]
+        bad += n_bad[i]
+    return clipped, bad
+
+
+@njit(**_JIT)
+def dac_rows32(x, dac, alpha, out, row_scale):
+    """:func:`dac_rows` for float32 ``x`` with the arithmetic in float32
+    (:func:`_dac_row_values32`); returns (saturated inputs, NaN/Inf inputs)."""
+    return _dac_rows32(x, dac, alpha, out, out, False, row_scale, _NO_BOUNDS, out[:0], False)
+
+
+@njit(**_JIT)
+def dac_rows_squares32(x, dac, alpha, out, out_sq, row_scale):
+    """:func:`dac_rows_squares` in float32 arithmetic (``out_sq = out * out`` in float32)."""
+    return _dac_rows32(x, dac, alpha, out, out_sq, True, row_scale, _NO_BOUNDS, out[:0], False)
+
+
+@njit(**_JIT)
+def dac_rows_tile_sumsq32(x, dac, alpha, out, row_scale, bounds, sumsq):
+    """:func:`dac_rows_tile_sumsq` with the DAC in float32 arithmetic (the sums of squares
+    as there: each ``out`` squared and summed in float64)."""
+    return _dac_rows32(x, dac, alpha, out, out, False, row_scale, bounds, sumsq, True)
+
+
+_NO_BOUNDS = np.zeros(1, np.int64)
+
+
 @njit(inline="always", **_JIT)
 def _scaled_accumulate(u, b, f, acc, first, last, rs):
     """``acc[b, j] = ((acc[b, j] if not first) + u[j] f[j])``, times ``rs`` on the last tile
@@ -491,6 +608,38 @@ def _dense_quantised_row(p, dense, z, b, k, lv, f, acc, first, last, rs, u):
     return clipped
 
 
+@njit(inline="always", **_JIT)
+def _dense_quantised_row32(p, dense, z, b, k, lv, f, acc, first, last, rs, n_clip):
+    """:func:`_dense_quantised_row` of a float32 read in float32 arithmetic, one loop:
+    ``u = (p[b, j] + sqrt(v[b, j]) z[j]) k``, ``acc[b, j] = floor(clip(u, -L, L) + 0.5) f[j]``
+    (``+ acc[b, j]`` unless first, ``* rs`` on the last tile), every operation one IEEE
+    float32 operation in that order; ``k``, ``L``, ``f`` and ``rs`` float32. Adds 1 to
+    ``n_clip[j]`` where ``|u| > L``."""
+    m = z.shape[0]
+    half = _f32(0.5)
+    if first:
+        if last:
+            for j in range(m):
+                u = (p[b, j] + np.sqrt(dense[b, j]) * z[j]) * k
+                n_clip[j] += abs(u) > lv
+                acc[b, j] = np.floor(min(max(u, -lv), lv) + half) * f[j] * rs
+        else:
+            for j in range(m):
+                u = (p[b, j] + np.sqrt(dense[b, j]) * z[j]) * k
+                n_clip[j] += abs(u) > lv
+                acc[b, j] = np.floor(min(max(u, -lv), lv) + half) * f[j]
+    elif last:
+        for j in range(m):
+            u = (p[b, j] + np.sqrt(dense[b, j]) * z[j]) * k
+            n_clip[j] += abs(u) > lv
+            acc[b, j] = (np.floor(min(max(u, -lv), lv) + half) * f[j] + acc[b, j]) * rs
+    else:
+        for j in range(m):
+            u = (p[b, j] + np.sqrt(dense[b, j]) * z[j]) * k
+            n_clip[j] += abs(u) > lv
+            acc[b, j] = np.floor(min(max(u, -lv), lv) + half) * f[j] + acc[b, j]
+
+
 @njit(**_JIT)
 def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, row_scale):
     """:func:`noise_adc_tiles` with the ``"boxmuller"`` generator: row ``b`` of tile ``k``
@@ -511,8 +660,11 @@ def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, 
     """
     nt, nb, m = parts.shape
     dense = var.shape[0] > 0
+    single = parts.itemsize == 4 and var.itemsize == 4   # a float32 read (a compile-time constant)
     u = np.empty(m)
     f = np.empty(m)
+    f32s = np.empty(m, np.float32)
+    n_clip = np.zeros(m, np.int32)
     z = np.empty(m, np.float32)
     s = np.uint64(seed)
     clipped = 0
@@ -527,6 +679,14 @@ def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, 
         first = k == 0
         last = k == nt - 1
         common = dense and rows.shape[0] == 0 and adc[0] and adc[1] > 0 and adc[3]
+        if common and single:
+            for j in range(m):
+                f32s[j] = _f32(f[j])
+            for b in range(nb):
+                fill_normals(z, derive_key(s, np.uint64(k * nb + b)))
+                _dense_quantised_row32(p, vd, z, b, _f32(kin), _f32(adc[1]), f32s, acc, first, last,
+                                       _f32(row_scale[b]), n_clip)
+            continue
         for b in range(nb):
             fill_normals(z, derive_key(s, np.uint64(k * nb + b)))
             if common:  # the general read noise into a quantising, clipping ADC: the same arithmetic, fewer passes
@@ -535,6 +695,8 @@ def noise_adc_tiles_bm(parts, seed, var, row_terms, col_terms, scale, adc, acc, 
             else:
                 _noise_row_bm(p, z, b, vd, vk, nd, rows, cols, kin, u)
                 clipped += _adc_row_bm(u, b, adc, f, acc, first, last, f64(row_scale[b]))
+    for j in range(m):
+        clipped += n_clip[j]
     return clipped
 
 

@@ -79,6 +79,7 @@ from .config import ArrayConfig
 __all__ = ["ProgrammedArray", "program", "program_and_prepare", "mvm", "load_programmed", "as_generator"]
 
 _FLOATS = (np.float32, np.float64)
+_F32 = np.dtype(np.float32)
 _EMPTY1 = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 _PER_CELL_CHUNK = 1 << 22  # cells drawn at once on the per-cell path (memory bound)
 
@@ -149,6 +150,15 @@ def adc_params(cfg: ArrayConfig, full_range: float) -> tuple[bool, int, float, b
     return (adc.active, _levels(adc.bits), float(full_range), bool(adc.clip))
 
 
+def _dac32(cfg: ArrayConfig) -> bool:
+    """Whether float32 reads of ``cfg`` take the float32 DAC (:func:`crossbar._kernels.dac_rows32`):
+    the "boxmuller" generator (the "legacy" one keeps the old float64 arithmetic bit for bit)
+    and at most 13 bits (up to there ``c / L`` and ``c^2 / L^2`` in float32 are the float64
+    DAC's values of code ``c``, rounded once) or no quantisation."""
+    bits = cfg.dac.bits if cfg.dac.active else None
+    return cfg.normal_generator == "boxmuller" and (bits is None or bits <= 13)
+
+
 def _tile_bounds(n: int, size: int | None) -> list[tuple[int, int]]:
     size = n if size is None else size
     return [(a, min(a + size, n)) for a in range(0, n, size)]
@@ -191,7 +201,7 @@ class _ReadState:
 
     __slots__ = ("gn", "var", "var_col", "sig_p", "sig_m", "scale", "inv_s2", "tiles", "bounds", "alpha",
                  "gn_t", "var_t", "scale_t", "cols_uniform", "cols_out", "cols_both", "cols_none", "out_range", "adc",
-                 "dac", "circuit")
+                 "dac", "dac32", "plain", "circuit")
 
     def __init__(self, gn, var, var_col, sig_p, sig_m, scale, tiles, alpha, out_range, adc, circuit=False):
         self.gn = gn            # (in, out) C-contiguous: normalised conductance difference (scale folded when one tile)
@@ -218,6 +228,8 @@ class _ReadState:
         self.cols_none = np.empty((nt, 0, scale.shape[1]), scale.dtype)
         self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
         self.dac = None         # the kernels' DAC tuple (abs_max, input_range, levels, clip), set by the array
+        self.dac32 = False      # a float32 read converts in float32 arithmetic (K.dac_rows32), set by the array
+        self.plain = None       # the common read's kernels, (DAC kernel, DAC on, ADC on), or None: set by the array
 
 
 class _Work:
@@ -447,6 +459,14 @@ class ProgrammedArray:
         passes here: :meth:`_state` and :func:`program_and_prepare`), with the array's DAC
         tuple."""
         st.dac = self._dac_params()  # the stored DAC range is part of the state: set_ranges clears the cache
+        # boxmuller reads of float32 inputs convert in float32 (values exact up to 13 bits: _dac32)
+        st.dac32 = key[1] == "f" and _dac32(self.config)
+        cfg = self.config
+        if (st.var is not None and st.var_col is None and not st.circuit and cfg.read_noise_path != "per_cell"
+                and cfg.dac.slice_bits is None and not cfg.output_noise.active
+                and cfg.normal_generator == "boxmuller" and self._slices is None):
+            # the common read (general read noise, nothing else per read): _read_plain
+            st.plain = (K.dac_rows_squares32 if st.dac32 else K.dac_rows_squares, cfg.dac.active, cfg.adc.active)
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -681,7 +701,14 @@ class ProgrammedArray:
             x = np.ascontiguousarray(x)
         params = st.dac
         alpha = float(st.alpha)
-        if want_sq:
+        if st.dac32 and dt == _F32:  # the float32 read's DAC in float32 arithmetic (boxmuller reads)
+            if want_sq:
+                n_clip, n_bad = K.dac_rows_squares32(x, params, alpha, xn, wk.xsq, rs)
+            elif want_sum:
+                n_clip, n_bad = K.dac_rows_tile_sumsq32(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
+            else:
+                n_clip, n_bad = K.dac_rows32(x, params, alpha, xn, rs)
+        elif want_sq:
             n_clip, n_bad = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
         elif want_sum:
             n_clip, n_bad = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
@@ -738,6 +765,8 @@ class ProgrammedArray:
         cfg = self.config
         dt = x.dtype
         st = self._state(t, dt)
+        if st.plain is not None:
+            return self._read_plain(x, st, rng)
         nb = x.shape[0]
         per_cell = st.var is not None and (cfg.read_noise_path == "per_cell" or st.circuit)
         general = st.var is not None and not per_cell and st.var_col is None   # x^2 @ sigma^2 per tile
@@ -756,6 +785,37 @@ class ProgrammedArray:
                 np.matmul(xk, gk, out=pk)
         ov = self._output_variance(wk.parts, st, wk.rs, None)
         return self._noise_adc(wk, st, rng, flags, ov, wk.rs)
+
+    def _read_plain(self, x: np.ndarray, st: _ReadState, rng: np.random.Generator) -> np.ndarray:
+        """The common read in a few statements (the steps of :meth:`_mvm_analog` and
+        :meth:`_noise_adc` for general read noise and nothing else per read, "boxmuller"):
+        DAC with squares, the products and variances of each tile, then the fused noise + ADC
+        pass. The same kernels and numbers as the general path (tested); Python glue is a few
+        percent of a small read, so it is kept to this."""
+        dac_kernel, dac_on, adc_on = st.plain
+        nb = x.shape[0]
+        wk = self._work.get((nb, x.dtype.char, threading.get_ident()))
+        if wk is None:
+            wk = self._work_for(nb, x.dtype, st)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        n_clip, n_bad = dac_kernel(x, st.dac, st.alpha, wk.xn, wk.xsq, wk.rs)
+        if n_bad:
+            _raise_nonfinite("x", n_bad)
+        clips = self._clips
+        if dac_on:
+            clips[0] += n_clip
+            clips[1] += x.size
+        for xk, gk, pk, qk, vk, ok in zip(wk.xn_t, st.gn_t, wk.parts_t, wk.xsq_t, st.var_t, wk.v_t):
+            np.matmul(xk, gk, out=pk)
+            np.matmul(qk, vk, out=ok)
+        acc = np.empty((nb, wk.parts.shape[2]), x.dtype)
+        n_clip = K.noise_adc_tiles_bm(wk.parts, K.normal_seed(rng), wk.v, wk.no_rows, st.cols_none, st.scale,
+                                      st.adc, acc, wk.rs)
+        if adc_on:
+            clips[2] += n_clip
+            clips[3] += acc.size * len(wk.parts_t)
+        return acc
 
     def _output_variance(self, parts: np.ndarray, st: _ReadState, rs: np.ndarray, coef) -> np.ndarray:
         """Per-row variance of the paper's output noise in normalised units, split over tiles

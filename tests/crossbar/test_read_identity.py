@@ -185,6 +185,19 @@ def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_sca
     else:
         k, c = 1.0, 1.0
     f = c * scale.astype(np.float64)
+    if (p.dtype == np.float32 and var.dtype == np.float32 and var.shape[0] == 1 and rows.shape[0] == 0
+            and on and levels > 0 and clip):
+        # a float32 read's general read noise into a quantising, clipping ADC: float32 throughout
+        f32 = np.float32
+        lv = f32(levels)
+        u = (p + np.sqrt(var[0]) * z.astype(f32)) * f32(k)
+        out = np.floor(np.clip(u, -lv, lv) + f32(0.5)) * f.astype(f32)
+        if not first:
+            out = out + acc
+        if last:
+            out = out * row_scale[:, None]
+        acc[...] = out
+        return int(np.count_nonzero(np.abs(u) > lv))
     p64 = p.astype(np.float64)
     if var.shape[0] == 1 and rows.shape[0] == 0:
         u = (p64 + (np.sqrt(var[0]) * z.astype(var.dtype)).astype(np.float64)) * k
@@ -213,6 +226,33 @@ def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_sca
     return clipped
 
 
+def _dac32(x, params, alpha):
+    """The float32 DAC of a float32 "boxmuller" read (crossbar._kernels.dac_rows32) in numpy
+    float32: e = x float32(L / r), code = floor(clip(e, -L, L) + 0.5), out = code / L,
+    out^2 = code^2 / L^2 (float32 divisions); without levels e = x float32(1 / r), out =
+    clip(e, -1, 1), out^2 = out out. Returns (out, out^2, r alpha, saturated inputs)."""
+    abs_max, r_in, levels, clip = params
+    f32 = np.float32
+    if abs_max:
+        r = np.abs(x).max(axis=1).astype(np.float64)
+        r[r == 0] = 1.0
+    else:
+        r = np.full(x.shape[0], float(r_in))
+    if levels > 0:
+        lv = f32(levels)
+        e = x * (levels / r).astype(f32)[:, None]
+        c = np.floor((np.clip(e, -lv, lv) if clip else e) + f32(0.5))
+        xn, xsq = c / lv, (c * c) / f32(levels * levels)
+        bound = lv
+    else:
+        e = x * (1.0 / r).astype(f32)[:, None]
+        xn = np.clip(e, f32(-1), f32(1)) if clip else e
+        xsq = xn * xn
+        bound = f32(1)
+    clipped = int(np.count_nonzero(np.abs(e) > bound)) if clip else 0
+    return xn, xsq, (r * alpha).astype(x.dtype), clipped
+
+
 def _frozen_read(arr, x, t_s, rng, generator="legacy"):
     """The fast read of main 4e3dc05 (ProgrammedArray._mvm_analog, _mvm_bitserial and _noise_adc,
     output-referred read noise), assembled from the frozen kernels and the array's read state;
@@ -230,14 +270,22 @@ def _frozen_read(arr, x, t_s, rng, generator="legacy"):
               (1 << (dac.bits - 1)) - 1 if dac.bits else 0, bool(dac.clip) and dac.active)
     xn, rs, xsq, sumsq = np.empty(x.shape, dt), np.empty(nb, dt), np.empty(x.shape, dt), np.empty((nt, nb), dt)
     coef = None
+    dac32 = generator == "boxmuller" and dt == np.float32 and (not dac.bits or dac.bits <= 13)
+    if dac32:   # the float32 DAC, then as the float64 DAC's outputs below
+        xn, xsq, rs, _ = _dac32(x, params, float(st.alpha))
+        for k, (a, b) in enumerate(st.tiles):   # float64 squares summed in order, as dac_rows_tile_sumsq
+            sumsq[k] = np.add.accumulate(xn[:, a:b].astype(np.float64) ** 2, axis=1)[:, -1]
     if serial:
-        F.dac_rows(x, params, float(st.alpha), xn, rs)
+        if not dac32:
+            F.dac_rows(x, params, float(st.alpha), xn, rs)
         xn, coef = _frozen_bit_slices(xn, dac.bits, dac.slice_bits, dac.slices)
         xsq = xn * xn
         sumsq = np.empty((nt, xn.shape[0]), dt)
         for k, (a, b) in enumerate(st.tiles):
             sumsq[k] = xsq[:, a:b].sum(axis=1)
         row_scale = np.ones(xn.shape[0], dt)
+    elif dac32:
+        pass
     elif general:
         F.dac_rows_squares(x, params, float(st.alpha), xn, xsq, rs)
     elif uniform:
