@@ -11,6 +11,13 @@ that a read's noise + ADC pass draws its normals from, a row at a time inside th
 tile filled by :func:`crossbar._normals.fill_normals` from its own key) or
 :func:`noise_adc_tiles` (``"legacy"``: the splitmix64/ziggurat stream, the numbers
 :func:`fill_normal` puts in a buffer).
+Arithmetic precision: a float64 read, and every "legacy" read, converts in float64 (the old
+numbers bit for bit). A float32 "boxmuller" read computes in float32 where that is the work
+of every element: its DAC (:func:`dac_rows32` and co., up to 13 bits: the values ``c / L``
+and ``c^2 / L^2`` are the float64 DAC's for the same code ``c``, which can differ from the
+float64 DAC's code only where ``x L / r`` lies within float32 rounding of a half-integer)
+and its common noise + ADC row (general read noise into a quantising, clipping ADC,
+:func:`_dense_quantised_row32`); float32 has 8 lanes per AVX2 register where float64 has 4.
 Rounding convention: round half up, ``floor(v + 0.5)`` (see :mod:`crossbar.reference`),
 with ``np.floor``: numba lowers ``math.floor`` to a float -> int64 -> float round trip that
 keeps loops from vectorising (same value for |v| < 2^63).

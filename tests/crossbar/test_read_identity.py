@@ -176,6 +176,8 @@ def _boxmuller_tile(p, z, var, rows, cols, scale, adc, acc, first, last, row_sca
     v = var + rows cols in float64; k = L / R (1 / R without levels, 1 without an ADC);
     code = floor(clip(u, -L, L) + 0.5) (clip(u, -1, 1) without levels); out = code f,
     f = (R / L) scale (R scale, scale); + acc unless first; * row_scale on the last tile.
+    A float32 read's general read noise into a quantising, clipping ADC is all float32
+    (k, L and f rounded once from float64; _dense_quantised_row32).
     Updates ``acc`` in place and returns the saturated conversions |u| > L (or > 1)."""
     on, levels, full_range, clip = adc
     if on and levels > 0:
