@@ -209,12 +209,11 @@ def _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad):
     ``e = x[b, i] * float32(L / r)``, ``c = floor(clip(e, -L, L) + 0.5)``, ``out = c / float32(L)``,
     ``out_sq = (c * c) / float32(L * L)`` when ``sq`` (the factors rounded once from float64);
     without levels ``e = x[b, i] * float32(1 / r)``, ``out = clip(e, -1, 1)``, ``out_sq = out *
-    out``. Adds 1 to ``n_clip[i]``
-    where ``|x[b, i]| > r`` with ``clip`` (compared exactly: against ``r`` rounded down to
-    float32, which is ``r`` itself for a per-vector range; testing the rounded ``|e| > L``
-    instead would count the largest input of an ``abs_max`` row as saturated whenever
-    ``float32(L / r)`` rounds up), and to ``n_bad[i]`` where ``x[b, i]`` is NaN or Inf. One
-    straight-line loop per converter setting (vectorised)."""
+    out``. Adds 1 to ``n_clip[i]`` where ``|x[b, i]| > r`` with ``clip`` (compared exactly:
+    against ``r`` rounded down to float32, which is ``r`` itself for a per-vector range;
+    testing the rounded ``|e| > L`` instead would count the largest input of an ``abs_max``
+    row as saturated whenever ``float32(L / r)`` rounds up), and to ``n_bad[i]`` where
+    ``x[b, i]`` is NaN or Inf. One straight-line loop per converter setting (vectorised)."""
     n = x.shape[1]
     rc = _f32(r)   # the largest float32 <= r: |x| > rc exactly when |x| > r, for float32 x
     if f64(rc) > r:
