@@ -206,12 +206,18 @@ _f32 = np.float32
 @njit(inline="always", **_JIT)
 def _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad):
     """Row ``b`` of the float32 DAC (every operation one IEEE float32 operation):
-    ``e = x[b, i] * float32(L / r)``, ``out = floor(clip(e, -L, L) + 0.5) * float32(1 / L)``
-    (the factors rounded once from float64); without levels ``e = x[b, i] * float32(1 / r)``,
-    ``out = clip(e, -1, 1)``; ``out_sq = out * out`` when ``sq``. Adds 1 to ``n_clip[i]``
-    where ``|e|`` exceeds the full scale (L, or 1) with ``clip``, and to ``n_bad[i]`` where
+    ``e = x[b, i] * float32(L / r)``, ``c = floor(clip(e, -L, L) + 0.5)``, ``out = c / float32(L)``,
+    ``out_sq = (c * c) / float32(L * L)`` when ``sq`` (the factors rounded once from float64);
+    without levels ``e = x[b, i] * float32(1 / r)``, ``out = clip(e, -1, 1)``, ``out_sq = out *
+    out``. Adds 1 to ``n_clip[i]`` where ``|x[b, i]| > r`` with ``clip`` (compared exactly:
+    against ``r`` rounded down to float32, which is ``r`` itself for a per-vector range;
+    testing the rounded ``|e| > L`` instead would count the largest input of an ``abs_max``
+    row as saturated whenever ``float32(L / r)`` rounds up), and to ``n_bad[i]`` where
     ``x[b, i]`` is NaN or Inf. One straight-line loop per converter setting (vectorised)."""
     n = x.shape[1]
+    rc = _f32(r)   # the largest float32 <= r: |x| > rc exactly when |x| > r, for float32 x
+    if f64(rc) > r:
+        rc = np.nextafter(rc, _f32(0.0))
     if levels > 0:
         sl = _f32(levels / r)
         lv = _f32(levels)
@@ -222,7 +228,7 @@ def _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad):
                 xv = x[b, i]
                 n_bad[i] += not (abs(xv) <= _F32_MAX)
                 e = xv * sl
-                n_clip[i] += abs(e) > lv
+                n_clip[i] += abs(xv) > rc
                 c = np.floor(min(max(e, -lv), lv) + half)
                 out[b, i] = c / lv
                 if sq:
@@ -243,7 +249,7 @@ def _dac_row_values32(x, b, r, clip, levels, out, out_sq, sq, n_clip, n_bad):
                 xv = x[b, i]
                 n_bad[i] += not (abs(xv) <= _F32_MAX)
                 e = xv * s
-                n_clip[i] += abs(e) > one
+                n_clip[i] += abs(xv) > rc
                 v = min(max(e, -one), one)
                 out[b, i] = v
                 if sq:

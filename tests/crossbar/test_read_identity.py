@@ -232,7 +232,8 @@ def _dac32(x, params, alpha):
     """The float32 DAC of a float32 "boxmuller" read (crossbar._kernels.dac_rows32) in numpy
     float32: e = x float32(L / r), code = floor(clip(e, -L, L) + 0.5), out = code / L,
     out^2 = code^2 / L^2 (float32 divisions); without levels e = x float32(1 / r), out =
-    clip(e, -1, 1), out^2 = out out. Returns (out, out^2, r alpha, saturated inputs)."""
+    clip(e, -1, 1), out^2 = out out. Returns (out, out^2, r alpha, saturated inputs: |x| > r,
+    compared exactly)."""
     abs_max, r_in, levels, clip = params
     f32 = np.float32
     if abs_max:
@@ -245,13 +246,11 @@ def _dac32(x, params, alpha):
         e = x * (levels / r).astype(f32)[:, None]
         c = np.floor((np.clip(e, -lv, lv) if clip else e) + f32(0.5))
         xn, xsq = c / lv, (c * c) / f32(levels * levels)
-        bound = lv
     else:
         e = x * (1.0 / r).astype(f32)[:, None]
         xn = np.clip(e, f32(-1), f32(1)) if clip else e
         xsq = xn * xn
-        bound = f32(1)
-    clipped = int(np.count_nonzero(np.abs(e) > bound)) if clip else 0
+    clipped = int(np.count_nonzero(np.abs(x.astype(np.float64)) > r[:, None])) if clip else 0
     return xn, xsq, (r * alpha).astype(x.dtype), clipped
 
 
