@@ -477,7 +477,9 @@ def realistic_rates(batches=4, seed=0):
     t = 3600 s, ``batches`` batches of 64 inputs uniform on [-1, 1] (float32). The DAC is
     compared on each batch; the ADC on the batch's float32 products and variances (the read's
     own ``xn @ gn`` and ``xsq @ var``) against the same values in float64, with the read's
-    scales and row scales. Returns a dict of counts, rates and window bounds."""
+    scales and row scales; for scale, ``blas_diff`` counts the noiseless ADC codes that the
+    float32 products alone move (against float64 products of the same inputs, both converted
+    in float64). Returns a dict of counts, rates and window bounds."""
     g = np.random.default_rng(seed)
     w = g.normal(size=(512, 512))
     arr = crossbar.program(w, crossbar.preset("pcm"), seed=1)
@@ -485,7 +487,8 @@ def realistic_rates(batches=4, seed=0):
     assert st.dac32 and st.plain is not None and len(st.tiles) == 1
     L_dac, L_adc = st.dac[2], st.adc[1]
     r = {"dac_n": 0, "dac_diff": 0, "dac_bad": 0, "dac_inside": 0, "dac_expected": 0.0,
-         "adc_n": 0, "adc_diff": 0, "adc_bad": 0, "adc_inside": 0, "adc_expected": 0.0, "adc_rel": 0.0}
+         "adc_n": 0, "adc_diff": 0, "adc_bad": 0, "adc_inside": 0, "adc_expected": 0.0, "adc_rel": 0.0,
+         "blas_diff": 0}
     for i in range(batches):
         x = g.uniform(-1, 1, (64, 512)).astype(F32)
         new, old = _dac(K.dac_rows_squares32, x, st.dac, st.alpha), _dac(K.dac_rows_squares, x, st.dac, st.alpha)
@@ -499,6 +502,12 @@ def realistic_rates(batches=4, seed=0):
         r["dac_expected"] += x.size * float(np.mean(2 * _dac_window(np.minimum(t, L_dac))))
         xn, xsq, rs = new[0], new[1], new[2]
         parts, var = xn @ st.gn, xsq @ st.var
+        # for scale: the noiseless ADC codes of the float32 products against float64 products
+        # of the same inputs, both converted in float64 (what the float32 BLAS alone moves)
+        k = L_adc / st.adc[2]
+        p64 = xn.astype(F64) @ st.gn.astype(F64)
+        r["blas_diff"] += int(np.count_nonzero(np.floor(np.clip(parts.astype(F64) * k, -L_adc, L_adc) + 0.5)
+                                               != np.floor(np.clip(p64 * k, -L_adc, L_adc) + 0.5)))
         o = _adc_compare(parts, var, st.scale[0], rs, st.adc, seed=1000 + i)
         n_diff, n_bad, n_inside, expected, _, _, rel = _adc_check(o, L_adc)
         r["adc_n"] += parts.size
@@ -533,5 +542,7 @@ if __name__ == "__main__":  # the figures for crossbar/README.md
         print(f"{conv.upper()}: {d} of {n} codes differ from float64 arithmetic (rate {d / n:.3g}); "
               f"{ins} in the rounding window (expected share {b / n:.3g}); outside the window or > 1 step: "
               f"{res[conv + '_bad']}")
+    print(f"noiseless ADC codes of the float32 products vs float64 products (both converted in float64): "
+          f"{res['blas_diff']} of {res['adc_n']} differ (rate {res['blas_diff'] / res['adc_n']:.3g})")
     print(f"ADC outputs with equal codes: largest relative difference {res['adc_rel']:.3g} "
           f"(2^-22 = {2.0 ** -22:.3g}); {time.perf_counter() - t0:.0f} s")
