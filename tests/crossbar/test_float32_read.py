@@ -546,3 +546,45 @@ if __name__ == "__main__":  # the figures for crossbar/README.md
           f"{res['blas_diff']} of {res['adc_n']} differ (rate {res['blas_diff'] / res['adc_n']:.3g})")
     print(f"ADC outputs with equal codes: largest relative difference {res['adc_rel']:.3g} "
           f"(2^-22 = {2.0 ** -22:.3g}); {time.perf_counter() - t0:.0f} s")
+
+
+def test_fast_entry_of_mvm_keeps_every_check_after_a_read():
+    """mvm's shortcut for a prepared common read (a cached state) is taken only for C or
+    strided 2-D float32/float64 arrays of the right width at a float or None time: after a
+    read has cached the state, every bad input still gets the full check's error, and the
+    shortcut's reads (strided input, counters, explicit seeds) equal the general path's."""
+    from crossbar.energy import MVMCounter
+
+    w = np.random.default_rng(1).normal(size=(6, 20))
+    arr = crossbar.program(w, crossbar.preset("pcm"), seed=4)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(5, 20)).astype(F32)
+    arr.mvm(x, t_s=60.0)
+    arr.mvm(x)                                     # t_s None -> 0.0: both states cached
+    assert arr.read_state(60.0, F32).plain is not None
+    bad = {   # input: the start of the general check's message
+        "dtype": x.astype(">f4"),
+        "x.dtype must be float32 or float64, got float16": x.astype(np.float16),
+        "x.dtype must be float32 or float64, got int64": np.ones((5, 20), np.int64),
+        "x.shape\\[-1\\] must equal the array's in_features=20, got 19": x[:, :19],
+        "x must not be empty": x[:0],
+        "x must be finite, got 5 NaN/Inf": np.where(np.arange(20) == 3, np.nan, x).astype(F32),
+        "x must be finite, got 1 NaN/Inf": np.where(np.arange(100).reshape(5, 20) == 43, -np.inf, x).astype(F32),
+    }
+    for msg, xb in bad.items():
+        with pytest.raises(ValueError, match=msg):
+            arr.mvm(xb, t_s=60.0)
+    for t_bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="t_s"):
+            arr.mvm(x, t_s=t_bad)
+    # the shortcut's reads are the general path's: strided input, int time, explicit seeds, counters
+    twin = crossbar.program(w, crossbar.preset("pcm"), seed=4)
+    twin.mvm(x, t_s=60.0)
+    twin.mvm(x)
+    xs = np.random.default_rng(3).uniform(-1, 1, size=(5, 40)).astype(F32)[:, ::2]
+    for a, b in ((arr.mvm(xs, t_s=60.0, seed=9), twin.mvm(np.ascontiguousarray(xs), t_s=60, seed=9)),
+                 (arr.mvm(x, t_s=60.0), twin.mvm(x, t_s=60))):
+        assert a.tobytes() == b.tobytes()
+    arr.counters = MVMCounter.for_array(arr)
+    arr.mvm(x, t_s=60.0)
+    arr.mvm(x[0], t_s=60.0)                         # 1-D: the general path
+    assert arr.counters.vectors == 6
