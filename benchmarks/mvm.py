@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed for weights, inputs and noise")
     ap.add_argument("--json", default=None, metavar="PATH", help="write one record per variant here")
     ap.add_argument("--no-aihwkit", action="store_true", help="skip aihwkit even when importable")
+    ap.add_argument("--only", default=None, metavar="NAMES",
+                    help="comma list of the variants to time (blas is always timed, first): e.g. "
+                         "'fast' alternates the clean matmul and the read alone, call by call, with no "
+                         "other variant between them (default: every variant)")
     ap.add_argument("--wire-ohm", type=float, default=None,
                     help="IR drop: also time precompute_ir, fast_ir, reference_ir with this wire resistance per "
                          "cell segment (rows and columns), ohm")
@@ -550,16 +554,30 @@ def write_json(path: str, records: list[dict], cfg, args: argparse.Namespace) ->
     atomic_write_text(path, json.dumps(dict(meta=meta, records=records), indent=2))
 
 
+def _selected(only: str | None, ap: argparse.ArgumentParser) -> list[Variant]:
+    """The variants of ``--only`` (comma list), in table order, ``blas`` always first."""
+    if only is None:
+        return VARIANTS
+    names = {n.strip() for n in only.split(",") if n.strip()}
+    known = [v.name for v in VARIANTS]
+    unknown = sorted(names - set(known))
+    if unknown or not names:
+        ap.error(f"--only takes a comma list out of {', '.join(known)}; got {only!r}"
+                 + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return [v for v in VARIANTS if v.name == "blas" or v.name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table; optionally write JSON. Returns 0 (2 for bad arguments)."""
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.wire_ohm is not None and not (math.isfinite(args.wire_ohm) and args.wire_ohm > 0):
         ap.error(f"--wire-ohm must be a finite number > 0, got {args.wire_ohm}")
+    variants = _selected(args.only, ap)
     cfg = _config(args, ap)  # imports crossbar (numpy, numba) first: threadpoolctl limits loaded pools only
     limit_threads(args.threads)
     work = make_workload(args, cfg)
-    records = run_variants(work)
+    records = run_variants(work, variants)
     if args.wire_ohm is not None:
         records += ir_records(work, records)
     print_table(records, cfg, args)
