@@ -268,12 +268,24 @@ def test_mvm_digital_preset_no_aihwkit(tmp_path, capsys):
     (["--preset", "nope"], ["preset: expected one of", "'nope'"]),
     (["--dac-bits", "0"], ["dac_bits must be", "got 0"]),
     (["--tile-rows", "0"], ["tile_rows must be", "got 0"]),
+    (["--only", "fast,nope"], ["--only takes a comma list out of blas, fast", "unknown: nope"]),
+    (["--only", " , "], ["--only takes a comma list"]),
 ])
 def test_mvm_bad_arguments_exit_2(argv, words, capsys):
     err = _usage_error(mvm.main, [*TINY_MVM, *argv], capsys)
     assert "usage: xbarsim bench mvm" in err
     for word in words:
         assert word in err, (word, err)
+
+
+def test_mvm_only_times_blas_and_the_chosen_variants(tmp_path, capsys):
+    """--only: blas first, then the named variants in table order, nothing else."""
+    rc, lines, data = _run(mvm.main, [*TINY_MVM, "--only", "normals,fast", "--no-aihwkit"], tmp_path, capsys)
+    assert rc == 0
+    assert [r["name"] for r in data["records"]] == ["blas", "fast", "normals"]
+    for rec in data["records"]:
+        _positive_finite(rec, MVM_TIMED)
+    assert not any(line.startswith(("fast_floor", "per_cell", "torch")) for line in lines)
 
 
 # --------------------------------------------------------------------------- IR drop
