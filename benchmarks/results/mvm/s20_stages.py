@@ -9,10 +9,18 @@ measurement script kept with its results, not part of any package). Run from any
 ``seq``: the read's kernels and products back to back with no glue; ``python_and_rest``:
 the read minus its products, DAC and noise + ADC pass (Python, allocation, cache effects).
 """
-import time, numpy as np, crossbar
-from crossbar import _kernels as K
-from crossbar._normals import fill_normals, derive_key
+import time
+
+import numpy as np
 from numba import njit
+
+import crossbar
+import crossbar.array as CA
+from crossbar import derive_key, fill_normals
+
+K = CA.K   # the read's kernels, as the array module calls them
+
+
 @njit(cache=False, nogil=True)
 def normals_only(nb, m, seed):
     z = np.empty(m, np.float32); s = np.uint64(seed); t = 0.0
