@@ -151,6 +151,11 @@ def adc_params(cfg: ArrayConfig, full_range: float) -> tuple[bool, int, float, b
     return (adc.active, _levels(adc.bits), float(full_range), bool(adc.clip))
 
 
+#: the DAC kernels (every row; with squares; with per-tile sums of squares) in float64 and float32 arithmetic
+_DAC64 = (K.dac_rows, K.dac_rows_squares, K.dac_rows_tile_sumsq)
+_DAC32 = (K.dac_rows32, K.dac_rows_squares32, K.dac_rows_tile_sumsq32)
+
+
 def _dac32(cfg: ArrayConfig) -> bool:
     """Whether float32 reads of ``cfg`` take the float32 DAC (:func:`crossbar._kernels.dac_rows32`):
     the "boxmuller" generator (the "legacy" one keeps the old float64 arithmetic bit for bit)
@@ -713,19 +718,14 @@ class ProgrammedArray:
             x = np.ascontiguousarray(x)
         params = st.dac
         alpha = float(st.alpha)
-        if st.dac32 and dt == _F32:  # the float32 read's DAC in float32 arithmetic (boxmuller reads)
-            if want_sq:
-                n_clip, n_bad = K.dac_rows_squares32(x, params, alpha, xn, wk.xsq, rs)
-            elif want_sum:
-                n_clip, n_bad = K.dac_rows_tile_sumsq32(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
-            else:
-                n_clip, n_bad = K.dac_rows32(x, params, alpha, xn, rs)
-        elif want_sq:
-            n_clip, n_bad = K.dac_rows_squares(x, params, alpha, xn, wk.xsq, rs)
+        # the float32 read's DAC in float32 arithmetic (boxmuller reads), else in float64
+        rows, squares, tile_sums = _DAC32 if st.dac32 and dt == _F32 else _DAC64
+        if want_sq:
+            n_clip, n_bad = squares(x, params, alpha, xn, wk.xsq, rs)
         elif want_sum:
-            n_clip, n_bad = K.dac_rows_tile_sumsq(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
+            n_clip, n_bad = tile_sums(x, params, alpha, xn, rs, st.bounds, wk.sumsq)
         else:
-            n_clip, n_bad = K.dac_rows(x, params, alpha, xn, rs)
+            n_clip, n_bad = rows(x, params, alpha, xn, rs)
         if n_bad:
             _raise_nonfinite("x", n_bad)
         if dac.active:
