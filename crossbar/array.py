@@ -235,7 +235,7 @@ class _ReadState:
         self.adc = adc          # the kernels' ADC tuple (on, levels, full_range, clip)
         self.dac = None         # the kernels' DAC tuple (abs_max, input_range, levels, clip), set by the array
         self.dac32 = False      # a float32 read converts in float32 arithmetic (K.dac_rows32), set by the array
-        self.plain = None       # the common read's kernels, (DAC kernel, DAC on, ADC on), or None: set by the array
+        self.plain = None       # the common read: (DAC-with-squares kernel, DAC on, ADC on), or None: set by the array
 
 
 class _Work:
@@ -466,13 +466,13 @@ class ProgrammedArray:
         tuple."""
         st.dac = self._dac_params()  # the stored DAC range is part of the state: set_ranges clears the cache
         # boxmuller reads of float32 inputs convert in float32 (values exact up to 13 bits: _dac32)
-        st.dac32 = key[1] == "f" and _dac32(self.config)
         cfg = self.config
+        st.dac32 = key[1] == "f" and _dac32(cfg)   # states are per dtype: True only for float32 reads
         if (st.var is not None and st.var_col is None and not st.circuit and cfg.read_noise_path != "per_cell"
                 and cfg.dac.slice_bits is None and not cfg.output_noise.active
                 and cfg.normal_generator == "boxmuller" and self._slices is None):
             # the common read (general read noise, nothing else per read): _read_plain
-            st.plain = (K.dac_rows_squares32 if st.dac32 else K.dac_rows_squares, cfg.dac.active, cfg.adc.active)
+            st.plain = ((_DAC32 if st.dac32 else _DAC64)[1], cfg.dac.active, cfg.adc.active)
         if len(self._cache) >= 8:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = st
@@ -719,7 +719,7 @@ class ProgrammedArray:
         params = st.dac
         alpha = float(st.alpha)
         # the float32 read's DAC in float32 arithmetic (boxmuller reads), else in float64
-        rows, squares, tile_sums = _DAC32 if st.dac32 and dt == _F32 else _DAC64
+        rows, squares, tile_sums = _DAC32 if st.dac32 else _DAC64
         if want_sq:
             n_clip, n_bad = squares(x, params, alpha, xn, wk.xsq, rs)
         elif want_sum:
