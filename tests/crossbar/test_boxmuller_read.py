@@ -19,7 +19,7 @@ import crossbar
 from crossbar import _kernels as K
 
 import frozen_kernels as F
-from test_read_identity import CASES, _boxmuller_tile, _frozen_read, _keyed_normals, _seeds
+from test_read_identity import CASES, _boxmuller_tile, _frozen_read, _keyed_normals, _seeds, _tile_inputs
 
 
 ADCS = [(True, 127, 1.5, True), (True, 127, 1.5, False), (True, 0, 1.5, True), (True, 0, 1.5, False),
@@ -35,13 +35,7 @@ def test_noise_adc_tiles_bm_is_row_keyed_normals_then_each_tile(rng, dtype, nt, 
     tile written in numpy (_boxmuller_tile): saturation counts and every bit of the result;
     odd sizes (B = 5, m = 37), 1 to 3 tiles, every variance-term layout."""
     nb, m = 5, 37
-    parts = rng.normal(size=(nt, nb, m)).astype(dtype)
-    var = (rng.random((nt, nb, m)) * 0.05).astype(dtype) if "dense" in terms else np.empty((0, nb, m), dtype)
-    nr = terms.count("uniform") + terms.count("out")
-    rows = (rng.random((nt, nr, nb)) * 0.05).astype(dtype)
-    cols = rng.random((nt, nr, m)).astype(dtype)
-    scale = rng.uniform(0.5, 2, (nt, m)).astype(dtype)
-    rs = rng.uniform(0.5, 2, nb).astype(dtype)
+    parts, var, rows, cols, scale, rs = _tile_inputs(rng, dtype, nt, terms, nb, m)
     for seed in _seeds(3):
         acc_new, acc_ref = np.empty((nb, m), dtype), np.empty((nb, m), dtype)
         c_new = K.noise_adc_tiles_bm(parts, seed, var, rows, cols, scale, adc, acc_new, rs)

@@ -111,13 +111,10 @@ def test_adc_kernels_match_frozen(rng, dtype, adc, first, last):
         assert a_new.tobytes() == a_old.tobytes()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("nt", [1, 2, 3])
-@pytest.mark.parametrize("terms", ["dense", "dense+out", "uniform", "out", "uniform+out"])
-def test_noise_adc_tiles_is_normals_then_each_tile(rng, dtype, nt, terms):
-    """The fused kernel (normals drawn a row at a time inside) equals the frozen pipeline:
-    a (T, B, m) buffer of normals, then one noise + ADC call per tile."""
-    nb, m = 5, 37
+def _tile_inputs(rng, dtype, nt, terms, nb, m):
+    """Inputs of a noise + ADC kernel over ``nt`` tiles of ``nb`` x ``m``: (parts, dense
+    variances (empty unless "dense" in ``terms``), rank-one row and column factors (one per
+    "uniform" / "out" in ``terms``), column scales, row scales), drawn from ``rng`` in that order."""
     parts = rng.normal(size=(nt, nb, m)).astype(dtype)
     var = (rng.random((nt, nb, m)) * 0.05).astype(dtype) if "dense" in terms else np.empty((0, nb, m), dtype)
     nr = terms.count("uniform") + terms.count("out")
@@ -125,6 +122,17 @@ def test_noise_adc_tiles_is_normals_then_each_tile(rng, dtype, nt, terms):
     cols = rng.random((nt, nr, m)).astype(dtype)
     scale = rng.uniform(0.5, 2, (nt, m)).astype(dtype)
     rs = rng.uniform(0.5, 2, nb).astype(dtype)
+    return parts, var, rows, cols, scale, rs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nt", [1, 2, 3])
+@pytest.mark.parametrize("terms", ["dense", "dense+out", "uniform", "out", "uniform+out"])
+def test_noise_adc_tiles_is_normals_then_each_tile(rng, dtype, nt, terms):
+    """The fused kernel (normals drawn a row at a time inside) equals the frozen pipeline:
+    a (T, B, m) buffer of normals, then one noise + ADC call per tile."""
+    nb, m = 5, 37
+    parts, var, rows, cols, scale, rs = _tile_inputs(rng, dtype, nt, terms, nb, m)
     adc = (True, 127, 1.5, True)
     for seed in _seeds(5):
         acc_new, acc_old = np.empty((nb, m), dtype), np.empty((nb, m), dtype)
