@@ -134,20 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     """Print ns/normal per generator and size; optionally write the rows as JSON (``records``:
     name, n, normals_per_call, ns_per_normal, cpu_ns_per_normal, ratio, ...)."""
     p = _parser()
-    try:
+    try:  # argparse's usage errors (its own and the two below): usage and one line on stderr, exit 2
         args = p.parse_args(argv)
+        sizes = _sizes(args.sizes)
+        if sizes is None:
+            p.error(f"--sizes must be a comma list of ints >= 1, got {args.sizes!r}")
+        if not 0 <= args.seed < 1 << 63:
+            p.error(f"--seed must be in [0, 2**63), got {args.seed}")
     except SystemExit as exc:
         return int(exc.code or 0)
-    sizes = _sizes(args.sizes)
-    if sizes is None:
-        p.print_usage(sys.stderr)
-        print(f"xbarsim bench normals: error: --sizes must be a comma list of ints >= 1, got {args.sizes!r}",
-              file=sys.stderr)
-        return 2
-    if not 0 <= args.seed < 1 << 63:
-        p.print_usage(sys.stderr)
-        print(f"xbarsim bench normals: error: --seed must be in [0, 2**63), got {args.seed}", file=sys.stderr)
-        return 2
     from xbarsim import version
     from xbarsim.files import atomic_write_json
     from xbarsim.threads import limit_threads
